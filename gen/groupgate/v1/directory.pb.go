@@ -190,11 +190,13 @@ func (x *WatchRequest) GetAfterRevision() int64 {
 }
 
 type WatchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Revision      int64                  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
-	Changes       []*Change              `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Revision int64                  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	Changes  []*Change              `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	// This revision replaced the whole tenant (ImportSnapshot): changes is empty; export the tenant again.
+	TenantReplaced bool `protobuf:"varint,3,opt,name=tenant_replaced,json=tenantReplaced,proto3" json:"tenant_replaced,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WatchResponse) Reset() {
@@ -239,6 +241,13 @@ func (x *WatchResponse) GetChanges() []*Change {
 		return x.Changes
 	}
 	return nil
+}
+
+func (x *WatchResponse) GetTenantReplaced() bool {
+	if x != nil {
+		return x.TenantReplaced
+	}
+	return false
 }
 
 type ImportSnapshotRequest struct {
@@ -679,10 +688,11 @@ const file_groupgate_v1_directory_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"R\n" +
 	"\fWatchRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12%\n" +
-	"\x0eafter_revision\x18\x02 \x01(\x03R\rafterRevision\"[\n" +
+	"\x0eafter_revision\x18\x02 \x01(\x03R\rafterRevision\"\x84\x01\n" +
 	"\rWatchResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12.\n" +
-	"\achanges\x18\x02 \x03(\v2\x14.groupgate.v1.ChangeR\achanges\"\xb0\x01\n" +
+	"\achanges\x18\x02 \x03(\v2\x14.groupgate.v1.ChangeR\achanges\x12'\n" +
+	"\x0ftenant_replaced\x18\x03 \x01(\bR\x0etenantReplaced\"\xb0\x01\n" +
 	"\x15ImportSnapshotRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x120\n" +
 	"\x11expected_revision\x18\x02 \x01(\x03H\x00R\x10expectedRevision\x88\x01\x01\x122\n" +

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/groupgate/groupgate/client"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// clientFlags are shared by every command that talks to a server.
+type clientFlags struct {
+	addr      string
+	tenant    string
+	token     string
+	output    string
+	timeout   time.Duration
+	snapshots []string
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:50051", "server address")
+	fl.StringVarP(&f.tenant, "tenant", "t", "contoso", "tenant id")
+	fl.StringVar(&f.token, "token", "", "bearer token")
+	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
+	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "deadline of the call")
+	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "answer in-process from these snapshot files instead of a server ('demo' for the demo tenant)")
+	annotateEnv(cmd)
+}
+
+// connect dials the server, or starts an in-process server on the snapshot files on a loopback port.
+func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, func(), error) {
+	if err := bindEnv(cmd); err != nil {
+		return nil, nil, err
+	}
+	switch f.output {
+	case "text", "json":
+	default:
+		return nil, nil, fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	addr, stop := f.addr, func() {}
+	if len(f.snapshots) > 0 {
+		var err error
+		if addr, stop, err = serveInProcess(f.snapshots); err != nil {
+			return nil, nil, err
+		}
+	}
+	c, err := client.Dial(addr, client.Options{Token: f.token})
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return c, func() { c.Close(); stop() }, nil
+}
+
+func serveInProcess(snapshots []string) (string, func(), error) {
+	if len(snapshots) == 1 && snapshots[0] == "demo" {
+		snapshots = nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- serve(ctx, &serveFlags{listen: "127.0.0.1:0", snapshots: snapshots, logLevel: "warn", logFormat: "text", shutdownTimeout: time.Second}, ready)
+	}()
+	select {
+	case addr := <-ready:
+		return addr, func() { cancel(); <-errc }, nil
+	case err := <-errc:
+		cancel()
+		return "", nil, err
+	}
+}
+
+func (f *clientFlags) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), f.timeout)
+}
+
+// printJSON writes a message as protobuf JSON (field names as in the .proto files, zero values included).
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// exitError ends the program with a given code (e.g. a DENY verdict under --exit-code).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// exitCode is 1 for errors, or the code an exitError carries. gRPC errors print their code.
+func exitCode(err error) int {
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return 1
+}
+
+// describeError turns a gRPC error into a readable line with its code and details.
+func describeError(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	msg := fmt.Sprintf("%s: %s", st.Code(), st.Message())
+	return errors.New(msg)
+}
+
+func stdout() io.Writer { return os.Stdout }

@@ -1,0 +1,30 @@
+// Command groupgate is the groupgate policy decision point: the server (serve) and its command-line client.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "groupgate:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "groupgate",
+		Short:         "A policy decision point for Microsoft Entra ID group governance",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	// Each subcommand lives in its own file and is registered here, one line each.
+	root.AddCommand(newServeCmd())
+	root.AddCommand(newCheckCmd(), newMembersCmd(), newAuditCmd())
+	root.AddCommand(newPlanCmd(), newApplyCmd(), newStatusCmd())
+	return root
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+)
+
+// verdictWord is VERDICT_DENY → DENY.
+func verdictWord(v pb.Verdict) string { return strings.TrimPrefix(v.String(), "VERDICT_") }
+
+// printDecision prints a decision for a person: both verdicts, then every violation and warning with its
+// evidence path.
+func printDecision(w io.Writer, d *pb.Decision) {
+	fmt.Fprintf(w, "verdict:        %s   (groupgate strict policy)\n", verdictWord(d.GetVerdict()))
+	fmt.Fprintf(w, "entra_verdict:  %s   (what Entra ID itself would do today)\n", verdictWord(d.GetEntraVerdict()))
+	fmt.Fprintf(w, "revision:       %d\n", d.GetRevision())
+	printViolations(w, "violations", d.GetViolations())
+	printViolations(w, "warnings", d.GetWarnings())
+}
+
+func printViolations(w io.Writer, title string, vs []*pb.Violation) {
+	if len(vs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s:\n", title)
+	for _, v := range vs {
+		enforced := "strict only"
+		if v.GetEnforcedByEntra() {
+			enforced = "enforced by Entra"
+		}
+		fmt.Fprintf(w, "  - %s (%s)\n", v.GetRule(), enforced)
+		fmt.Fprintf(w, "    %s\n", v.GetMessage())
+		if len(v.GetPath()) > 0 {
+			fmt.Fprintf(w, "    path: %s\n", strings.Join(v.GetPath(), " -> "))
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// readRequestFile decodes a protobuf-JSON request file ("-" reads standard input).
+func readRequestFile(path string, m proto.Message) error {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return err
+	}
+	if err := protojson.Unmarshal(data, m); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func newPlanCmd() *cobra.Command {
+	f := &clientFlags{}
+	var actor string
+	cmd := &cobra.Command{
+		Use:   "plan FILE",
+		Short: "Decide an ordered plan of changes, each on the state left by the allowed steps before it (writes nothing)",
+		Long: `Decide an ordered plan of changes. FILE is an EvaluatePlanRequest in protobuf JSON, e.g.
+  {"actorId": "u-gary", "steps": [{"change": {"addMember": {"groupId": "grp-finance", "memberId": "u-gina"}}}]}
+Its tenantId defaults to --tenant. Nothing is written.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &pb.EvaluatePlanRequest{}
+			if err := readRequestFile(args[0], req); err != nil {
+				return err
+			}
+			if req.TenantId == "" {
+				req.TenantId = f.tenant
+			}
+			if actor != "" {
+				req.ActorId = actor
+			}
+			c, done, err := f.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := f.context(cmd)
+			defer cancel()
+			resp, err := c.Decisions.EvaluatePlan(ctx, req)
+			if err != nil {
+				return describeError(err)
+			}
+			if f.output == "json" {
+				return printJSON(stdout(), resp)
+			}
+			w := stdout()
+			fmt.Fprintf(w, "plan of %d steps on revision %d\n", len(resp.GetResults()), resp.GetRevision())
+			for i, r := range resp.GetResults() {
+				fmt.Fprintf(w, "\nstep %d: %s", i+1, describeChange(req.GetSteps()[i].GetChange()))
+				switch {
+				case r.GetError() != nil:
+					fmt.Fprintf(w, "  ERROR %s: %s (not applied)\n", codeName(r.GetError().GetCode()), r.GetError().GetMessage())
+				case r.GetApplied():
+					fmt.Fprintln(w, "  (applied for the steps after it)")
+				default:
+					fmt.Fprintln(w, "  (not applied: the steps after it do not see it)")
+				}
+				if r.GetDecision() != nil {
+					printDecision(w, r.GetDecision())
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&actor, "actor", "a", "", "actor of every step that names none (overrides the file's actorId)")
+	f.register(cmd)
+	return cmd
+}
+
+func describeChange(c *pb.Change) string {
+	b, err := protojson.Marshal(c)
+	if err != nil {
+		return "?"
+	}
+	return string(b) + "\n"
+}
+
+func codeName(code int32) string { return codes.Code(code).String() }
+
+func newApplyCmd() *cobra.Command {
+	f := &clientFlags{}
+	var requestID string
+	var expected int64
+	cmd := &cobra.Command{
+		Use:   "apply FILE",
+		Short: "Write a batch of directory changes atomically and print the new revision",
+		Long: `Write a batch of directory changes atomically. FILE is a WriteChangesRequest in protobuf JSON, e.g.
+  {"requestId": "ticket-4711", "changes": [{"addMember": {"groupId": "grp-finance", "memberId": "u-dave"}}]}
+Its tenantId defaults to --tenant. A retry with the same requestId writes nothing twice.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &pb.WriteChangesRequest{}
+			if err := readRequestFile(args[0], req); err != nil {
+				return err
+			}
+			if req.TenantId == "" {
+				req.TenantId = f.tenant
+			}
+			if requestID != "" {
+				req.RequestId = requestID
+			}
+			if cmd.Flags().Changed("expected-revision") {
+				req.ExpectedRevision = &expected
+			}
+			c, done, err := f.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := f.context(cmd)
+			defer cancel()
+			resp, err := c.Directory.WriteChanges(ctx, req)
+			if err != nil {
+				return describeError(err)
+			}
+			if f.output == "json" {
+				return printJSON(stdout(), resp)
+			}
+			fmt.Fprintf(stdout(), "revision %d\n", resp.GetRevision())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key (overrides the file's requestId)")
+	cmd.Flags().Int64Var(&expected, "expected-revision", 0, "fail unless the tenant is at this revision")
+	f.register(cmd)
+	return cmd
+}
+
+func newStatusCmd() *cobra.Command {
+	f := &clientFlags{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a tenant's revision, object counts and store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, done, err := f.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := f.context(cmd)
+			defer cancel()
+			resp, err := c.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: f.tenant})
+			if err != nil {
+				return describeError(err)
+			}
+			if f.output == "json" {
+				return printJSON(stdout(), resp)
+			}
+			n := resp.GetCounts()
+			fmt.Fprintf(stdout(), "tenant %s at revision %d (store %s, store revision %d, lag %s)\n", f.tenant, resp.GetRevision(),
+				resp.GetStore(), resp.GetStoreRevision(), resp.GetReplicationLag().AsDuration())
+			fmt.Fprintf(stdout(), "users %d (guests %d), groups %d, service principals %d, labels %d, memberships %d\n",
+				n.GetUsers(), n.GetGuests(), n.GetGroups(), n.GetServicePrincipals(), n.GetLabels(), n.GetMemberships())
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}

@@ -1,0 +1,272 @@
+package server
+
+import (
+	"context"
+
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/directory"
+	"google.golang.org/grpc"
+)
+
+type decisionService struct {
+	pb.UnimplementedDecisionServiceServer
+	s *Server
+}
+
+// question is what every Can* request has in common.
+type question interface {
+	GetTenantId() string
+	GetConsistency() *pb.Consistency
+}
+
+// decide answers one Can* question on the directory its consistency asks for.
+func decide[Q question](ctx context.Context, s *Server, q Q, fn func(*directory.Directory, Q) (*pb.Decision, error)) (*pb.Decision, error) {
+	dir, err := s.directory(ctx, q.GetTenantId(), q.GetConsistency())
+	if err != nil {
+		return nil, err
+	}
+	return fn(dir, q)
+}
+
+func (d *decisionService) CanAddMember(ctx context.Context, req *pb.CanAddMemberRequest) (*pb.CanAddMemberResponse, error) {
+	dec, err := decide(ctx, d.s, req, d.s.engine.CanAddMember)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CanAddMemberResponse{Decision: dec}, nil
+}
+
+func (d *decisionService) CanApplyLabel(ctx context.Context, req *pb.CanApplyLabelRequest) (*pb.CanApplyLabelResponse, error) {
+	dec, err := decide(ctx, d.s, req, d.s.engine.CanApplyLabel)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CanApplyLabelResponse{Decision: dec}, nil
+}
+
+func (d *decisionService) CanChangeLabel(ctx context.Context, req *pb.CanChangeLabelRequest) (*pb.CanChangeLabelResponse, error) {
+	dec, err := decide(ctx, d.s, req, d.s.engine.CanChangeLabel)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CanChangeLabelResponse{Decision: dec}, nil
+}
+
+func (d *decisionService) CanCreateRoleGroup(ctx context.Context, req *pb.CanCreateRoleGroupRequest) (*pb.CanCreateRoleGroupResponse, error) {
+	dec, err := decide(ctx, d.s, req, d.s.engine.CanCreateRoleGroup)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CanCreateRoleGroupResponse{Decision: dec}, nil
+}
+
+func (d *decisionService) CanModifyUser(ctx context.Context, req *pb.CanModifyUserRequest) (*pb.CanModifyUserResponse, error) {
+	dec, err := decide(ctx, d.s, req, d.s.engine.CanModifyUser)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CanModifyUserResponse{Decision: dec}, nil
+}
+
+// groupNode finds the group a request names: NOT_FOUND when unknown, INVALID_ARGUMENT when it is not a group.
+func groupNode(dir *directory.Directory, field, id string) (*directory.Node, error) {
+	n, ok := dir.Lookup(id)
+	if !ok {
+		return nil, &directory.NotFoundError{Kind: "group", ID: id}
+	}
+	if !n.IsGroup() {
+		e := &fieldError{}
+		e.add(field, "%q is a %s, not a group", id, n.Kind())
+		return nil, e
+	}
+	return n, nil
+}
+
+func (d *decisionService) CheckMembership(ctx context.Context, req *pb.CheckMembershipRequest) (*pb.CheckMembershipResponse, error) {
+	dir, err := d.s.directory(ctx, req.GetTenantId(), req.GetConsistency())
+	if err != nil {
+		return nil, err
+	}
+	g, err := groupNode(dir, "group_id", req.GetGroupId())
+	if err != nil {
+		return nil, err
+	}
+	p, ok := dir.Lookup(req.GetPrincipalId())
+	if !ok {
+		return nil, &directory.NotFoundError{Kind: "principal", ID: req.GetPrincipalId()}
+	}
+	resp := &pb.CheckMembershipResponse{Revision: dir.Revision()}
+	if path, ok := d.s.cfg.Resolver.At(dir).MemberPath(g.Ref(), p.Ref()); ok {
+		resp.IsMember = true
+		resp.Path = dir.IDs(path)
+	}
+	return resp, nil
+}
+
+func (d *decisionService) EffectiveMembers(req *pb.EffectiveMembersRequest, stream grpc.ServerStreamingServer[pb.EffectiveMembersResponse]) error {
+	ctx := stream.Context()
+	dir, err := d.s.directory(ctx, req.GetTenantId(), req.GetConsistency())
+	if err != nil {
+		return err
+	}
+	g, err := groupNode(dir, "group_id", req.GetGroupId())
+	if err != nil {
+		return err
+	}
+	want := memberTypeFilter(req.GetTypes())
+	pageSize := int(req.GetPageSize())
+	if pageSize == 0 {
+		pageSize = DefaultPageSize
+	}
+	batch := make([]*pb.EffectiveMember, 0, pageSize)
+	send := func() error {
+		if err := stream.Send(&pb.EffectiveMembersResponse{Members: batch, Revision: dir.Revision()}); err != nil {
+			return err
+		}
+		batch = make([]*pb.EffectiveMember, 0, pageSize)
+		return ctx.Err() // stop promptly once the client has gone
+	}
+	sent := false
+	for ref, depth := range d.s.cfg.Resolver.At(dir).Members(g.Ref()) {
+		n := dir.Node(ref)
+		if n == nil || !want(n) {
+			continue
+		}
+		batch = append(batch, effectiveMember(n, depth))
+		if len(batch) == pageSize {
+			if err := send(); err != nil {
+				return err
+			}
+			sent = true
+		}
+	}
+	if len(batch) > 0 || !sent {
+		return send() // an empty group still answers once, with its revision
+	}
+	return nil
+}
+
+func effectiveMember(n *directory.Node, depth int) *pb.EffectiveMember {
+	m := &pb.EffectiveMember{Id: n.ID(), Depth: int32(depth)}
+	switch n.Kind() {
+	case directory.KindUser:
+		m.Kind = pb.ObjectKind_OBJECT_KIND_USER
+		m.UserType = n.User().GetUserType()
+	case directory.KindGroup:
+		m.Kind = pb.ObjectKind_OBJECT_KIND_GROUP
+	case directory.KindServicePrincipal:
+		m.Kind = pb.ObjectKind_OBJECT_KIND_SERVICE_PRINCIPAL
+	}
+	return m
+}
+
+// memberTypeFilter returns whether a node passes the EffectiveMembers type filter (empty: everything).
+func memberTypeFilter(types []pb.MemberType) func(*directory.Node) bool {
+	if len(types) == 0 {
+		return func(*directory.Node) bool { return true }
+	}
+	var users, guests, groups, sps bool
+	for _, t := range types {
+		switch t {
+		case pb.MemberType_MEMBER_TYPE_USER:
+			users = true
+		case pb.MemberType_MEMBER_TYPE_GUEST:
+			guests = true
+		case pb.MemberType_MEMBER_TYPE_GROUP:
+			groups = true
+		case pb.MemberType_MEMBER_TYPE_SERVICE_PRINCIPAL:
+			sps = true
+		}
+	}
+	return func(n *directory.Node) bool {
+		switch n.Kind() {
+		case directory.KindUser:
+			if n.IsGuest() {
+				return guests
+			}
+			return users
+		case directory.KindGroup:
+			return groups
+		case directory.KindServicePrincipal:
+			return sps
+		}
+		return false
+	}
+}
+
+func (d *decisionService) CheckBatch(ctx context.Context, req *pb.CheckBatchRequest) (*pb.CheckBatchResponse, error) {
+	dir, err := d.s.directory(ctx, req.GetTenantId(), req.GetConsistency())
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.CheckBatchResponse{Revision: dir.Revision(), Results: make([]*pb.CheckBatchResult, len(req.GetChecks()))}
+	for i, item := range req.GetChecks() {
+		var dec *pb.Decision
+		err := validateItem(req.GetTenantId(), item)
+		if err == nil {
+			dec, err = d.s.engine.Check(dir, item)
+		}
+		if err != nil {
+			resp.Results[i] = &pb.CheckBatchResult{Result: &pb.CheckBatchResult_Error{Error: toStatus(err).Proto()}}
+		} else {
+			resp.Results[i] = &pb.CheckBatchResult{Result: &pb.CheckBatchResult_Decision{Decision: dec}}
+		}
+	}
+	return resp, nil
+}
+
+func (d *decisionService) EvaluatePlan(ctx context.Context, req *pb.EvaluatePlanRequest) (*pb.EvaluatePlanResponse, error) {
+	dir, err := d.s.directory(ctx, req.GetTenantId(), req.GetConsistency())
+	if err != nil {
+		return nil, err
+	}
+	steps, err := d.s.engine.EvaluatePlan(dir, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.EvaluatePlanResponse{Revision: dir.Revision(), Results: make([]*pb.PlanStepResult, len(steps))}
+	for i, st := range steps {
+		r := &pb.PlanStepResult{Decision: st.Decision, Applied: st.Applied}
+		if st.Err != nil {
+			r.Error = toStatus(st.Err).Proto()
+		}
+		resp.Results[i] = r
+	}
+	return resp, nil
+}
+
+// auditPageSize is how many findings one Audit message carries.
+const auditPageSize = 500
+
+func (d *decisionService) Audit(req *pb.AuditRequest, stream grpc.ServerStreamingServer[pb.AuditResponse]) error {
+	ctx := stream.Context()
+	dir, err := d.s.directory(ctx, req.GetTenantId(), req.GetConsistency())
+	if err != nil {
+		return err
+	}
+	var batch []*pb.Finding
+	sent := false
+	flush := func() error {
+		sent = true
+		err := stream.Send(&pb.AuditResponse{Findings: batch, Revision: dir.Revision()})
+		batch = nil
+		if err != nil {
+			return err
+		}
+		return ctx.Err()
+	}
+	err = d.s.engine.Audit(dir, req.GetRules(), func(f *pb.Finding) error {
+		batch = append(batch, f)
+		if len(batch) == auditPageSize {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(batch) > 0 || !sent {
+		return flush()
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/store"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+)
+
+// toStatus maps an error from the layers below to a gRPC status. It is the one place that knows the mapping
+// (SPEC §6); every handler error and every per-item error of CheckBatch and EvaluatePlan goes through it.
+func toStatus(err error) *status.Status {
+	if err == nil {
+		return status.New(codes.OK, "")
+	}
+	if st, ok := status.FromError(err); ok {
+		return st
+	}
+	var notFound *directory.NotFoundError
+	var invalid *directory.ValidationError
+	var mismatch *store.RevisionMismatchError
+	var badRequest *fieldError
+	switch {
+	case errors.As(err, &badRequest):
+		return withDetails(status.New(codes.InvalidArgument, badRequest.Error()), badRequest.details())
+	case errors.As(err, &notFound):
+		return withDetails(status.New(codes.NotFound, notFound.Error()), &errdetails.ResourceInfo{
+			ResourceType: notFound.Kind,
+			ResourceName: notFound.ID,
+			Description:  notFound.Error(),
+		})
+	case errors.As(err, &invalid):
+		br := &errdetails.BadRequest{}
+		for _, p := range invalid.Problems {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+				Field: p.Field, Description: p.Description,
+			})
+		}
+		return withDetails(status.New(codes.InvalidArgument, invalid.Error()), br)
+	case errors.As(err, &mismatch):
+		return withDetails(status.New(codes.FailedPrecondition, mismatch.Error()), &errdetails.PreconditionFailure{
+			Violations: []*errdetails.PreconditionFailure_Violation{{
+				Type: "REVISION", Subject: "expected_revision", Description: mismatch.Error(),
+			}},
+		})
+	case errors.Is(err, store.ErrCompacted):
+		return status.New(codes.FailedPrecondition, err.Error()+": export the tenant and watch from its revision")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.New(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.New(codes.Canceled, err.Error())
+	}
+	return status.New(codes.Internal, err.Error())
+}
+
+func withDetails(st *status.Status, details ...protoadapt.MessageV1) *status.Status {
+	for _, d := range details {
+		if with, err := st.WithDetails(d); err == nil {
+			st = with
+		}
+	}
+	return st
+}
+
+// fieldError is a malformed request: the fields at fault and why.
+type fieldError struct {
+	violations []*errdetails.BadRequest_FieldViolation
+}
+
+func (e *fieldError) add(field, format string, args ...any) {
+	e.violations = append(e.violations, &errdetails.BadRequest_FieldViolation{
+		Field: field, Description: fmt.Sprintf(format, args...),
+	})
+}
+
+func (e *fieldError) Error() string {
+	parts := make([]string, len(e.violations))
+	for i, v := range e.violations {
+		parts[i] = v.GetField() + ": " + v.GetDescription()
+	}
+	return "invalid request: " + strings.Join(parts, "; ")
+}
+
+func (e *fieldError) details() *errdetails.BadRequest {
+	return &errdetails.BadRequest{FieldViolations: e.violations}
+}
+
+func (e *fieldError) orNil() error {
+	if e == nil || len(e.violations) == 0 {
+		return nil
+	}
+	return e
+}

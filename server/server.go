@@ -1,0 +1,181 @@
+// Package server is the gRPC transport: the DecisionService and DirectoryService, health and reflection, the
+// interceptor chain (logging, error mapping, panic recovery, request validation) and the mapping of errors to
+// status codes. It decides nothing itself: it hands requests to policy and resolver on a directory from store.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/policy"
+	"github.com/groupgate/groupgate/resolver"
+	"github.com/groupgate/groupgate/store"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// Config assembles a server.
+type Config struct {
+	Store    store.Store
+	Resolver *resolver.Resolver
+	Logger   *slog.Logger
+	// MaxWait bounds how long a request without a deadline waits for consistency.min_revision; 0 means 10 s.
+	MaxWait time.Duration
+	// ServerOptions are added to the grpc.Server's (credentials, limits, more interceptors).
+	ServerOptions []grpc.ServerOption
+}
+
+// Server is a groupgate gRPC server.
+type Server struct {
+	cfg    Config
+	engine *policy.Engine
+	grpc   *grpc.Server
+	health *health.Server
+}
+
+// New builds a server; call Serve to accept connections.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = resolver.New(resolver.Options{})
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer()}
+
+	logger := logging.LoggerFunc(func(ctx context.Context, level logging.Level, msg string, fields ...any) {
+		cfg.Logger.Log(ctx, slog.Level(level), msg, fields...)
+	})
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		// Successful calls are logged at debug: at info, per-call logging costs a large share of throughput.
+		logging.WithLevels(func(code codes.Code) logging.Level {
+			switch code {
+			case codes.OK:
+				return logging.LevelDebug
+			case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unavailable:
+				return logging.LevelError
+			}
+			return logging.LevelInfo
+		}),
+	}
+	recoveryOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		cfg.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})}
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(
+			logging.UnaryServerInterceptor(logger, logOpts...),
+			unaryErrors,
+			recovery.UnaryServerInterceptor(recoveryOpts...),
+			unaryValidation,
+		),
+		grpc.ChainStreamInterceptor(
+			logging.StreamServerInterceptor(logger, logOpts...),
+			streamErrors,
+			recovery.StreamServerInterceptor(recoveryOpts...),
+			streamValidation,
+		),
+	}
+	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
+	pb.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})
+	pb.RegisterDirectoryServiceServer(s.grpc, &directoryService{s: s})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	return s
+}
+
+// GRPC is the underlying server, e.g. to Serve a listener or register more services.
+func (s *Server) GRPC() *grpc.Server { return s.grpc }
+
+// MarkServing reports SERVING on the health service (overall and per service): call it once tenants are loaded.
+func (s *Server) MarkServing() {
+	for _, name := range []string{"", pb.DecisionService_ServiceDesc.ServiceName, pb.DirectoryService_ServiceDesc.ServiceName} {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+}
+
+// Shutdown reports NOT_SERVING, stops accepting calls and waits for in-flight ones up to ctx, then cuts them.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+	}
+}
+
+// directory returns the tenant's directory honouring consistency.min_revision, waiting up to the request's
+// deadline (or MaxWait when it has none).
+func (s *Server) directory(ctx context.Context, tenantID string, c *pb.Consistency) (*directory.Directory, error) {
+	min := c.GetMinRevision()
+	if min == 0 {
+		return s.cfg.Store.Directory(ctx, tenantID, 0)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.MaxWait)
+		defer cancel()
+	}
+	d, err := s.cfg.Store.Directory(ctx, tenantID, min)
+	if err == context.DeadlineExceeded {
+		return nil, status.Errorf(codes.DeadlineExceeded, "tenant %q did not reach revision %d in time", tenantID, min)
+	}
+	return d, err
+}
+
+func unaryValidation(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := validate(req); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func streamValidation(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, &validatingStream{ServerStream: ss})
+}
+
+// validatingStream validates every message the client sends.
+type validatingStream struct{ grpc.ServerStream }
+
+func (s *validatingStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return validate(m)
+}
+
+func unaryErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		return nil, toStatus(err).Err()
+	}
+	return resp, nil
+}
+
+func streamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := handler(srv, ss); err != nil {
+		return toStatus(err).Err()
+	}
+	return nil
+}

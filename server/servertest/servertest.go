@@ -1,0 +1,68 @@
+// Package servertest starts a real groupgate server on a random 127.0.0.1 port for tests, over real gRPC.
+package servertest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/groupgate/groupgate/client"
+	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/directory/demo"
+	"github.com/groupgate/groupgate/resolver"
+	"github.com/groupgate/groupgate/server"
+	"github.com/groupgate/groupgate/store/memory"
+)
+
+// Server is a running test server.
+type Server struct {
+	Addr   string
+	Client *client.Client
+	Store  *memory.Store
+	Server *server.Server
+}
+
+// Start serves the given tenants (the demo tenant when none is given) from a memory store on 127.0.0.1:0 and
+// returns a connected client. Everything is stopped when the test ends.
+func Start(t testing.TB, tenants ...*directory.Directory) *Server {
+	t.Helper()
+	if len(tenants) == 0 {
+		d, err := demo.Directory()
+		if err != nil {
+			t.Fatalf("demo tenant: %v", err)
+		}
+		tenants = []*directory.Directory{d}
+	}
+	res := resolver.New(resolver.Options{})
+	st := memory.New(memory.Options{OnChange: res.Invalidate})
+	for _, d := range tenants {
+		if err := st.Add(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := server.New(server.Config{
+		Store:    st,
+		Resolver: res,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.MarkServing()
+	go func() { _ = srv.GRPC().Serve(lis) }()
+	c, err := client.Dial(lis.Addr().String(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return &Server{Addr: lis.Addr().String(), Client: c, Store: st, Server: srv}
+}
