@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/groupgate/groupgate/client"
+	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/directory/demo"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+func TestServeRefusesASnapshotWithADanglingID(t *testing.T) {
+	snap := demo.Snapshot()
+	snap.Groups[1].Owners = append(snap.Groups[1].Owners, "u-left-the-company")
+	path := filepath.Join(t.TempDir(), "contoso.json.gz")
+	if err := directory.WriteSnapshotFile(path, snap); err != nil {
+		t.Fatal(err)
+	}
+	err := serve(context.Background(), &serveFlags{listen: "127.0.0.1:0", snapshots: []string{path}, logLevel: "error", logFormat: "text"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "u-left-the-company") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("serve with a dangling owner: %v; want an error naming the file and the id", err)
+	}
+}
+
+func TestServeTwoTenantsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	a, b := demo.Snapshot(), demo.Snapshot()
+	b.TenantId = "fabrikam"
+	pa, pb := filepath.Join(dir, "a.pb"), filepath.Join(dir, "b.json")
+	if err := directory.WriteSnapshotFile(pa, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := directory.WriteSnapshotFile(pb, b); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, &serveFlags{listen: "127.0.0.1:0", snapshots: []string{pa, pb}, logLevel: "error", logFormat: "text", shutdownTimeout: time.Second}, ready)
+	}()
+	addr := <-ready
+	c, err := client.Dial(addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tenant := range []string{"contoso", "fabrikam"} {
+		resp, err := c.CheckMembership(ctx, tenant, "grp-finance", "u-erin")
+		if err != nil || !resp.GetIsMember() {
+			t.Errorf("tenant %s: %v, %v", tenant, resp, err)
+		}
+	}
+	h, err := c.Health.Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health %v, %v", h, err)
+	}
+	cancel() // as SIGTERM does
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("graceful stop: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("server did not stop after its context ended")
+	}
+}
+
+func TestListenAddressGuard(t *testing.T) {
+	tests := []struct {
+		addr     string
+		insecure bool
+		ok       bool
+	}{
+		{"127.0.0.1:50051", false, true},
+		{"[::1]:50051", false, true},
+		{"localhost:50051", false, true},
+		{"0.0.0.0:50051", false, false},
+		{"10.1.2.3:50051", false, false},
+		{"0.0.0.0:50051", true, true},
+		{"nonsense", false, false},
+	}
+	for _, tt := range tests {
+		err := checkListenAddress(tt.addr, tt.insecure)
+		if (err == nil) != tt.ok {
+			t.Errorf("checkListenAddress(%q, insecure=%v) = %v, want ok=%v", tt.addr, tt.insecure, err, tt.ok)
+		}
+	}
+}
+
+func TestFlagsFromEnvironment(t *testing.T) {
+	t.Setenv("GROUPGATE_LISTEN", "127.0.0.1:6000")
+	t.Setenv("GROUPGATE_SNAPSHOT", "a.json,b.pb.gz")
+	cmd := newServeCmd()
+	if err := cmd.Flags().Parse([]string{"--log-level", "debug"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bindEnv(cmd); err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string) string { return cmd.Flags().Lookup(name).Value.String() }
+	if get("listen") != "127.0.0.1:6000" || get("snapshot") != "[a.json,b.pb.gz]" || get("log-level") != "debug" {
+		t.Errorf("listen=%s snapshot=%s log-level=%s", get("listen"), get("snapshot"), get("log-level"))
+	}
+	// A flag on the command line wins over the environment.
+	t.Setenv("GROUPGATE_LOG_LEVEL", "error")
+	cmd = newServeCmd()
+	_ = cmd.Flags().Parse([]string{"--log-level", "debug"})
+	_ = bindEnv(cmd)
+	if get := cmd.Flags().Lookup("log-level").Value.String(); get != "debug" {
+		t.Errorf("log-level = %s, want the command line's debug", get)
+	}
+}
+
+func TestMembersCommandInProcess(t *testing.T) {
+	out := runCLI(t, "members", "grp-engineering", "--snapshot", "demo", "--type", "guest")
+	if !strings.Contains(out, "u-frank") || strings.Contains(out, "u-dave") {
+		t.Errorf("guests of grp-engineering:\n%s", out)
+	}
+	out = runCLI(t, "members", "grp-finance", "--principal", "u-erin", "--snapshot", "demo")
+	if !strings.Contains(out, "path: grp-finance -> grp-finance-emea -> u-erin") {
+		t.Errorf("membership check:\n%s", out)
+	}
+}
+
+// runCLI runs the groupgate command in-process and returns what it printed on standard output.
+func runCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdout
+	os.Stdout = w
+	root := newRootCmd()
+	root.SetArgs(args)
+	runErr := root.Execute()
+	os.Stdout = saved
+	w.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(r)
+	if runErr != nil {
+		t.Fatalf("groupgate %s: %v\n%s", strings.Join(args, " "), runErr, buf.String())
+	}
+	return buf.String()
+}
