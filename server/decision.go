@@ -20,16 +20,18 @@ type question interface {
 }
 
 // decide answers one Can* question on the directory its consistency asks for.
-func decide[Q question](ctx context.Context, s *Server, q Q, fn func(*directory.Directory, Q) (*pb.Decision, error)) (*pb.Decision, error) {
+func decide[Q question](ctx context.Context, s *Server, name string, q Q, fn func(*directory.Directory, Q) (*pb.Decision, error)) (*pb.Decision, error) {
 	dir, err := s.directory(ctx, q.GetTenantId(), q.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
-	return fn(dir, q)
+	d, err := fn(dir, q)
+	s.cfg.Metrics.observe(name, d)
+	return d, err
 }
 
 func (d *decisionService) CanAddMember(ctx context.Context, req *pb.CanAddMemberRequest) (*pb.CanAddMemberResponse, error) {
-	dec, err := decide(ctx, d.s, req, d.s.engine.CanAddMember)
+	dec, err := decide(ctx, d.s, "can_add_member", req, d.s.engine.CanAddMember)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +39,7 @@ func (d *decisionService) CanAddMember(ctx context.Context, req *pb.CanAddMember
 }
 
 func (d *decisionService) CanApplyLabel(ctx context.Context, req *pb.CanApplyLabelRequest) (*pb.CanApplyLabelResponse, error) {
-	dec, err := decide(ctx, d.s, req, d.s.engine.CanApplyLabel)
+	dec, err := decide(ctx, d.s, "can_apply_label", req, d.s.engine.CanApplyLabel)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +47,7 @@ func (d *decisionService) CanApplyLabel(ctx context.Context, req *pb.CanApplyLab
 }
 
 func (d *decisionService) CanChangeLabel(ctx context.Context, req *pb.CanChangeLabelRequest) (*pb.CanChangeLabelResponse, error) {
-	dec, err := decide(ctx, d.s, req, d.s.engine.CanChangeLabel)
+	dec, err := decide(ctx, d.s, "can_change_label", req, d.s.engine.CanChangeLabel)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +55,7 @@ func (d *decisionService) CanChangeLabel(ctx context.Context, req *pb.CanChangeL
 }
 
 func (d *decisionService) CanCreateRoleGroup(ctx context.Context, req *pb.CanCreateRoleGroupRequest) (*pb.CanCreateRoleGroupResponse, error) {
-	dec, err := decide(ctx, d.s, req, d.s.engine.CanCreateRoleGroup)
+	dec, err := decide(ctx, d.s, "can_create_role_group", req, d.s.engine.CanCreateRoleGroup)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +63,7 @@ func (d *decisionService) CanCreateRoleGroup(ctx context.Context, req *pb.CanCre
 }
 
 func (d *decisionService) CanModifyUser(ctx context.Context, req *pb.CanModifyUserRequest) (*pb.CanModifyUserResponse, error) {
-	dec, err := decide(ctx, d.s, req, d.s.engine.CanModifyUser)
+	dec, err := decide(ctx, d.s, "can_modify_user", req, d.s.engine.CanModifyUser)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +207,7 @@ func (d *decisionService) CheckBatch(ctx context.Context, req *pb.CheckBatchRequ
 		err := validateItem(req.GetTenantId(), item)
 		if err == nil {
 			dec, err = d.s.engine.Check(dir, item)
+			d.s.cfg.Metrics.observe("check_batch", dec)
 		}
 		if err != nil {
 			resp.Results[i] = &pb.CheckBatchResult{Result: &pb.CheckBatchResult_Error{Error: toStatus(err).Proto()}}
@@ -227,6 +230,7 @@ func (d *decisionService) EvaluatePlan(ctx context.Context, req *pb.EvaluatePlan
 	resp := &pb.EvaluatePlanResponse{Revision: dir.Revision(), Results: make([]*pb.PlanStepResult, len(steps))}
 	for i, st := range steps {
 		r := &pb.PlanStepResult{Decision: st.Decision, Applied: st.Applied}
+		d.s.cfg.Metrics.observe("evaluate_plan", st.Decision)
 		if st.Err != nil {
 			r.Error = toStatus(st.Err).Proto()
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/groupgate/groupgate/policy"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/store"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
@@ -32,6 +33,12 @@ type Config struct {
 	Logger   *slog.Logger
 	// MaxWait bounds how long a request without a deadline waits for consistency.min_revision; 0 means 10 s.
 	MaxWait time.Duration
+	// Tokens, when set, authenticates every call but health checks (SPEC §8); nil lets every caller in.
+	Tokens *Tokens
+	// Limits bound request sizes and concurrency; zero values take defaults.
+	Limits Limits
+	// Metrics, when set, count calls and decisions.
+	Metrics *Metrics
 	// ServerOptions are added to the grpc.Server's (credentials, limits, more interceptors).
 	ServerOptions []grpc.ServerOption
 }
@@ -77,25 +84,33 @@ func New(cfg Config) *Server {
 		cfg.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})}
-	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(
-			logging.UnaryServerInterceptor(logger, logOpts...),
-			unaryErrors,
-			recovery.UnaryServerInterceptor(recoveryOpts...),
-			unaryValidation,
-		),
-		grpc.ChainStreamInterceptor(
-			logging.StreamServerInterceptor(logger, logOpts...),
-			streamErrors,
-			recovery.StreamServerInterceptor(recoveryOpts...),
-			streamValidation,
-		),
+	limits := cfg.Limits.withDefaults()
+	adm := newAdmission(limits)
+	// Outermost first: metrics and logging see every call with its final code; auth refuses strangers before
+	// they take a concurrency slot; recovery turns a panic into INTERNAL; validation runs just before handlers.
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	if cfg.Metrics != nil {
+		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
+		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())
 	}
+	unary = append(unary, logging.UnaryServerInterceptor(logger, logOpts...), unaryErrors)
+	stream = append(stream, logging.StreamServerInterceptor(logger, logOpts...), streamErrors)
+	if cfg.Tokens != nil {
+		unary = append(unary, auth.UnaryServerInterceptor(cfg.Tokens.authFunc))
+		stream = append(stream, auth.StreamServerInterceptor(cfg.Tokens.authFunc))
+	}
+	unary = append(unary, adm.unaryInterceptor, recovery.UnaryServerInterceptor(recoveryOpts...), unaryValidation)
+	stream = append(stream, adm.streamInterceptor, recovery.StreamServerInterceptor(recoveryOpts...), streamValidation)
+	opts := append(limits.serverOptions(), grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	pb.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})
 	pb.RegisterDirectoryServiceServer(s.grpc, &directoryService{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	if cfg.Metrics != nil {
+		cfg.Metrics.grpc.InitializeMetrics(s.grpc)
+	}
 	return s
 }
 

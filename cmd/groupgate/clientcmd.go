@@ -20,6 +20,11 @@ type clientFlags struct {
 	addr      string
 	tenant    string
 	token     string
+	tls       bool
+	tlsCA     string
+	tlsCert   string
+	tlsKey    string
+	tlsName   string
 	output    string
 	timeout   time.Duration
 	snapshots []string
@@ -30,6 +35,11 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:50051", "server address")
 	fl.StringVarP(&f.tenant, "tenant", "t", "contoso", "tenant id")
 	fl.StringVar(&f.token, "token", "", "bearer token")
+	fl.BoolVar(&f.tls, "tls", false, "connect with TLS (implied by the other --tls-* flags)")
+	fl.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) that signed the server's certificate (default: system roots)")
+	fl.StringVar(&f.tlsCert, "tls-client-cert", "", "client certificate (PEM) for mTLS")
+	fl.StringVar(&f.tlsKey, "tls-client-key", "", "client private key (PEM) for mTLS")
+	fl.StringVar(&f.tlsName, "tls-server-name", "", "name to verify the server's certificate against (default: from --addr)")
 	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "deadline of the call")
 	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "answer in-process from these snapshot files instead of a server ('demo' for the demo tenant)")
@@ -53,7 +63,16 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, func(), error
 			return nil, nil, err
 		}
 	}
-	c, err := client.Dial(addr, client.Options{Token: f.token})
+	opts := client.Options{Token: f.token}
+	if f.tls || f.tlsCA != "" || f.tlsCert != "" || f.tlsKey != "" || f.tlsName != "" {
+		creds, err := client.TLSFromFiles(f.tlsCA, f.tlsCert, f.tlsKey, f.tlsName)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		opts.TLS = creds
+	}
+	c, err := client.Dial(addr, opts)
 	if err != nil {
 		stop()
 		return nil, nil, err

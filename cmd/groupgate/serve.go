@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,12 +18,18 @@ import (
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/store/memory"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 )
 
 type serveFlags struct {
 	listen          string
 	snapshots       []string
 	insecure        bool
+	tokenFile       string
+	tlsCert, tlsKey string
+	clientCA        string
+	metrics         string
+	limits          server.Limits
 	logLevel        string
 	logFormat       string
 	cacheBytes      int64
@@ -48,6 +55,15 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:50051", "address to listen on")
 	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "snapshot file of one tenant (.json, .json.gz, .pb, .pb.gz); repeat for more tenants (default: the demo tenant contoso)")
 	fl.BoolVar(&f.insecure, "insecure", false, "allow listening on a non-loopback address without TLS or tokens")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file of ROLE:TOKEN lines (roles checker, writer); every call but health then needs 'authorization: Bearer TOKEN'")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "server certificate (PEM); with --tls-key turns TLS on")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "server private key (PEM)")
+	fl.StringVar(&f.clientCA, "client-ca", "", "CA certificate (PEM) that client certificates must chain to (mTLS; needs --tls-cert)")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090)")
+	fl.IntVar(&f.limits.MaxRecvBytes, "max-recv-bytes", 16<<20, "largest message accepted (RESOURCE_EXHAUSTED beyond)")
+	fl.IntVar(&f.limits.MaxConcurrentUnary, "max-concurrent-calls", 4096, "unary calls in progress at once (RESOURCE_EXHAUSTED beyond)")
+	fl.IntVar(&f.limits.MaxConcurrentStreams, "max-concurrent-streams", 256, "streaming calls in progress at once (RESOURCE_EXHAUSTED beyond)")
+	fl.DurationVar(&f.limits.DefaultTimeout, "default-timeout", 30*time.Second, "deadline of unary calls that bring none")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error (debug logs every call)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fl.Int64Var(&f.cacheBytes, "cache-bytes", 0, "memory bound of the resolver cache in bytes (0: the default)")
@@ -62,8 +78,31 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkListenAddress(f.listen, f.insecure); err != nil {
+	secured := f.tokenFile != "" || f.tlsCert != ""
+	if err := checkListenAddress("--listen", f.listen, f.insecure || secured); err != nil {
 		return err
+	}
+	if f.metrics != "" {
+		if err := checkListenAddress("--metrics", f.metrics, f.insecure); err != nil {
+			return err
+		}
+	}
+	var tokens *server.Tokens
+	if f.tokenFile != "" {
+		if tokens, err = server.LoadTokenFile(f.tokenFile); err != nil {
+			return err
+		}
+	}
+	var serverOpts []grpc.ServerOption
+	switch {
+	case f.tlsCert != "" || f.tlsKey != "":
+		creds, err := server.ServerTLS(f.tlsCert, f.tlsKey, f.clientCA)
+		if err != nil {
+			return err
+		}
+		serverOpts = append(serverOpts, grpc.Creds(creds))
+	case f.clientCA != "":
+		return errors.New("--client-ca needs --tls-cert and --tls-key")
 	}
 	tenants, err := loadTenants(f.snapshots)
 	if err != nil {
@@ -79,10 +118,20 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 		logger.Info("tenant loaded", "tenant", d.TenantID(), "revision", d.Revision(), "users", c.Users,
 			"groups", c.Groups, "service_principals", c.ServicePrincipals, "labels", c.Labels, "memberships", c.Memberships)
 	}
-	srv := server.New(server.Config{Store: st, Resolver: res, Logger: logger})
+	metrics := server.NewMetrics(st)
+	srv := server.New(server.Config{Store: st, Resolver: res, Logger: logger, Tokens: tokens, Limits: f.limits,
+		Metrics: metrics, ServerOptions: serverOpts})
 	lis, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
+	}
+	if f.metrics != "" {
+		stopMetrics, err := serveMetrics(f.metrics, metrics, logger)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer stopMetrics()
 	}
 	srv.MarkServing()
 	logger.Info("serving", "address", lis.Addr().String(), "store", st.Name(), "tenants", st.Tenants())
@@ -132,20 +181,35 @@ func loadTenants(paths []string) ([]*directory.Directory, error) {
 	return out, nil
 }
 
-// checkListenAddress refuses a non-loopback address unless --insecure: until TLS and tokens are configured,
-// anything that can reach the port could ask (and write).
-func checkListenAddress(addr string, insecure bool) error {
+// checkListenAddress refuses a non-loopback address unless allowed: without TLS or tokens, anything that can
+// reach the port could ask, and write.
+func checkListenAddress(flag, addr string, allowed bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--listen %q: %w", addr, err)
+		return fmt.Errorf("%s %q: %w", flag, addr, err)
 	}
-	if insecure || host == "localhost" {
+	if allowed || host == "localhost" {
 		return nil
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return errors.New("--listen " + addr + " is not a loopback address: refusing to serve without TLS or tokens (pass --insecure to do it anyway)")
+	return fmt.Errorf("%s %s is not a loopback address: refusing to serve it without TLS or tokens (pass --insecure to do it anyway)", flag, addr)
+}
+
+// serveMetrics serves Prometheus metrics on their own listener, so that scraping never competes with the gRPC
+// port and can be firewalled apart.
+func serveMetrics(addr string, m *server.Metrics, logger *slog.Logger) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	web := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = web.Serve(lis) }()
+	logger.Info("serving metrics", "address", "http://"+lis.Addr().String()+"/metrics")
+	return func() { _ = web.Close() }, nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +15,9 @@ import (
 	"github.com/groupgate/groupgate/client"
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/directory/demo"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 func TestServeRefusesASnapshotWithADanglingID(t *testing.T) {
@@ -74,9 +79,9 @@ func TestServeTwoTenantsFromFiles(t *testing.T) {
 
 func TestListenAddressGuard(t *testing.T) {
 	tests := []struct {
-		addr     string
-		insecure bool
-		ok       bool
+		addr    string
+		allowed bool
+		ok      bool
 	}{
 		{"127.0.0.1:50051", false, true},
 		{"[::1]:50051", false, true},
@@ -87,9 +92,9 @@ func TestListenAddressGuard(t *testing.T) {
 		{"nonsense", false, false},
 	}
 	for _, tt := range tests {
-		err := checkListenAddress(tt.addr, tt.insecure)
+		err := checkListenAddress("--listen", tt.addr, tt.allowed)
 		if (err == nil) != tt.ok {
-			t.Errorf("checkListenAddress(%q, insecure=%v) = %v, want ok=%v", tt.addr, tt.insecure, err, tt.ok)
+			t.Errorf("checkListenAddress(%q, allowed=%v) = %v, want ok=%v", tt.addr, tt.allowed, err, tt.ok)
 		}
 	}
 }
@@ -149,4 +154,60 @@ func runCLI(t *testing.T, args ...string) string {
 		t.Fatalf("groupgate %s: %v\n%s", strings.Join(args, " "), runErr, buf.String())
 	}
 	return buf.String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestServeWithTokenFileAndMetrics(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokenFile, []byte("checker:checker-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, &serveFlags{listen: "127.0.0.1:0", tokenFile: tokenFile, metrics: metricsAddr,
+			logLevel: "error", logFormat: "text", shutdownTimeout: time.Second}, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	for token, want := range map[string]codes.Code{"": codes.Unauthenticated, "checker-0123456789abcdef": codes.OK} {
+		c, err := client.Dial(addr, client.Options{Token: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.CheckMembership(ctx, "contoso", "grp-finance", "u-erin")
+		c.Close()
+		if status.Code(err) != want {
+			t.Errorf("token %q: %v, want %v", token, err, want)
+		}
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `grpc_server_handled_total{grpc_code="Unauthenticated",grpc_method="CheckMembership"`) {
+		t.Errorf("metrics lack the refused call:\n%.2000s", body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/store/memory"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // Server is a running test server.
@@ -23,11 +25,33 @@ type Server struct {
 	Client *client.Client
 	Store  *memory.Store
 	Server *server.Server
+	// Metrics is set when Options.Metrics was.
+	Metrics *server.Metrics
+}
+
+// Options change how the test server runs.
+type Options struct {
+	// Tokens turns authentication on.
+	Tokens *server.Tokens
+	// TLS secures the server; Client.TLS must then be set too.
+	TLS credentials.TransportCredentials
+	// Client configures the returned client (token, TLS).
+	Client client.Options
+	// Metrics turns metrics on (Server.Metrics).
+	Metrics bool
+	// Limits override the server's limits.
+	Limits server.Limits
 }
 
 // Start serves the given tenants (the demo tenant when none is given) from a memory store on 127.0.0.1:0 and
 // returns a connected client. Everything is stopped when the test ends.
 func Start(t testing.TB, tenants ...*directory.Directory) *Server {
+	t.Helper()
+	return StartWith(t, Options{}, tenants...)
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Server {
 	t.Helper()
 	if len(tenants) == 0 {
 		d, err := demo.Directory()
@@ -43,18 +67,29 @@ func Start(t testing.TB, tenants ...*directory.Directory) *Server {
 			t.Fatal(err)
 		}
 	}
-	srv := server.New(server.Config{
+	var metrics *server.Metrics
+	if opts.Metrics {
+		metrics = server.NewMetrics(st)
+	}
+	cfg := server.Config{
 		Store:    st,
 		Resolver: res,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+		Tokens:   opts.Tokens,
+		Metrics:  metrics,
+		Limits:   opts.Limits,
+	}
+	if opts.TLS != nil {
+		cfg.ServerOptions = append(cfg.ServerOptions, grpc.Creds(opts.TLS))
+	}
+	srv := server.New(cfg)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.MarkServing()
 	go func() { _ = srv.GRPC().Serve(lis) }()
-	c, err := client.Dial(lis.Addr().String(), client.Options{})
+	c, err := client.Dial(lis.Addr().String(), opts.Client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,5 +99,5 @@ func Start(t testing.TB, tenants ...*directory.Directory) *Server {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &Server{Addr: lis.Addr().String(), Client: c, Store: st, Server: srv}
+	return &Server{Addr: lis.Addr().String(), Client: c, Store: st, Server: srv, Metrics: metrics}
 }

@@ -1,0 +1,11 @@
+package server_test
+
+import (
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/store"
+)
+
+// storeWrite is a harmless one-change write: u-mallory joins grp-finance-emea.
+func storeWrite(tenant string) store.Write {
+	return store.Write{TenantID: tenant, Changes: []*pb.Change{addMember("grp-finance-emea", "u-mallory")}}
+}

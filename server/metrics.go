@@ -1,0 +1,117 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/store"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the server's Prometheus metrics: gRPC calls, decisions by verdict and rule, tenants' revisions and
+// replication lag, plus whatever else is registered on Registry (the resolver cache's counters).
+type Metrics struct {
+	Registry   *prometheus.Registry
+	grpc       *grpcprom.ServerMetrics
+	decisions  *prometheus.CounterVec
+	violations *prometheus.CounterVec
+	warnings   *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them, with Go runtime and process metrics, on a new registry.
+func NewMetrics(st store.Store) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+			// Decisions take microseconds; streams of a million members take up to a second.
+			grpcprom.WithHistogramBuckets(prometheus.ExponentialBuckets(10e-6, 4, 11)),
+		)),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "groupgate_decisions_total",
+			Help: "Decisions made, by question, strict verdict and Entra verdict.",
+		}, []string{"question", "verdict", "entra_verdict"}),
+		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "groupgate_violations_total",
+			Help: "Violations reported in decisions, by rule.",
+		}, []string{"rule"}),
+		warnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "groupgate_warnings_total",
+			Help: "Warnings reported in decisions, by rule (e.g. RULE_PREVIEW_BYPASS).",
+		}, []string{"rule"}),
+	}
+	m.Registry.MustRegister(m.grpc, m.decisions, m.violations, m.warnings,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&tenantCollector{store: st})
+	return m
+}
+
+// observe counts a decision. It is safe on a nil *Metrics.
+func (m *Metrics) observe(question string, d *pb.Decision) {
+	if m == nil || d == nil {
+		return
+	}
+	m.decisions.WithLabelValues(question, verdictLabel(d.GetVerdict()), verdictLabel(d.GetEntraVerdict())).Inc()
+	for _, v := range d.GetViolations() {
+		m.violations.WithLabelValues(v.GetRule().String()).Inc()
+	}
+	for _, w := range d.GetWarnings() {
+		m.warnings.WithLabelValues(w.GetRule().String()).Inc()
+	}
+}
+
+func verdictLabel(v pb.Verdict) string {
+	switch v {
+	case pb.Verdict_VERDICT_ALLOW:
+		return "allow"
+	case pb.Verdict_VERDICT_DENY:
+		return "deny"
+	}
+	return "unspecified"
+}
+
+// tenantCollector reports every tenant's revision, object counts and replication lag at scrape time.
+type tenantCollector struct{ store store.Store }
+
+var (
+	revisionDesc = prometheus.NewDesc("groupgate_tenant_revision", "The directory revision this replica serves.", []string{"tenant"}, nil)
+	storeRevDesc = prometheus.NewDesc("groupgate_tenant_store_revision", "The newest revision the store holds.", []string{"tenant"}, nil)
+	lagDesc      = prometheus.NewDesc("groupgate_tenant_replication_lag_seconds", "How far this replica trails the store.", []string{"tenant"}, nil)
+	objectsDesc  = prometheus.NewDesc("groupgate_tenant_objects", "Objects in the tenant's directory, by kind.", []string{"tenant", "kind"}, nil)
+)
+
+func (c *tenantCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- revisionDesc
+	ch <- storeRevDesc
+	ch <- lagDesc
+	ch <- objectsDesc
+}
+
+func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, t := range c.store.Tenants() {
+		st, err := c.store.Status(ctx, t)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(revisionDesc, prometheus.GaugeValue, float64(st.Revision), t)
+		ch <- prometheus.MustNewConstMetric(storeRevDesc, prometheus.GaugeValue, float64(st.StoreRevision), t)
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, st.Lag.Seconds(), t)
+		for kind, n := range map[string]int64{
+			"user": st.Counts.Users, "guest": st.Counts.Guests, "group": st.Counts.Groups,
+			"service_principal": st.Counts.ServicePrincipals, "label": st.Counts.Labels, "membership": st.Counts.Memberships,
+		} {
+			ch <- prometheus.MustNewConstMetric(objectsDesc, prometheus.GaugeValue, float64(n), t, kind)
+		}
+	}
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
