@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 
-	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"google.golang.org/grpc"
 )
 

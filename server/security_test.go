@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/client"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/testcerts"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/servertest"

@@ -10,8 +10,8 @@ import (
 	"runtime/debug"
 	"time"
 
-	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/policy"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/store"

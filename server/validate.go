@@ -3,8 +3,8 @@ package server
 import (
 	"fmt"
 
-	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 

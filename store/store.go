@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"time"
 
-	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 )
 
 // Store holds tenants. Every method is safe for concurrent use; readers never block writers.

@@ -6,8 +6,8 @@ import (
 	"os"
 	"strings"
 
-	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/client"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/spf13/cobra"
 )
 
@@ -261,4 +261,3 @@ func newAuditCmd() *cobra.Command {
 	f.register(cmd)
 	return cmd
 }
-

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/store"
 )
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/store"
 )
 
