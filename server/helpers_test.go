@@ -5,7 +5,7 @@ import (
 	"github.com/groupgate/groupgate/store"
 )
 
-// storeWrite is a harmless one-change write: u-mallory joins grp-finance-emea.
+// storeWrite is a harmless one-change write: u-ursula joins grp-finance-emea.
 func storeWrite(tenant string) store.Write {
-	return store.Write{TenantID: tenant, Changes: []*pb.Change{addMember("grp-finance-emea", "u-mallory")}}
+	return store.Write{TenantID: tenant, Changes: []*pb.Change{addMember("grp-finance-emea", "u-ursula")}}
 }

@@ -37,21 +37,21 @@ func isMember(t *testing.T, srv *servertest.Server, group, principal string) boo
 
 func TestWriteIsVisibleAtItsRevision(t *testing.T) {
 	srv := servertest.Start(t)
-	if isMember(t, srv, "grp-finance", "u-mallory") {
-		t.Fatal("u-mallory is in grp-finance before the write")
+	if isMember(t, srv, "grp-finance", "u-ursula") {
+		t.Fatal("u-ursula is in grp-finance before the write")
 	}
-	resp, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", Changes: []*pb.Change{addMember("grp-finance-emea", "u-mallory")}})
+	resp, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", Changes: []*pb.Change{addMember("grp-finance-emea", "u-ursula")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resp.GetRevision() != 2 {
 		t.Fatalf("revision %d, want 2", resp.GetRevision())
 	}
-	got, err := srv.Client.Decisions.CheckMembership(ctx(t), &pb.CheckMembershipRequest{TenantId: "contoso", GroupId: "grp-finance", PrincipalId: "u-mallory", Consistency: &pb.Consistency{MinRevision: 2}})
+	got, err := srv.Client.Decisions.CheckMembership(ctx(t), &pb.CheckMembershipRequest{TenantId: "contoso", GroupId: "grp-finance", PrincipalId: "u-ursula", Consistency: &pb.Consistency{MinRevision: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.GetIsMember() || got.GetRevision() != 2 || strings.Join(got.GetPath(), ",") != "grp-finance,grp-finance-emea,u-mallory" {
+	if !got.GetIsMember() || got.GetRevision() != 2 || strings.Join(got.GetPath(), ",") != "grp-finance,grp-finance-emea,u-ursula" {
 		t.Errorf("after the write: %v, want member through grp-finance-emea at revision 2", got)
 	}
 }
@@ -59,7 +59,7 @@ func TestWriteIsVisibleAtItsRevision(t *testing.T) {
 func TestWriteBatchIsAllOrNothing(t *testing.T) {
 	srv := servertest.Start(t)
 	_, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", Changes: []*pb.Change{
-		addMember("grp-finance-emea", "u-mallory"), // fine on its own
+		addMember("grp-finance-emea", "u-ursula"), // fine on its own
 		addMember("grp-finance-emea", "u-ghost"),   // dangling
 	}})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "u-ghost") {
@@ -68,7 +68,7 @@ func TestWriteBatchIsAllOrNothing(t *testing.T) {
 	if rev := revisionOf(t, srv); rev != 1 {
 		t.Errorf("revision %d after a refused batch, want 1", rev)
 	}
-	if isMember(t, srv, "grp-finance-emea", "u-mallory") {
+	if isMember(t, srv, "grp-finance-emea", "u-ursula") {
 		t.Error("the valid half of a refused batch was applied")
 	}
 }
@@ -76,19 +76,19 @@ func TestWriteBatchIsAllOrNothing(t *testing.T) {
 func TestExpectedRevisionMismatchIsFailedPrecondition(t *testing.T) {
 	srv := servertest.Start(t)
 	stale := int64(7)
-	_, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", ExpectedRevision: &stale, Changes: []*pb.Change{addMember("grp-finance-emea", "u-mallory")}})
+	_, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", ExpectedRevision: &stale, Changes: []*pb.Change{addMember("grp-finance-emea", "u-ursula")}})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("got %v, want FailedPrecondition", err)
 	}
 	current := int64(1)
-	if _, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", ExpectedRevision: &current, Changes: []*pb.Change{addMember("grp-finance-emea", "u-mallory")}}); err != nil {
+	if _, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", ExpectedRevision: &current, Changes: []*pb.Change{addMember("grp-finance-emea", "u-ursula")}}); err != nil {
 		t.Fatalf("write at the expected revision: %v", err)
 	}
 }
 
 func TestRetryWithSameRequestIDWritesOnce(t *testing.T) {
 	srv := servertest.Start(t)
-	req := &pb.WriteChangesRequest{TenantId: "contoso", RequestId: "ticket-4711", Changes: []*pb.Change{addMember("grp-finance-emea", "u-mallory")}}
+	req := &pb.WriteChangesRequest{TenantId: "contoso", RequestId: "ticket-4711", Changes: []*pb.Change{addMember("grp-finance-emea", "u-ursula")}}
 	first, err := srv.Client.Directory.WriteChanges(ctx(t), req)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestMinRevisionWaitsForTheWrite(t *testing.T) {
 	answered := make(chan *pb.CheckMembershipResponse, 1)
 	go func() {
 		resp, err := srv.Client.Decisions.CheckMembership(context.Background(), &pb.CheckMembershipRequest{
-			TenantId: "contoso", GroupId: "grp-finance-emea", PrincipalId: "u-mallory", Consistency: &pb.Consistency{MinRevision: 2}})
+			TenantId: "contoso", GroupId: "grp-finance-emea", PrincipalId: "u-ursula", Consistency: &pb.Consistency{MinRevision: 2}})
 		if err != nil {
 			t.Error(err)
 		}
@@ -121,7 +121,7 @@ func TestMinRevisionWaitsForTheWrite(t *testing.T) {
 		t.Fatalf("answered %v before revision 2 existed", resp)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if _, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", Changes: []*pb.Change{addMember("grp-finance-emea", "u-mallory")}}); err != nil {
+	if _, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", Changes: []*pb.Change{addMember("grp-finance-emea", "u-ursula")}}); err != nil {
 		t.Fatal(err)
 	}
 	resp := <-answered
@@ -150,7 +150,7 @@ func TestWatchReplaysThenFollows(t *testing.T) {
 		}
 		return resp.GetRevision()
 	}
-	write("u-mallory") // revision 2, before the watch starts
+	write("u-ursula") // revision 2, before the watch starts
 	stream, err := srv.Client.Directory.Watch(ctx(t), &pb.WatchRequest{TenantId: "contoso", AfterRevision: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -159,8 +159,8 @@ func TestWatchReplaysThenFollows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.GetRevision() != 2 || !proto.Equal(first.GetChanges()[0], addMember("grp-finance-emea", "u-mallory")) {
-		t.Errorf("first watched revision %v, want revision 2 adding u-mallory", first)
+	if first.GetRevision() != 2 || !proto.Equal(first.GetChanges()[0], addMember("grp-finance-emea", "u-ursula")) {
+		t.Errorf("first watched revision %v, want revision 2 adding u-ursula", first)
 	}
 	write("u-gina") // revision 3, live
 	second, err := stream.Recv()

@@ -27,11 +27,14 @@ func printViolations(w io.Writer, title string, vs []*pb.Violation) {
 	}
 	fmt.Fprintf(w, "%s:\n", title)
 	for _, v := range vs {
-		enforced := "strict only"
-		if v.GetEnforcedByEntra() {
-			enforced = "enforced by Entra"
+		switch {
+		case title == "warnings":
+			fmt.Fprintf(w, "  - %s\n", v.GetRule())
+		case v.GetEnforcedByEntra():
+			fmt.Fprintf(w, "  - %s (enforced by Entra)\n", v.GetRule())
+		default:
+			fmt.Fprintf(w, "  - %s (strict only: Entra would let it through)\n", v.GetRule())
 		}
-		fmt.Fprintf(w, "  - %s (%s)\n", v.GetRule(), enforced)
 		fmt.Fprintf(w, "    %s\n", v.GetMessage())
 		if len(v.GetPath()) > 0 {
 			fmt.Fprintf(w, "    path: %s\n", strings.Join(v.GetPath(), " -> "))

@@ -5,8 +5,8 @@ package demo
 import (
 	_ "embed"
 
-	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 

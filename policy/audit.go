@@ -1,0 +1,210 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+)
+
+// Audit emits today's violations in the directory (drift), group by group in the order groups were created,
+// then tenant-wide findings: labelled groups whose effective members include a guest while the label disallows
+// guests; labelled parents with unlabelled or less restrictive child groups; role-assignable groups with nested
+// groups or dynamic membership; labels on dynamic groups; nesting cycles (each once); more role-assignable groups
+// than the limit.
+func (e *Engine) Audit(dir *directory.Directory, rules []pb.Rule, emit func(*pb.Finding) error) error {
+	want := func(r pb.Rule) bool { return len(rules) == 0 || slices.Contains(rules, r) }
+	view := e.resolver.At(dir)
+	send := func(rule pb.Rule, g *directory.Node, path []string, format string, args ...any) error {
+		if !want(rule) {
+			return nil
+		}
+		gid := ""
+		if g != nil {
+			gid = g.ID()
+		}
+		return emit(&pb.Finding{Rule: rule, GroupId: gid, Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	for g := range dir.Groups() {
+		attrs := g.Group()
+		l, labelled := dir.Label(attrs.GetLabelId())
+		if labelled && !l.GetGuestsAllowed() && (want(pb.Rule_RULE_LABEL_BLOCKS_GUESTS) || want(pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE)) {
+			if path, ok := view.GuestPath(g.Ref()); ok {
+				guest := dir.Node(path[len(path)-1])
+				rule := pb.Rule_RULE_LABEL_BLOCKS_GUESTS
+				if len(path) > 2 {
+					rule = pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE
+				}
+				if err := send(rule, g, dir.IDs(path), "%s carries %s, which does not allow guests, but guest %s is a member: %s",
+					name(g), labelName(l), name(guest), pathNames(dir, path)); err != nil {
+					return err
+				}
+			}
+		}
+		for _, m := range g.Members() {
+			child := dir.Node(m)
+			if child == nil || !child.IsGroup() {
+				continue
+			}
+			if labelled {
+				cl, childLabelled := dir.Label(child.Group().GetLabelId())
+				var err error
+				switch {
+				case !childLabelled:
+					err = send(pb.Rule_RULE_NESTED_GROUP_UNLABELED, g, []string{child.ID(), g.ID()},
+						"%s carries %s but contains unlabelled group %s", name(g), labelName(l), name(child))
+				case cl.GetPriority() < l.GetPriority():
+					err = send(pb.Rule_RULE_NESTED_GROUP_LESS_RESTRICTIVE, g, []string{child.ID(), g.ID()},
+						"%s carries %s but contains %s with less restrictive %s", name(g), labelName(l), name(child), labelName(cl))
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if attrs.GetIsAssignableToRole() {
+				if err := send(pb.Rule_RULE_ROLE_GROUP_NO_NESTING, g, []string{g.ID(), child.ID()},
+					"role-assignable group %s contains group %s", name(g), name(child)); err != nil {
+					return err
+				}
+			}
+		}
+		if attrs.GetIsAssignableToRole() && attrs.GetMembership() == pb.Membership_MEMBERSHIP_DYNAMIC {
+			if err := send(pb.Rule_RULE_ROLE_GROUP_DYNAMIC, g, []string{g.ID()}, "role-assignable group %s has dynamic membership", name(g)); err != nil {
+				return err
+			}
+		}
+		if labelled && attrs.GetMembership() == pb.Membership_MEMBERSHIP_DYNAMIC {
+			if err := send(pb.Rule_RULE_DYNAMIC_MEMBERSHIP, g, []string{g.ID(), l.GetId()},
+				"dynamic group %s carries %s, whose policy Entra does not enforce on dynamic groups", name(g), labelName(l)); err != nil {
+				return err
+			}
+		}
+	}
+	if want(pb.Rule_RULE_NESTING_CYCLE) {
+		for _, loop := range nestingCycles(dir) {
+			if err := send(pb.Rule_RULE_NESTING_CYCLE, dir.Node(loop[0]), dir.IDs(loop), "nesting cycle: %s", pathNames(dir, loop)); err != nil {
+				return err
+			}
+		}
+	}
+	if n, limit := dir.Counts().RoleAssignableGroups, dir.RoleAssignableGroupLimit(); n > limit {
+		if err := send(pb.Rule_RULE_ROLE_GROUP_LIMIT, nil, nil, "the tenant has %d role-assignable groups, more than its limit of %d", n, limit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nestingCycles finds the strongly connected components of the group graph with more than one group (Tarjan's
+// algorithm, iterative so deep nesting cannot overflow the stack) and returns one loop through each, starting
+// and ending at the component's first group in ref order.
+func nestingCycles(dir *directory.Directory) [][]directory.Ref {
+	n := dir.RefLimit()
+	index := make([]int32, n) // 0: unvisited; else visit order + 1
+	low := make([]int32, n)
+	onStack := make([]bool, n)
+	var stack []directory.Ref
+	var comps [][]directory.Ref
+	next := int32(1)
+	type frame struct {
+		v directory.Ref
+		i int
+	}
+	for root := range dir.Groups() {
+		if index[root.Ref()] != 0 {
+			continue
+		}
+		call := []frame{{v: root.Ref()}}
+		index[root.Ref()], low[root.Ref()] = next, next
+		next++
+		stack = append(stack, root.Ref())
+		onStack[root.Ref()] = true
+		for len(call) > 0 {
+			f := &call[len(call)-1]
+			members := dir.Node(f.v).Members()
+			if f.i < len(members) {
+				w := members[f.i]
+				f.i++
+				wn := dir.Node(w)
+				if wn == nil || !wn.IsGroup() {
+					continue
+				}
+				if index[w] == 0 {
+					index[w], low[w] = next, next
+					next++
+					stack = append(stack, w)
+					onStack[w] = true
+					call = append(call, frame{v: w})
+				} else if onStack[w] {
+					low[f.v] = min(low[f.v], index[w])
+				}
+				continue
+			}
+			v := f.v
+			call = call[:len(call)-1]
+			if len(call) > 0 {
+				p := call[len(call)-1].v
+				low[p] = min(low[p], low[v])
+			}
+			if low[v] == index[v] {
+				var comp []directory.Ref
+				for {
+					w := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					onStack[w] = false
+					comp = append(comp, w)
+					if w == v {
+						break
+					}
+				}
+				if len(comp) > 1 {
+					comps = append(comps, comp)
+				}
+			}
+		}
+	}
+	loops := make([][]directory.Ref, 0, len(comps))
+	for _, comp := range comps {
+		slices.Sort(comp)
+		loops = append(loops, loopWithin(dir, comp))
+	}
+	slices.SortFunc(loops, func(a, b []directory.Ref) int { return int(a[0]) - int(b[0]) })
+	return loops
+}
+
+// loopWithin returns the shortest loop from the component's first group back to itself, staying inside it.
+func loopWithin(dir *directory.Directory, comp []directory.Ref) []directory.Ref {
+	start := comp[0]
+	in := make(map[directory.Ref]bool, len(comp))
+	for _, r := range comp {
+		in[r] = true
+	}
+	parent := map[directory.Ref]directory.Ref{}
+	frontier := []directory.Ref{start}
+	for len(frontier) > 0 {
+		var nxt []directory.Ref
+		for _, v := range frontier {
+			for _, w := range dir.Node(v).Members() {
+				if !in[w] {
+					continue
+				}
+				if w == start {
+					path := []directory.Ref{start}
+					for x := v; x != start; x = parent[x] {
+						path = append(path, x)
+					}
+					path = append(path, start)
+					slices.Reverse(path[1 : len(path)-1])
+					return path
+				}
+				if _, seen := parent[w]; !seen {
+					parent[w] = v
+					nxt = append(nxt, w)
+				}
+			}
+		}
+		frontier = nxt
+	}
+	return comp // unreachable for a strongly connected component
+}

@@ -1,0 +1,70 @@
+package policy_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/conformance"
+	"github.com/groupgate/groupgate/policy"
+	"github.com/groupgate/groupgate/resolver"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// TestConformance runs testdata/conformance in-process; server/conformance_test.go runs the same files over gRPC.
+func TestConformance(t *testing.T) {
+	conformance.Run(t, "../testdata/conformance", func(t *testing.T, d *directory.Directory) conformance.Target {
+		return &engineTarget{engine: policy.New(resolver.New(resolver.Options{})), dir: d}
+	})
+}
+
+type engineTarget struct {
+	engine *policy.Engine
+	dir    *directory.Directory
+}
+
+// code maps the engine's errors the way the server does.
+func code(err error) codes.Code {
+	var nf *directory.NotFoundError
+	var inv *directory.ValidationError
+	switch {
+	case err == nil:
+		return codes.OK
+	case errors.As(err, &nf):
+		return codes.NotFound
+	case errors.As(err, &inv):
+		return codes.InvalidArgument
+	}
+	return codes.Unknown
+}
+
+func (e *engineTarget) Check(t *testing.T, item *pb.CheckBatchItem) (*pb.Decision, codes.Code) {
+	d, err := e.engine.Check(e.dir, item)
+	return d, code(err)
+}
+
+func (e *engineTarget) Plan(t *testing.T, req *pb.EvaluatePlanRequest) ([]*pb.PlanStepResult, codes.Code) {
+	steps, err := e.engine.EvaluatePlan(e.dir, req)
+	if err != nil {
+		return nil, code(err)
+	}
+	out := make([]*pb.PlanStepResult, len(steps))
+	for i, s := range steps {
+		out[i] = &pb.PlanStepResult{Decision: s.Decision, Applied: s.Applied}
+		if s.Err != nil {
+			out[i].Error = status.New(code(s.Err), s.Err.Error()).Proto()
+		}
+	}
+	return out, codes.OK
+}
+
+func (e *engineTarget) Audit(t *testing.T, req *pb.AuditRequest) ([]*pb.Finding, codes.Code) {
+	var out []*pb.Finding
+	err := e.engine.Audit(e.dir, req.GetRules(), func(f *pb.Finding) error {
+		out = append(out, f)
+		return nil
+	})
+	return out, code(err)
+}
