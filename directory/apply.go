@@ -2,6 +2,7 @@ package directory
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 )
@@ -55,8 +56,12 @@ func (b *builder) apply(field string, c *pb.Change) {
 func Empty(tenantID string) *Directory {
 	return &Directory{
 		tenantID: tenantID,
+		lineage:  lineages.Add(1),
 		settings: &pb.TenantSettings{},
 		labels:   map[string]*pb.Label{},
 		index:    idIndex{base: map[string]Ref{}},
 	}
 }
+
+// lineages numbers lineages process-wide.
+var lineages atomic.Uint64

@@ -17,6 +17,7 @@ import (
 // an unknown id gets a ref with a placeholder node, and finish refuses the input if any placeholder is left.
 type builder struct {
 	tenantID string
+	lineage  uint64
 	settings *pb.TenantSettings
 	labels   map[string]*pb.Label
 	ownLabel bool // labels is this builder's copy
@@ -55,6 +56,7 @@ type Edge struct{ Group, Member Ref }
 func newBuilder(d *Directory, subject string) *builder {
 	b := &builder{
 		tenantID: d.tenantID,
+		lineage:  d.lineage,
 		settings: d.settings,
 		labels:   d.labels,
 		nodes:    newVectorBuilder(d.nodes),
@@ -639,6 +641,7 @@ func (b *builder) finish(revision int64) (*Directory, error) {
 	}
 	return &Directory{
 		tenantID: b.tenantID,
+		lineage:  b.lineage,
 		revision: revision,
 		settings: settings,
 		labels:   labels,

@@ -125,6 +125,7 @@ type Counts struct {
 // Directory is one tenant at one revision. It is immutable.
 type Directory struct {
 	tenantID string
+	lineage  uint64 // see Lineage
 	revision int64
 	settings *pb.TenantSettings
 	labels   map[string]*pb.Label
@@ -135,6 +136,10 @@ type Directory struct {
 
 func (d *Directory) TenantID() string { return d.tenantID }
 func (d *Directory) Revision() int64  { return d.revision }
+
+// Lineage identifies the chain of revisions a directory belongs to: Apply keeps it, while FromSnapshot and Empty
+// start a new one (refs of one lineage mean nothing in another). Caches key on it together with refs.
+func (d *Directory) Lineage() uint64 { return d.lineage }
 
 // Settings are the tenant settings; never nil.
 func (d *Directory) Settings() *pb.TenantSettings { return d.settings }

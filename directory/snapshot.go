@@ -23,6 +23,17 @@ func FromSnapshot(s *pb.Snapshot, revision int64) (*Directory, error) {
 	b.index.x.overlay = make(map[string]Ref, len(s.GetUsers())+len(s.GetGroups())+len(s.GetServicePrincipals()))
 	b.index.copied = true
 	b.updateSettings(s.GetSettings())
+	// Number principals in the order the snapshot declares them (not the order they are first referenced), so
+	// that an export lists them in the same order as the file it was loaded from.
+	for _, u := range s.GetUsers() {
+		b.reserve(u.GetId())
+	}
+	for _, sp := range s.GetServicePrincipals() {
+		b.reserve(sp.GetId())
+	}
+	for _, g := range s.GetGroups() {
+		b.reserve(g.GetId())
+	}
 	for i, l := range s.GetLabels() {
 		b.upsertLabel(fmt.Sprintf("labels[%d]", i), l)
 	}
@@ -92,4 +103,14 @@ func cloneLabels(ls []*pb.Label) []*pb.Label {
 		out[i] = proto.CloneOf(l)
 	}
 	return out
+}
+
+// reserve gives a well-formed id not yet indexed the next ref, without creating a node for it.
+func (b *builder) reserve(id string) {
+	if !ValidID(id) {
+		return
+	}
+	if _, ok := b.index.lookup(id); !ok {
+		b.index.add(id, b.nodes.allocate())
+	}
 }

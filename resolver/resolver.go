@@ -16,8 +16,14 @@ import (
 // revision.
 type Resolver struct{}
 
+// Options configure a Resolver.
+type Options struct {
+	// CacheMaxBytes bounds the memory of cached answers; 0 means the default.
+	CacheMaxBytes int64
+}
+
 // New returns a resolver.
-func New() *Resolver { return &Resolver{} }
+func New(opts Options) *Resolver { return &Resolver{} }
 
 // View is the resolver bound to one directory revision.
 type View struct {

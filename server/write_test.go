@@ -60,7 +60,7 @@ func TestWriteBatchIsAllOrNothing(t *testing.T) {
 	srv := servertest.Start(t)
 	_, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", Changes: []*pb.Change{
 		addMember("grp-finance-emea", "u-ursula"), // fine on its own
-		addMember("grp-finance-emea", "u-ghost"),   // dangling
+		addMember("grp-finance-emea", "u-ghost"),  // dangling
 	}})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "u-ghost") {
 		t.Fatalf("got %v, want InvalidArgument naming u-ghost", err)
