@@ -139,7 +139,7 @@ func (e *Engine) upsertGroup(d *decision, spec *pb.Group, actorID string) error 
 			return nil
 		}
 		if l != nil {
-			e.newGroupLabelRules(d, spec, members, l, a)
+			e.newGroupLabelRules(d, spec, members, l, a, false)
 		}
 		// Judge the initial members as additions to the group as created without them.
 		empty := &pb.Group{Id: spec.GetId(), DisplayName: spec.GetDisplayName(), Kind: spec.GetKind(), Membership: spec.GetMembership(),

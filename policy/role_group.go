@@ -98,13 +98,14 @@ func (e *Engine) createRoleGroup(d *decision, spec *pb.Group, members, owners []
 		}
 	}
 	if l != nil {
-		e.newGroupLabelRules(d, spec, members, l, a)
+		e.newGroupLabelRules(d, spec, members, l, a, true)
 	}
 }
 
 // newGroupLabelRules are the label checks of CanApplyLabel for a group that does not exist yet: its members are
-// the initial ones, and it has no parents.
-func (e *Engine) newGroupLabelRules(d *decision, spec *pb.Group, members []*directory.Node, l *pb.Label, a *principal) {
+// the initial ones, and it has no parents. checkGuests judges guests among the initial members here; plans that
+// create an ordinary group judge each initial member as an addition instead (bypass included).
+func (e *Engine) newGroupLabelRules(d *decision, spec *pb.Group, members []*directory.Node, l *pb.Label, a *principal, checkGuests bool) {
 	dir := d.dir
 	if !dir.HasPremiumLicense() {
 		d.violateOnce(pb.Rule_RULE_LICENSE_REQUIRED, true, nil, "sensitivity labels on groups need an Entra ID P1 or P2 licence, which the tenant does not have")
@@ -132,7 +133,7 @@ func (e *Engine) newGroupLabelRules(d *decision, spec *pb.Group, members []*dire
 	if spec.GetMembership() == pb.Membership_MEMBERSHIP_DYNAMIC {
 		d.violateOnce(pb.Rule_RULE_DYNAMIC_MEMBERSHIP, true, nil, "labels cannot be applied to dynamic groups")
 	}
-	if !l.GetGuestsAllowed() {
+	if checkGuests && !l.GetGuestsAllowed() {
 		for _, m := range members {
 			if m.IsGuest() {
 				d.violate(pb.Rule_RULE_LABEL_BLOCKS_GUESTS, true, []string{m.ID()},
