@@ -42,6 +42,9 @@ type builder struct {
 type Delta struct {
 	// Changed are the principals created, deleted or changed in attributes or direct relationships.
 	Changed []Ref
+	// Objects are the principals created, deleted or changed in their attributes (a subset of Changed): a
+	// user's type, a group's kind or label. Edge changes alone do not list their ends here.
+	Objects []Ref
 	// EdgesAdded and EdgesRemoved are the direct membership edges the batch added and removed.
 	EdgesAdded, EdgesRemoved []Edge
 	// LabelsChanged are the ids of labels created, changed or deleted.
@@ -171,6 +174,7 @@ func (b *builder) claim(field, id string, kind Kind) *Node {
 		b.countNode(n, -1)
 	}
 	b.changed(r)
+	b.object(r)
 	return n
 }
 
@@ -269,30 +273,45 @@ func (b *builder) upsertGroup(field string, g *pb.Group) {
 }
 
 // refList resolves a member or owner list, refusing bad ids, duplicates and (for members) the group itself.
+// Field names are formatted only for problems: loading a tenant resolves millions of members.
 func (b *builder) refList(field, groupID string, ids []string, members bool) ([]Ref, bool) {
 	refs := make([]Ref, 0, len(ids))
-	seen := make(map[string]struct{}, len(ids))
 	ok := true
+	at := func(i int) string { return fmt.Sprintf("%s[%d]", field, i) }
 	for i, id := range ids {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		if !b.checkID(f, id) {
+		if !ValidID(id) {
+			b.checkID(at(i), id)
 			ok = false
 			continue
 		}
-		if _, dup := seen[id]; dup {
-			b.problem(f, "group %q lists %q twice", groupID, id)
-			ok = false
-			continue
-		}
-		seen[id] = struct{}{}
 		if members && id == groupID {
-			b.problem(f, "group %q cannot be a member of itself", groupID)
+			b.problem(at(i), "group %q cannot be a member of itself", groupID)
 			ok = false
 			continue
 		}
 		refs = append(refs, b.refFor(id))
 	}
+	// Duplicates: sort a copy of the refs (cheaper than a map per group) and look for neighbours.
+	if len(refs) > 1 {
+		sorted := slices.Clone(refs)
+		slices.Sort(sorted)
+		for i := 1; i < len(sorted); i++ {
+			if sorted[i] == sorted[i-1] && (i == 1 || sorted[i-1] != sorted[i-2]) {
+				id := b.idOf(sorted[i])
+				b.problem(at(slices.Index(ids, id)), "group %q lists %q twice", groupID, id)
+				ok = false
+			}
+		}
+	}
 	return refs, ok
+}
+
+// idOf is the id behind a ref this builder handed out.
+func (b *builder) idOf(r Ref) string {
+	if n := b.nodes.get(r); n != nil {
+		return n.id
+	}
+	return ""
 }
 
 // setMembers replaces a group's direct members, keeping the reverse edges in step.
@@ -335,6 +354,12 @@ func (b *builder) setOwners(g *Node, refs []Ref) {
 func (b *builder) changed(refs ...Ref) {
 	if b.delta != nil {
 		b.delta.Changed = append(b.delta.Changed, refs...)
+	}
+}
+
+func (b *builder) object(r Ref) {
+	if b.delta != nil {
+		b.delta.Objects = append(b.delta.Objects, r)
 	}
 }
 
@@ -558,6 +583,7 @@ func (b *builder) deleteObject(field string, id string) {
 	}
 	b.countNode(n, -1)
 	b.changed(n.ref)
+	b.object(n.ref)
 	b.nodes.set(n.ref, nil)
 	delete(b.touched, n.ref)
 }
@@ -637,6 +663,7 @@ func (b *builder) finish(revision int64) (*Directory, error) {
 	}
 	if b.delta != nil {
 		b.delta.Changed = dedupeRefs(b.delta.Changed)
+		b.delta.Objects = dedupeRefs(b.delta.Objects)
 		b.delta.LabelsChanged = dedupeStrings(b.delta.LabelsChanged)
 	}
 	return &Directory{

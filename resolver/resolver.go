@@ -2,28 +2,70 @@
 // transitive member of G and by which shortest path, does G contain a guest at any depth, would nesting C under
 // G close a cycle, who are G's effective members. It knows nothing about policy.
 //
-// Every traversal is iterative (no recursion to overflow on deep nesting) and marks what it visited, so cycles
-// in the data end a walk instead of looping.
+// Every traversal is iterative (no recursion to overflow on deep nesting) and marks what it visited in a dense,
+// epoch-stamped array indexed by Ref (pooled, never cleared), so cycles in the data end a walk instead of looping
+// and no traversal allocates per node. Questions about a principal's ancestors walk *up* the reverse edges: a user
+// is in a handful of groups, while a top group may hold a million members. Only GuestPath, the one question that
+// must walk down, is cached (see package cache).
 package resolver
 
 import (
 	"iter"
+	"slices"
+	"sync"
 
+	"github.com/groupgate/groupgate/cache"
 	"github.com/groupgate/groupgate/directory"
 )
 
 // Resolver answers membership questions. It is safe for concurrent use; one Resolver serves every tenant and
 // revision.
-type Resolver struct{}
+type Resolver struct {
+	guests *cache.Cache[guestAnswer] // nil: no caching
+	pool   sync.Pool                 // *scratch
+}
 
 // Options configure a Resolver.
 type Options struct {
-	// CacheMaxBytes bounds the memory of cached answers; 0 means the default.
+	// CacheMaxBytes bounds the memory of cached answers; 0 means cache.DefaultMaxBytes, a negative value turns
+	// caching off (EvaluatePlan's hypothetical states must never reach a cache).
 	CacheMaxBytes int64
 }
 
+// guestAnswer is a cached GuestPath.
+type guestAnswer struct {
+	path  []directory.Ref
+	found bool
+}
+
+const kindGuestPath cache.Kind = 1
+
 // New returns a resolver.
-func New(opts Options) *Resolver { return &Resolver{} }
+func New(opts Options) *Resolver {
+	r := &Resolver{}
+	if opts.CacheMaxBytes >= 0 {
+		c, err := cache.New[guestAnswer](opts.CacheMaxBytes)
+		if err == nil {
+			r.guests = c
+		}
+	}
+	return r
+}
+
+// CacheStats reports the cache's counters (zero when caching is off).
+func (r *Resolver) CacheStats() cache.Stats {
+	if r.guests == nil {
+		return cache.Stats{}
+	}
+	return r.guests.Stats()
+}
+
+// WaitCache blocks until cache writes are applied (ristretto buffers them); for tests and benchmarks.
+func (r *Resolver) WaitCache() {
+	if r.guests != nil {
+		r.guests.Wait()
+	}
+}
 
 // View is the resolver bound to one directory revision.
 type View struct {
@@ -37,48 +79,156 @@ func (r *Resolver) At(dir *directory.Directory) View { return View{r: r, dir: di
 // Directory is the revision the view answers on.
 func (v View) Directory() *directory.Directory { return v.dir }
 
-// MemberPath returns the shortest nesting path group → … → principal (both ends included) when principal is a
-// member of group at any depth.
-func (v View) MemberPath(group, principal directory.Ref) ([]directory.Ref, bool) {
-	return v.shortestDown(group, func(n *directory.Node) bool { return n.Ref() == principal })
+// scratch is the per-traversal working memory: visit stamps and back-pointers indexed by Ref.
+type scratch struct {
+	stamp []uint32
+	link  []directory.Ref
+	epoch uint32
+	queue []directory.Ref
 }
 
-// GuestPath returns the shortest path group → … → a guest user when group contains a guest at any depth.
-func (v View) GuestPath(group directory.Ref) ([]directory.Ref, bool) {
-	return v.shortestDown(group, (*directory.Node).IsGuest)
+func (r *Resolver) scratch(n int) *scratch {
+	s, _ := r.pool.Get().(*scratch)
+	if s == nil {
+		s = &scratch{}
+	}
+	if len(s.stamp) < n {
+		s.stamp = make([]uint32, n+n/8)
+		s.link = make([]directory.Ref, len(s.stamp))
+		s.epoch = 0
+	}
+	s.epoch++
+	if s.epoch == 0 { // wrapped: stamps from 2^32 traversals ago would look current
+		clear(s.stamp)
+		s.epoch = 1
+	}
+	s.queue = s.queue[:0]
+	return s
+}
+
+func (r *Resolver) release(s *scratch) { r.pool.Put(s) }
+
+func (s *scratch) visit(x directory.Ref, link directory.Ref) bool {
+	if s.stamp[x] == s.epoch {
+		return false
+	}
+	s.stamp[x] = s.epoch
+	s.link[x] = link
+	return true
+}
+
+// MemberPath returns the shortest nesting path group → … → principal (both ends included) when principal is a
+// member of group at any depth. A group in a nesting cycle is a member of itself, by the loop.
+func (v View) MemberPath(group, principal directory.Ref) ([]directory.Ref, bool) {
+	if v.dir.Node(group) == nil || v.dir.Node(principal) == nil {
+		return nil, false
+	}
+	s := v.r.scratch(v.dir.RefLimit())
+	defer v.r.release(s)
+	// Walk up from the principal; link[x] is the node below x on the way back down to the principal.
+	s.visit(principal, principal)
+	s.queue = append(s.queue, principal)
+	for i := 0; i < len(s.queue); i++ {
+		child := s.queue[i]
+		for _, p := range v.dir.Node(child).MemberOf() {
+			if p == group {
+				path := []directory.Ref{group}
+				for x := child; ; x = s.link[x] {
+					path = append(path, x)
+					if x == principal {
+						return path, true
+					}
+				}
+			}
+			if s.visit(p, child) {
+				s.queue = append(s.queue, p)
+			}
+		}
+	}
+	return nil, false
 }
 
 // CyclePath reports whether making child a direct member of group would close a nesting cycle: that is the case
 // when group is already a member of child at any depth (or child is group). The path runs child → … → group.
 func (v View) CyclePath(group, child directory.Ref) ([]directory.Ref, bool) {
 	if group == child {
-		return []directory.Ref{child}, true
+		return []directory.Ref{child}, v.dir.Node(child) != nil
 	}
 	return v.MemberPath(child, group)
 }
 
+// GuestPath returns the shortest path group → … → a guest user when group contains a guest at any depth. Answers
+// are cached per group and revision-safe (see package cache).
+func (v View) GuestPath(group directory.Ref) ([]directory.Ref, bool) {
+	c := v.r.guests
+	if c != nil {
+		if a, ok := c.Get(v.dir.Lineage(), v.dir.Revision(), uint32(group), kindGuestPath); ok {
+			return slices.Clone(a.path), a.found
+		}
+	}
+	path, found := v.shortestDown(group, (*directory.Node).IsGuest)
+	if c != nil {
+		c.Set(v.dir.Lineage(), v.dir.Revision(), uint32(group), kindGuestPath, guestAnswer{path: path, found: found}, int64(4*len(path)))
+	}
+	return slices.Clone(path), found
+}
+
+// shortestDown walks down from group breadth-first and returns the path to the first node that matches.
+func (v View) shortestDown(group directory.Ref, match func(*directory.Node) bool) ([]directory.Ref, bool) {
+	if v.dir.Node(group) == nil {
+		return nil, false
+	}
+	s := v.r.scratch(v.dir.RefLimit())
+	defer v.r.release(s)
+	s.visit(group, group)
+	s.queue = append(s.queue, group)
+	for i := 0; i < len(s.queue); i++ {
+		parent := s.queue[i]
+		for _, m := range v.dir.Node(parent).Members() {
+			if !s.visit(m, parent) {
+				continue
+			}
+			n := v.dir.Node(m)
+			if match(n) {
+				path := []directory.Ref{m}
+				for x := m; x != group; {
+					x = s.link[x]
+					path = append(path, x)
+				}
+				slices.Reverse(path)
+				return path, true
+			}
+			if n.IsGroup() {
+				s.queue = append(s.queue, m)
+			}
+		}
+	}
+	return nil, false
+}
+
 // Members yields the transitive members of group, each once, in breadth-first order with its depth (1 for a
-// direct member). A group in a cycle with group itself is yielded, group itself is not.
+// direct member). A group in a cycle with group itself is yielded, group itself is not. It streams: the first
+// members come before the walk has gone deep.
 func (v View) Members(group directory.Ref) iter.Seq2[directory.Ref, int] {
 	return func(yield func(directory.Ref, int) bool) {
-		g := v.dir.Node(group)
-		if g == nil {
+		if v.dir.Node(group) == nil {
 			return
 		}
-		seen := map[directory.Ref]bool{group: true}
+		s := v.r.scratch(v.dir.RefLimit())
+		defer v.r.release(s)
+		s.visit(group, group)
 		frontier := []directory.Ref{group}
 		for depth := 1; len(frontier) > 0; depth++ {
 			var next []directory.Ref
 			for _, parent := range frontier {
 				for _, m := range v.dir.Node(parent).Members() {
-					if seen[m] {
+					if !s.visit(m, parent) {
 						continue
 					}
-					seen[m] = true
 					if !yield(m, depth) {
 						return
 					}
-					if n := v.dir.Node(m); n != nil && n.IsGroup() {
+					if v.dir.Node(m).IsGroup() {
 						next = append(next, m)
 					}
 				}
@@ -94,16 +244,17 @@ func (v View) Ancestors(node directory.Ref) iter.Seq2[directory.Ref, int] {
 		if v.dir.Node(node) == nil {
 			return
 		}
-		seen := map[directory.Ref]bool{node: true}
+		s := v.r.scratch(v.dir.RefLimit())
+		defer v.r.release(s)
+		s.visit(node, node)
 		frontier := []directory.Ref{node}
 		for depth := 1; len(frontier) > 0; depth++ {
 			var next []directory.Ref
 			for _, child := range frontier {
 				for _, g := range v.dir.Node(child).MemberOf() {
-					if seen[g] {
+					if !s.visit(g, child) {
 						continue
 					}
-					seen[g] = true
 					if !yield(g, depth) {
 						return
 					}
@@ -115,50 +266,39 @@ func (v View) Ancestors(node directory.Ref) iter.Seq2[directory.Ref, int] {
 	}
 }
 
-// shortestDown walks down from group breadth-first and returns the path to the first node that matches.
-func (v View) shortestDown(group directory.Ref, match func(*directory.Node) bool) ([]directory.Ref, bool) {
-	if v.dir.Node(group) == nil {
-		return nil, false
+// Invalidate tells the resolver that next was derived from prev by delta, before any reader sees next. Only the
+// answers the change can affect are dropped: GuestPath of every group at or above a changed edge's group or a
+// created, deleted or changed object, in both revisions. A nil delta means the tenant was replaced whole (a new lineage): what was known of prev's
+// lineage is forgotten.
+func (r *Resolver) Invalidate(prev, next *directory.Directory, delta *directory.Delta) {
+	if r.guests == nil {
+		return
 	}
-	parent := map[directory.Ref]directory.Ref{group: group}
-	frontier := []directory.Ref{group}
-	for len(frontier) > 0 {
-		var next []directory.Ref
-		for _, p := range frontier {
-			for _, m := range v.dir.Node(p).Members() {
-				if _, seen := parent[m]; seen {
-					continue
-				}
-				parent[m] = p
-				n := v.dir.Node(m)
-				if n == nil {
-					continue
-				}
-				if match(n) {
-					return pathTo(parent, group, m), true
-				}
-				if n.IsGroup() {
-					next = append(next, m)
-				}
-			}
+	if delta == nil {
+		if prev != nil && prev.Lineage() != next.Lineage() {
+			r.guests.Forget(prev.Lineage())
 		}
-		frontier = next
+		return
 	}
-	return nil, false
+	var touched []uint32
+	mark := func(dir *directory.Directory, from directory.Ref) {
+		if n := dir.Node(from); n != nil && n.IsGroup() {
+			touched = append(touched, uint32(from))
+		}
+		for g := range r.At(dir).Ancestors(from) {
+			touched = append(touched, uint32(g))
+		}
+	}
+	for _, dir := range []*directory.Directory{prev, next} {
+		for _, e := range delta.EdgesAdded {
+			mark(dir, e.Group)
+		}
+		for _, e := range delta.EdgesRemoved {
+			mark(dir, e.Group)
+		}
+		for _, n := range delta.Objects {
+			mark(dir, n)
+		}
+	}
+	r.guests.Dirty(next.Lineage(), next.Revision(), touched)
 }
-
-func pathTo(parent map[directory.Ref]directory.Ref, root, leaf directory.Ref) []directory.Ref {
-	path := []directory.Ref{leaf}
-	for n := leaf; n != root; {
-		n = parent[n]
-		path = append(path, n)
-	}
-	for i, j := 0, len(path)-1; i < j; i, j = i+1, j-1 {
-		path[i], path[j] = path[j], path[i]
-	}
-	return path
-}
-
-// Invalidate tells the resolver that next was derived from prev by delta, so that cached answers the change
-// affects are dropped. Answers on other revisions are never served for next whatever the cache holds.
-func (r *Resolver) Invalidate(prev, next *directory.Directory, delta *directory.Delta) {}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/groupgate/groupgate/cache"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/store"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -24,7 +25,8 @@ type Metrics struct {
 }
 
 // NewMetrics creates the metrics and registers them, with Go runtime and process metrics, on a new registry.
-func NewMetrics(st store.Store) *Metrics {
+// cacheStats, when set, reports the resolver cache's counters.
+func NewMetrics(st store.Store, cacheStats func() cache.Stats) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
@@ -47,6 +49,18 @@ func NewMetrics(st store.Store) *Metrics {
 	m.Registry.MustRegister(m.grpc, m.decisions, m.violations, m.warnings,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&tenantCollector{store: st})
+	if cacheStats != nil {
+		counter := func(name, help string, get func(cache.Stats) uint64) prometheus.Collector {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(get(cacheStats())) })
+		}
+		m.Registry.MustRegister(
+			counter("groupgate_cache_hits_total", "Resolver answers served from the cache.", func(s cache.Stats) uint64 { return s.Hits }),
+			counter("groupgate_cache_misses_total", "Resolver answers computed (not cached, evicted, or stale).", func(s cache.Stats) uint64 { return s.Misses }),
+			counter("groupgate_cache_stale_total", "Cached answers refused because a write changed what they depend on.", func(s cache.Stats) uint64 { return s.Stale }),
+			counter("groupgate_cache_cost_added_bytes_total", "Bytes of answers added to the cache.", func(s cache.Stats) uint64 { return s.CostAdded }),
+			counter("groupgate_cache_cost_evicted_bytes_total", "Bytes of answers evicted from the cache.", func(s cache.Stats) uint64 { return s.CostEvicted }),
+		)
+	}
 	return m
 }
 

@@ -35,6 +35,8 @@ func TestMetricsScrape(t *testing.T) {
 		`groupgate_tenant_replication_lag_seconds{tenant="contoso"} 0`,
 		`grpc_server_handling_seconds_bucket`,
 		`go_goroutines`,
+		`groupgate_cache_hits_total`,
+		`groupgate_cache_misses_total`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("scrape lacks %s", want)

@@ -69,7 +69,7 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 	}
 	var metrics *server.Metrics
 	if opts.Metrics {
-		metrics = server.NewMetrics(st)
+		metrics = server.NewMetrics(st, res.CacheStats)
 	}
 	cfg := server.Config{
 		Store:    st,
