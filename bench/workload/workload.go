@@ -191,17 +191,21 @@ func Generate(p Params) *pb.Snapshot {
 			}
 		}
 	}
-	// Cross edges to any deeper layer keep the graph a DAG.
-	for k := 0; k < int(float64(treeEdges)*p.CrossEdges); k++ {
-		if len(layers) < 3 {
-			break
-		}
-		from := rng.IntN(len(layers) - 2)
-		to := from + 2 + rng.IntN(len(layers)-from-2)
-		parent := groups[layers[from][0]+rng.IntN(layers[from][1]-layers[from][0])]
-		child := groups[layers[to][0]+rng.IntN(layers[to][1]-layers[to][0])].Id
-		if !contains(parent.Members, child) {
-			parent.Members = append(parent.Members, child)
+	// Cross edges, from a group chosen uniformly to one at least two layers deeper, keep the graph a DAG and
+	// spread evenly (choosing the layer first would pile them onto the single top group).
+	if len(layers) >= 3 {
+		upper := layers[len(layers)-3][1] // groups that have a layer two below them
+		for k := 0; k < int(float64(treeEdges)*p.CrossEdges); k++ {
+			fi := rng.IntN(upper)
+			from := 0
+			for fi >= layers[from][1] {
+				from++
+			}
+			to := from + 2 + rng.IntN(len(layers)-from-2)
+			child := groups[layers[to][0]+rng.IntN(layers[to][1]-layers[to][0])].Id
+			if !contains(groups[fi].Members, child) {
+				groups[fi].Members = append(groups[fi].Members, child)
+			}
 		}
 	}
 	// Users go to leaf groups: the first round robin, so that leaves are balanced and every user has a group,

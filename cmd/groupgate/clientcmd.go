@@ -141,3 +141,5 @@ func describeError(err error) error {
 }
 
 func stdout() io.Writer { return os.Stdout }
+
+func tempDir() (string, error) { return os.MkdirTemp("", "groupgate-bench-") }

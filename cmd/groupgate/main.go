@@ -26,5 +26,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newCheckCmd(), newMembersCmd(), newAuditCmd())
 	root.AddCommand(newPlanCmd(), newApplyCmd(), newStatusCmd())
+	root.AddCommand(newGenCmd(), newBenchCmd())
 	return root
 }

@@ -1,0 +1,230 @@
+// Package bench is the gRPC load driver behind `groupgate bench`: it sends a mix of decision requests (and
+// optionally writes) from many concurrent workers, then runs the same load against a no-op DecisionService in the
+// same process, and reports throughput, latency percentiles, errors by code and the ratio between the two.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/groupgate/groupgate/bench/workload"
+	"github.com/groupgate/groupgate/client"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+)
+
+// Mix weighs the kinds of request; weights need not add up to anything.
+type Mix struct {
+	AddMember, CheckMembership, Batch, Write int
+}
+
+// DefaultMix is mostly CanAddMember (with transitive guest and cycle checks) and CheckMembership.
+var DefaultMix = Mix{AddMember: 60, CheckMembership: 30, Batch: 10}
+
+// Config is one load run.
+type Config struct {
+	Addr        string
+	Token       string
+	Tenant      string
+	Params      workload.Params // the generated tenant the ids come from
+	Concurrency int
+	Duration    time.Duration // run until this has passed…
+	Requests    int           // …or this many requests were sent, whichever comes first (0: no count limit)
+	Mix         Mix
+	Seed        uint64
+	// MaxSamples bounds the latencies kept for percentiles (a uniform prefix per worker beyond it).
+	MaxSamples int
+}
+
+// Report is the outcome of one run.
+type Report struct {
+	Target     string         `json:"target"`
+	Requests   int64          `json:"requests"`
+	Errors     int64          `json:"errors"`
+	ErrorCodes map[string]int `json:"error_codes,omitempty"`
+	Seconds    float64        `json:"seconds"`
+	PerSecond  float64        `json:"per_second"`
+	P50        time.Duration  `json:"p50_ns"`
+	P95        time.Duration  `json:"p95_ns"`
+	P99        time.Duration  `json:"p99_ns"`
+	Max        time.Duration  `json:"max_ns"`
+}
+
+func (r Report) String() string {
+	return fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  errors %d %v",
+		r.Target, r.Requests, r.Seconds, r.PerSecond, r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond),
+		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors, r.ErrorCodes)
+}
+
+// Run sends the load to cfg.Addr.
+func Run(ctx context.Context, target string, cfg Config) (Report, error) {
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 1
+	}
+	if cfg.Duration <= 0 && cfg.Requests <= 0 {
+		cfg.Duration = 10 * time.Second
+	}
+	if cfg.MaxSamples <= 0 {
+		cfg.MaxSamples = 5_000_000
+	}
+	total := cfg.Mix.AddMember + cfg.Mix.CheckMembership + cfg.Mix.Batch + cfg.Mix.Write
+	if total <= 0 {
+		return Report{}, fmt.Errorf("empty request mix")
+	}
+	c, err := client.Dial(cfg.Addr, client.Options{Token: cfg.Token})
+	if err != nil {
+		return Report{}, err
+	}
+	defer c.Close()
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	var sent, done, errs atomic.Int64
+	codes := sync.Map{}
+	samples := make([][]time.Duration, cfg.Concurrency)
+	perWorker := cfg.MaxSamples / cfg.Concurrency
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < cfg.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)))
+			gen := requests{p: cfg.Params, tenant: cfg.Tenant, rng: rng, worker: w}
+			for ctx.Err() == nil {
+				if cfg.Requests > 0 && sent.Add(1) > int64(cfg.Requests) {
+					return
+				}
+				if cfg.Requests <= 0 {
+					sent.Add(1)
+				}
+				pick := rng.IntN(total)
+				t0 := time.Now()
+				err := gen.send(ctx, c, pick, cfg.Mix)
+				d := time.Since(t0)
+				if err != nil && ctx.Err() != nil {
+					return // the run ended mid-call; not the server's error
+				}
+				done.Add(1)
+				if err != nil {
+					errs.Add(1)
+					code := status.Code(err).String()
+					n, _ := codes.LoadOrStore(code, new(atomic.Int64))
+					n.(*atomic.Int64).Add(1)
+				}
+				if len(samples[w]) < perWorker {
+					samples[w] = append(samples[w], d)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, s := range samples {
+		all = append(all, s...)
+	}
+	slices.Sort(all)
+	pct := func(q float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(q*float64(len(all))))]
+	}
+	r := Report{Target: target, Requests: done.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+		P50: pct(0.50), P95: pct(0.95), P99: pct(0.99), ErrorCodes: map[string]int{}}
+	if len(all) > 0 {
+		r.Max = all[len(all)-1]
+	}
+	r.PerSecond = float64(r.Requests) / elapsed.Seconds()
+	codes.Range(func(k, v any) bool {
+		r.ErrorCodes[k.(string)] = int(v.(*atomic.Int64).Load())
+		return true
+	})
+	return r, nil
+}
+
+// requests makes random requests on the generated tenant's ids.
+type requests struct {
+	p      workload.Params
+	tenant string
+	rng    *rand.Rand
+	worker int
+	writes int
+}
+
+func (g *requests) group() string { return workload.GroupID(g.rng.IntN(g.p.Groups)) }
+func (g *requests) user() string  { return workload.UserID(g.rng.IntN(g.p.Users)) }
+
+// addMember nests a random group under another: the decision runs the transitive guest and cycle checks.
+func (g *requests) addMember() *pb.CanAddMemberRequest {
+	return &pb.CanAddMemberRequest{TenantId: g.tenant, GroupId: g.group(), MemberId: g.group(), ActorId: workload.AdminID}
+}
+
+func (g *requests) send(ctx context.Context, c *client.Client, pick int, mix Mix) error {
+	var err error
+	switch {
+	case pick < mix.AddMember:
+		_, err = c.Decisions.CanAddMember(ctx, g.addMember())
+	case pick < mix.AddMember+mix.CheckMembership:
+		_, err = c.Decisions.CheckMembership(ctx, &pb.CheckMembershipRequest{TenantId: g.tenant, GroupId: g.group(), PrincipalId: g.user()})
+	case pick < mix.AddMember+mix.CheckMembership+mix.Batch:
+		req := &pb.CheckBatchRequest{TenantId: g.tenant}
+		for i := 0; i < 10; i++ {
+			req.Checks = append(req.Checks, &pb.CheckBatchItem{Check: &pb.CheckBatchItem_CanAddMember{CanAddMember: g.addMember()}})
+		}
+		_, err = c.Decisions.CheckBatch(ctx, req)
+	default:
+		// A write that always applies: a fresh user per write, added to a random group.
+		g.writes++
+		id := fmt.Sprintf("u-load-%d-%d", g.worker, g.writes)
+		_, err = c.Directory.WriteChanges(ctx, &pb.WriteChangesRequest{TenantId: g.tenant, Changes: []*pb.Change{
+			{Change: &pb.Change_UpsertUser{UpsertUser: &pb.User{Id: id, UserType: pb.UserType_USER_TYPE_MEMBER}}},
+			{Change: &pb.Change_AddMember{AddMember: &pb.MemberChange{GroupId: g.group(), MemberId: id}}},
+		}})
+	}
+	return err
+}
+
+// NoOpServer serves a DecisionService and DirectoryService that answer at once with empty responses, on a
+// loopback port: the baseline that gRPC itself costs on this machine.
+func NoOpServer() (addr string, stop func(), err error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	s := grpc.NewServer()
+	pb.RegisterDecisionServiceServer(s, noOp{})
+	pb.RegisterDirectoryServiceServer(s, noOpDirectory{})
+	go func() { _ = s.Serve(lis) }()
+	return lis.Addr().String(), s.Stop, nil
+}
+
+type noOp struct{ pb.UnimplementedDecisionServiceServer }
+
+func (noOp) CanAddMember(context.Context, *pb.CanAddMemberRequest) (*pb.CanAddMemberResponse, error) {
+	return &pb.CanAddMemberResponse{Decision: &pb.Decision{}}, nil
+}
+
+func (noOp) CheckMembership(context.Context, *pb.CheckMembershipRequest) (*pb.CheckMembershipResponse, error) {
+	return &pb.CheckMembershipResponse{}, nil
+}
+
+func (noOp) CheckBatch(_ context.Context, r *pb.CheckBatchRequest) (*pb.CheckBatchResponse, error) {
+	return &pb.CheckBatchResponse{Results: make([]*pb.CheckBatchResult, len(r.GetChecks()))}, nil
+}
+
+type noOpDirectory struct{ pb.UnimplementedDirectoryServiceServer }
+
+func (noOpDirectory) WriteChanges(context.Context, *pb.WriteChangesRequest) (*pb.WriteChangesResponse, error) {
+	return &pb.WriteChangesResponse{}, nil
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/groupgate/groupgate/bench"
+	"github.com/groupgate/groupgate/bench/workload"
+	"github.com/groupgate/groupgate/directory"
+	"github.com/spf13/cobra"
+)
+
+func newBenchCmd() *cobra.Command {
+	var cfg bench.Config
+	var preset, snapshot, mix, output string
+	var noNoOp bool
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load-test a server with decisions (and optional writes), and a no-op gRPC handler in the same run",
+		Long: `Load-test groupgate over gRPC on loopback. Without --addr, a server is started in this process on the
+--snapshot file (made by 'groupgate gen') or on a tenant generated from --preset. The same load then runs
+against a no-op DecisionService in this process, and the ratio of throughputs is printed (SPEC §7: >= 70%).
+Request ids come from the generated tenant: --preset and --seed must match the tenant the server holds.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd); err != nil {
+				return err
+			}
+			p, ok := workload.Preset(preset)
+			if !ok {
+				return fmt.Errorf("--preset %q: want tiny, small, medium or large", preset)
+			}
+			if cmd.Flags().Changed("seed") {
+				p.Seed = cfg.Seed
+			}
+			cfg.Params = p
+			if cfg.Tenant == "" {
+				cfg.Tenant = p.TenantID
+			}
+			m, err := parseMix(mix)
+			if err != nil {
+				return err
+			}
+			cfg.Mix = m
+			ctx := cmd.Context()
+			if cfg.Addr == "" {
+				stop, err := benchServer(ctx, &cfg, snapshot)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			reports := []bench.Report{}
+			r, err := bench.Run(ctx, "groupgate", cfg)
+			if err != nil {
+				return err
+			}
+			reports = append(reports, r)
+			if !noNoOp {
+				addr, stop, err := bench.NoOpServer()
+				if err != nil {
+					return err
+				}
+				noop := cfg
+				noop.Addr = addr
+				nr, err := bench.Run(ctx, "no-op", noop)
+				stop()
+				if err != nil {
+					return err
+				}
+				reports = append(reports, nr)
+			}
+			if output == "json" {
+				b, _ := json.MarshalIndent(reports, "", "  ")
+				fmt.Fprintln(stdout(), string(b))
+				return nil
+			}
+			fmt.Fprintf(stdout(), "tenant %s (%d users, %d groups), concurrency %d, mix %s, GOMAXPROCS %d\n",
+				cfg.Tenant, p.Users, p.Groups, cfg.Concurrency, mix, runtime.GOMAXPROCS(0))
+			for _, r := range reports {
+				fmt.Fprintln(stdout(), r)
+			}
+			if len(reports) == 2 && reports[1].PerSecond > 0 {
+				fmt.Fprintf(stdout(), "groupgate / no-op throughput: %.0f%%\n", 100*reports[0].PerSecond/reports[1].PerSecond)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfg.Addr, "addr", "", "server to load (default: start one in this process)")
+	fl.StringVar(&cfg.Token, "token", "", "bearer token")
+	fl.StringVar(&cfg.Tenant, "tenant", "", "tenant id (default: the preset's)")
+	fl.StringVar(&preset, "preset", "small", "the generated tenant's preset: tiny, small, medium or large")
+	fl.Uint64Var(&cfg.Seed, "seed", 1, "the generated tenant's seed")
+	fl.StringVar(&snapshot, "snapshot", "", "without --addr: serve this snapshot file instead of generating --preset")
+	fl.IntVarP(&cfg.Concurrency, "concurrency", "c", 16, "concurrent workers")
+	fl.DurationVarP(&cfg.Duration, "duration", "d", 10*time.Second, "how long to run (each target)")
+	fl.IntVarP(&cfg.Requests, "requests", "n", 0, "stop after this many requests (0: run for --duration)")
+	fl.StringVar(&mix, "mix", "add-member=60,check-membership=30,batch=10", "request weights: add-member, check-membership, batch (10 checks), write")
+	fl.BoolVar(&noNoOp, "no-baseline", false, "skip the no-op comparison")
+	fl.StringVarP(&output, "output", "o", "text", "text or json")
+	annotateEnv(cmd)
+	return cmd
+}
+
+func parseMix(s string) (bench.Mix, error) {
+	var m bench.Mix
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 0 {
+			return m, fmt.Errorf("--mix %q: want name=weight,…", s)
+		}
+		switch k {
+		case "add-member":
+			m.AddMember = n
+		case "check-membership":
+			m.CheckMembership = n
+		case "batch":
+			m.Batch = n
+		case "write":
+			m.Write = n
+		default:
+			return m, fmt.Errorf("--mix: unknown request %q", k)
+		}
+	}
+	return m, nil
+}
+
+// benchServer starts groupgate in this process on the snapshot file or the generated preset.
+func benchServer(ctx context.Context, cfg *bench.Config, snapshot string) (func(), error) {
+	path, cleanup := snapshot, func() {}
+	if path == "" {
+		dir, err := tempDir()
+		if err != nil {
+			return nil, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		path = dir + "/tenant.pb"
+		if err := directory.WriteSnapshotFile(path, workload.Generate(cfg.Params)); err != nil {
+			cleanup()
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	ready := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- serve(ctx, &serveFlags{listen: "127.0.0.1:0", snapshots: []string{path}, logLevel: "warn", logFormat: "text", shutdownTimeout: time.Second}, ready)
+	}()
+	select {
+	case cfg.Addr = <-ready:
+		return func() { cancel(); <-errc; cleanup() }, nil
+	case err := <-errc:
+		cancel()
+		cleanup()
+		return nil, err
+	}
+}
