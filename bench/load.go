@@ -83,9 +83,13 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 		return Report{}, err
 	}
 	defer c.Close()
+	// Calls do not carry the run's deadline: a call in flight when the run ends finishes normally (the server
+	// would otherwise time it out, a few microseconds before the client notices, and count an error).
+	callCtx := context.WithoutCancel(ctx)
+	runCtx := ctx
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
 	var sent, done, errs atomic.Int64
@@ -100,7 +104,7 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)))
 			gen := requests{p: cfg.Params, tenant: cfg.Tenant, rng: rng, worker: w}
-			for ctx.Err() == nil {
+			for runCtx.Err() == nil {
 				if cfg.Requests > 0 && sent.Add(1) > int64(cfg.Requests) {
 					return
 				}
@@ -109,11 +113,10 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 				}
 				pick := rng.IntN(total)
 				t0 := time.Now()
-				err := gen.send(ctx, c, pick, cfg.Mix)
+				cctx, cancel := context.WithTimeout(callCtx, 30*time.Second)
+				err := gen.send(cctx, c, pick, cfg.Mix)
+				cancel()
 				d := time.Since(t0)
-				if err != nil && ctx.Err() != nil {
-					return // the run ended mid-call; not the server's error
-				}
 				done.Add(1)
 				if err != nil {
 					errs.Add(1)
@@ -209,7 +212,9 @@ func NoOpServer() (addr string, stop func(), err error) {
 	return lis.Addr().String(), s.Stop, nil
 }
 
-type noOp struct{ pb.UnimplementedDecisionServiceServer }
+type noOp struct {
+	pb.UnimplementedDecisionServiceServer
+}
 
 func (noOp) CanAddMember(context.Context, *pb.CanAddMemberRequest) (*pb.CanAddMemberResponse, error) {
 	return &pb.CanAddMemberResponse{Decision: &pb.Decision{}}, nil
@@ -223,7 +228,9 @@ func (noOp) CheckBatch(_ context.Context, r *pb.CheckBatchRequest) (*pb.CheckBat
 	return &pb.CheckBatchResponse{Results: make([]*pb.CheckBatchResult, len(r.GetChecks()))}, nil
 }
 
-type noOpDirectory struct{ pb.UnimplementedDirectoryServiceServer }
+type noOpDirectory struct {
+	pb.UnimplementedDirectoryServiceServer
+}
 
 func (noOpDirectory) WriteChanges(context.Context, *pb.WriteChangesRequest) (*pb.WriteChangesResponse, error) {
 	return &pb.WriteChangesResponse{}, nil

@@ -1,0 +1,96 @@
+package resolver_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/groupgate/groupgate/bench/workload"
+	"github.com/groupgate/groupgate/internal/benchtenant"
+	"github.com/groupgate/groupgate/resolver"
+)
+
+// BenchmarkGuestPathCold computes a random group's guest path with no cache: one downward walk.
+func BenchmarkGuestPathCold(b *testing.B) {
+	for _, preset := range benchtenant.Presets() {
+		b.Run(preset, func(b *testing.B) {
+			d, p := benchtenant.Load(b, preset)
+			v := resolver.New(resolver.Options{CacheMaxBytes: -1}).At(d)
+			groups, _ := benchtenant.Refs(b, d, p, 4096)
+			var lat benchtenant.Latencies
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				lat.Time(func() { v.GuestPath(groups[i%len(groups)]) })
+			}
+			b.StopTimer()
+			lat.Report(b)
+		})
+	}
+}
+
+// BenchmarkGuestPathWarm answers the same from the cache.
+func BenchmarkGuestPathWarm(b *testing.B) {
+	for _, preset := range benchtenant.Presets() {
+		b.Run(preset, func(b *testing.B) {
+			d, p := benchtenant.Load(b, preset)
+			r := resolver.New(resolver.Options{})
+			v := r.At(d)
+			groups, _ := benchtenant.Refs(b, d, p, 4096)
+			for _, g := range groups {
+				v.GuestPath(g)
+			}
+			r.WaitCache()
+			var lat benchtenant.Latencies
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				lat.Time(func() { v.GuestPath(groups[i%len(groups)]) })
+			}
+			b.StopTimer()
+			lat.Report(b)
+		})
+	}
+}
+
+// BenchmarkCyclePath checks whether nesting one random group under another closes a cycle.
+func BenchmarkCyclePath(b *testing.B) {
+	for _, preset := range benchtenant.Presets() {
+		b.Run(preset, func(b *testing.B) {
+			d, p := benchtenant.Load(b, preset)
+			v := resolver.New(resolver.Options{}).At(d)
+			groups, _ := benchtenant.Refs(b, d, p, 4096)
+			var lat benchtenant.Latencies
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				lat.Time(func() { v.CyclePath(groups[i%len(groups)], groups[(i+1)%len(groups)]) })
+			}
+			b.StopTimer()
+			lat.Report(b)
+		})
+	}
+}
+
+// BenchmarkMembersOfTopGroup streams every effective member of the top group (all users and groups), reporting
+// the time to the first 1,000 members and the member count.
+func BenchmarkMembersOfTopGroup(b *testing.B) {
+	for _, preset := range benchtenant.Presets() {
+		b.Run(preset, func(b *testing.B) {
+			d, _ := benchtenant.Load(b, preset)
+			v := resolver.New(resolver.Options{}).At(d)
+			top, _ := d.Lookup(workload.TopGroupID)
+			var first time.Duration
+			count := 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				count = 0
+				for range v.Members(top.Ref()) {
+					count++
+					if count == 1000 {
+						first += time.Since(start)
+					}
+				}
+			}
+			b.ReportMetric(float64(first.Nanoseconds())/float64(b.N), "first1000-ns")
+			b.ReportMetric(float64(count), "members")
+		})
+	}
+}
