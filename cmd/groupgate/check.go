@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/groupgate/groupgate/client"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
@@ -141,6 +142,7 @@ func newMembersCmd() *cobra.Command {
 	var types []string
 	var pageSize int32
 	var principal string
+	var stats bool
 	cmd := &cobra.Command{
 		Use:   "members GROUP",
 		Short: "List who is really in GROUP, through every level of nesting (or, with --principal, check one)",
@@ -177,10 +179,20 @@ func newMembersCmd() *cobra.Command {
 				req.Types = append(req.Types, pb.MemberType(v))
 			}
 			count := 0
-			if f.output == "text" {
+			if f.output == "text" && !stats {
 				fmt.Fprintf(stdout(), "%-40s %-18s %-6s %s\n", "ID", "KIND", "GUEST", "DEPTH")
 			}
+			start := time.Now()
+			var first time.Duration
+			messages := 0
 			err = c.EachMember(ctx, req, func(resp *pb.EffectiveMembersResponse) error {
+				if messages++; messages == 1 {
+					first = time.Since(start)
+				}
+				if stats {
+					count += len(resp.GetMembers())
+					return nil
+				}
 				if f.output == "json" {
 					return printJSON(stdout(), resp)
 				}
@@ -197,13 +209,17 @@ func newMembersCmd() *cobra.Command {
 			if err != nil {
 				return describeError(err)
 			}
-			if f.output == "text" {
+			if stats {
+				fmt.Fprintf(stdout(), "%d effective members in %d messages: first message after %s, whole stream %s\n",
+					count, messages, first.Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
+			} else if f.output == "text" {
 				fmt.Fprintf(os.Stderr, "%d effective members\n", count)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringSliceVar(&types, "type", nil, "only these: user, guest, group, service-principal")
+	cmd.Flags().BoolVar(&stats, "stats", false, "print only the count and how long the first message and the whole stream took")
 	cmd.Flags().Int32Var(&pageSize, "page-size", 0, "members per streamed message (0: server default)")
 	cmd.Flags().StringVar(&principal, "principal", "", "only check whether this principal is a member, and print the path")
 	f.register(cmd)
