@@ -45,8 +45,6 @@ func (d *decision) warn(rule pb.Rule, path []string, format string, args ...any)
 	d.warnings = append(d.warnings, &pb.Violation{Rule: rule, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
-func (d *decision) has(rule pb.Rule) bool { return d.seen[rule] }
-
 func (d *decision) result() *pb.Decision {
 	out := &pb.Decision{
 		Verdict:      pb.Verdict_VERDICT_ALLOW,

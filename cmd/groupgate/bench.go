@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ func newBenchCmd() *cobra.Command {
 	var cfg bench.Config
 	var preset, snapshot, mix, output string
 	var noNoOp bool
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a server with decisions (and optional writes), and a no-op gRPC handler in the same run",
@@ -56,8 +58,21 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 				}
 				defer stop()
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer f.Close()
+			}
 			reports := []bench.Report{}
 			r, err := bench.Run(ctx, "groupgate", cfg)
+			if cpuProfile != "" {
+				pprof.StopCPUProfile()
+			}
 			if err != nil {
 				return err
 			}
@@ -104,6 +119,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.IntVarP(&cfg.Requests, "requests", "n", 0, "stop after this many requests (0: run for --duration)")
 	fl.StringVar(&mix, "mix", "add-member=60,check-membership=30,batch=10", "request weights: add-member, check-membership, batch (10 checks), write")
 	fl.BoolVar(&noNoOp, "no-baseline", false, "skip the no-op comparison")
+	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the groupgate run (with an in-process server: both)")
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
 	annotateEnv(cmd)
 	return cmd
