@@ -52,6 +52,8 @@ func toStatus(err error) *status.Status {
 		})
 	case errors.Is(err, store.ErrCompacted):
 		return status.New(codes.FailedPrecondition, err.Error()+": export the tenant and watch from its revision")
+	case errors.Is(err, store.ErrUnavailable):
+		return status.New(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.New(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, context.Canceled):

@@ -1,5 +1,5 @@
 // Package store defines where tenants' directories come from and where writes go: an in-memory store (the
-// default, seeded from snapshot files) and, later, PostgreSQL shared by many replicas.
+// default, seeded from snapshot files) and PostgreSQL (store/postgres), shared by many replicas.
 package store
 
 import (
@@ -71,6 +71,10 @@ func (e *RevisionMismatchError) Error() string {
 }
 
 func (e *RevisionMismatchError) Is(target error) bool { return target == ErrRevisionMismatch }
+
+// ErrUnavailable wraps a failure to reach the shared store (PostgreSQL down, connection lost). Reads keep being
+// answered from the last revision held; writes fail with it and can be retried with the same request id.
+var ErrUnavailable = errors.New("store unavailable")
 
 // ErrCompacted is returned by Watch when the revisions asked for are no longer in the change log.
 var ErrCompacted = errors.New("revision is older than the change log kept")

@@ -34,13 +34,12 @@ type Store struct {
 }
 
 type tenant struct {
-	id  string
-	cur atomic.Pointer[directory.Directory]
+	id   string
+	head *store.Head
 
 	writeMu sync.Mutex // one writer at a time; readers never take it
 
-	mu       sync.Mutex    // guards the fields below
-	notify   chan struct{} // closed and replaced on every new revision
+	mu       sync.Mutex // guards the fields below
 	log      []store.Revision
 	requests map[string]int64
 	reqOrder []string
@@ -77,7 +76,7 @@ func (s *Store) Add(d *directory.Directory) error {
 	t := s.tenant(d.TenantID(), true)
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
-	if prev := t.cur.Load(); prev.Revision() != 0 {
+	if prev := t.head.Load(); prev.Revision() != 0 {
 		return fmt.Errorf("tenant %q is loaded twice", d.TenantID())
 	}
 	s.publish(t, nil, d, nil, store.Revision{Revision: d.Revision(), Replaced: true})
@@ -94,8 +93,7 @@ func (s *Store) tenant(id string, create bool) *tenant {
 	if t, ok := old[id]; ok {
 		return t
 	}
-	t := &tenant{id: id, notify: make(chan struct{}), requests: map[string]int64{}}
-	t.cur.Store(directory.Empty(id))
+	t := &tenant{id: id, head: store.NewHead(directory.Empty(id)), requests: map[string]int64{}}
 	m := make(map[string]*tenant, len(old)+1)
 	for k, v := range old {
 		m[k] = v
@@ -108,22 +106,10 @@ func (s *Store) tenant(id string, create bool) *tenant {
 // Directory returns the tenant at a revision >= minRevision, waiting until ctx ends for one.
 func (s *Store) Directory(ctx context.Context, tenantID string, minRevision int64) (*directory.Directory, error) {
 	t := s.tenant(tenantID, false)
-	if t == nil || t.cur.Load().Revision() == 0 {
+	if t == nil || t.head.Load().Revision() == 0 {
 		return nil, &directory.NotFoundError{Kind: "tenant", ID: tenantID}
 	}
-	for {
-		t.mu.Lock()
-		ch := t.notify // taken before the check, so a revision published in between wakes us
-		t.mu.Unlock()
-		if d := t.cur.Load(); d.Revision() >= minRevision {
-			return d, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return t.head.Wait(ctx, minRevision)
 }
 
 // Write applies a batch atomically. A tenant comes into existence with its first write.
@@ -139,7 +125,7 @@ func (s *Store) Write(ctx context.Context, w store.Write) (int64, error) {
 			return rev, nil
 		}
 	}
-	cur := t.cur.Load()
+	cur := t.head.Load()
 	if w.ExpectedRevision != nil && *w.ExpectedRevision != cur.Revision() {
 		return 0, &store.RevisionMismatchError{Expected: *w.ExpectedRevision, Actual: cur.Revision()}
 	}
@@ -173,7 +159,7 @@ func (s *Store) Import(ctx context.Context, snap *pb.Snapshot, expectedRevision 
 	t := s.tenant(snap.GetTenantId(), true)
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
-	cur := t.cur.Load()
+	cur := t.head.Load()
 	if expectedRevision != nil && *expectedRevision != cur.Revision() {
 		return 0, &store.RevisionMismatchError{Expected: *expectedRevision, Actual: cur.Revision()}
 	}
@@ -187,18 +173,16 @@ func (s *Store) Import(ctx context.Context, snap *pb.Snapshot, expectedRevision 
 
 // publish makes next the tenant's current revision. The caller holds t.writeMu.
 func (s *Store) publish(t *tenant, prev, next *directory.Directory, delta *directory.Delta, entry store.Revision) {
-	if s.opts.OnChange != nil && prev != nil {
+	if s.opts.OnChange != nil && prev != nil && prev.Revision() > 0 {
 		s.opts.OnChange(prev, next, delta)
 	}
-	t.cur.Store(next)
 	t.mu.Lock()
 	t.log = append(t.log, entry)
 	if len(t.log) > s.opts.LogLimit {
 		t.log = slices.Delete(t.log, 0, len(t.log)-s.opts.LogLimit)
 	}
-	close(t.notify)
-	t.notify = make(chan struct{})
 	t.mu.Unlock()
+	t.head.Publish(next) // after the log entry, so a watcher woken by it finds the entry
 }
 
 // Watch replays the revisions after afterRevision, then follows new ones until ctx ends or fn fails.
@@ -208,8 +192,8 @@ func (s *Store) Watch(ctx context.Context, tenantID string, afterRevision int64,
 		return &directory.NotFoundError{Kind: "tenant", ID: tenantID}
 	}
 	for {
+		ch := t.head.Changed()
 		t.mu.Lock()
-		ch := t.notify
 		var pending []store.Revision
 		if len(t.log) > 0 && t.log[0].Revision > afterRevision+1 {
 			t.mu.Unlock()

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/store"
+	"github.com/groupgate/groupgate/store/storetest"
 )
 
 func group(id string, members ...string) *pb.Change {
@@ -24,26 +23,6 @@ func user(id string) *pb.Change {
 
 func addMember(g, m string) *pb.Change {
 	return &pb.Change{Change: &pb.Change_AddMember{AddMember: &pb.MemberChange{GroupId: g, MemberId: m}}}
-}
-
-func TestUnknownTenantIsNotFound(t *testing.T) {
-	s := New(Options{})
-	_, err := s.Directory(context.Background(), "nope", 0)
-	var nf *directory.NotFoundError
-	if !errors.As(err, &nf) || nf.Kind != "tenant" {
-		t.Fatalf("got %v, want a tenant NotFoundError", err)
-	}
-}
-
-func TestRefusedFirstWriteCreatesNoTenant(t *testing.T) {
-	s := New(Options{})
-	_, err := s.Write(context.Background(), store.Write{TenantID: "t", Changes: []*pb.Change{addMember("g", "u")}})
-	if err == nil {
-		t.Fatal("a write to a missing group was accepted")
-	}
-	if _, err := s.Directory(context.Background(), "t", 0); err == nil {
-		t.Error("a refused first write made the tenant visible")
-	}
 }
 
 // TestReadersNeverSeeHalfABatch writes batches that each add a user to two groups; concurrent readers must
@@ -102,43 +81,6 @@ func TestReadersNeverSeeHalfABatch(t *testing.T) {
 	}
 }
 
-func TestConcurrentWritersGetDistinctRevisions(t *testing.T) {
-	s := New(Options{})
-	ctx := context.Background()
-	if _, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{group("g")}}); err != nil {
-		t.Fatal(err)
-	}
-	const writers = 8
-	revs := make(chan int64, writers)
-	var wg sync.WaitGroup
-	for i := 0; i < writers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			u := fmt.Sprintf("u%d", i)
-			rev, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{user(u), addMember("g", u)}})
-			if err != nil {
-				t.Error(err)
-			}
-			revs <- rev
-		}()
-	}
-	wg.Wait()
-	close(revs)
-	seen := map[int64]bool{}
-	for r := range revs {
-		if seen[r] {
-			t.Errorf("revision %d given to two writes", r)
-		}
-		seen[r] = true
-	}
-	d, _ := s.Directory(ctx, "t", 0)
-	g, _ := d.Lookup("g")
-	if len(g.Members()) != writers {
-		t.Errorf("%d members after %d concurrent writes", len(g.Members()), writers)
-	}
-}
-
 func TestWatchBeyondTheLogIsCompacted(t *testing.T) {
 	s := New(Options{LogLimit: 2})
 	ctx := context.Background()
@@ -186,58 +128,8 @@ func TestRequestIDsAreForgottenBeyondTheLimit(t *testing.T) {
 	}
 }
 
-func TestOnChangeHearsEveryRevisionBeforeReaders(t *testing.T) {
-	var heard []int64
-	var s *Store
-	s = New(Options{OnChange: func(prev, next *directory.Directory, delta *directory.Delta) {
-		// Readers must not see next before the listener has run.
-		if cur, err := s.Directory(context.Background(), next.TenantID(), 0); err == nil && cur.Revision() >= next.Revision() {
-			t.Errorf("revision %d was visible before OnChange ran", next.Revision())
-		}
-		heard = append(heard, next.Revision())
-		if prev.Revision() != 0 && delta == nil {
-			t.Errorf("revision %d: a change batch came without a delta", next.Revision())
-		}
-	}})
-	ctx := context.Background()
-	for i := 0; i < 3; i++ {
-		if _, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{user(fmt.Sprintf("u%d", i))}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if fmt.Sprint(heard) != "[1 2 3]" {
-		t.Errorf("OnChange heard %v, want [1 2 3]", heard)
-	}
-}
-
-func TestDirectoryWaitsForMinRevision(t *testing.T) {
-	s := New(Options{})
-	ctx := context.Background()
-	if _, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{user("u0")}}); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan int64, 1)
-	go func() {
-		d, err := s.Directory(ctx, "t", 2)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- d.Revision()
-	}()
-	if _, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{user("u1")}}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case rev := <-got:
-		if rev != 2 {
-			t.Errorf("got revision %d, want 2", rev)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("waiter never woke up")
-	}
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	if _, err := s.Directory(short, "t", 9); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("waiting for a revision that never comes: %v, want DeadlineExceeded", err)
-	}
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, onChange store.ChangeListener) store.Store {
+		return New(Options{OnChange: onChange})
+	})
 }
