@@ -5,11 +5,15 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/conformance"
+	"github.com/groupgate/groupgate/internal/pgtest"
 	"github.com/groupgate/groupgate/server/servertest"
+	"github.com/groupgate/groupgate/store"
+	"github.com/groupgate/groupgate/store/postgres"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -19,6 +23,34 @@ import (
 func TestConformanceOverGRPC(t *testing.T) {
 	conformance.Run(t, "../testdata/conformance", func(t *testing.T, d *directory.Directory) conformance.Target {
 		return &grpcTarget{srv: servertest.Start(t, d)}
+	})
+}
+
+// TestConformanceOnPostgres runs the fixtures against servers on the PostgreSQL store: each fixture tenant is
+// imported into a fresh database by one store, and answered by a server whose store loaded it back from there.
+func TestConformanceOnPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	conformance.Run(t, "../testdata/conformance", func(t *testing.T, d *directory.Directory) conformance.Target {
+		url := pg.NewDatabase()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		seed, err := postgres.Open(ctx, url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := seed.Import(ctx, d.Snapshot(), nil); err != nil {
+			t.Fatal(err)
+		}
+		seed.Close()
+		srv := servertest.StartWith(t, servertest.Options{Store: func(onChange store.ChangeListener) store.Store {
+			st, err := postgres.Open(ctx, url, postgres.Options{OnChange: onChange})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(st.Close)
+			return st
+		}})
+		return &grpcTarget{srv: srv}
 	})
 }
 

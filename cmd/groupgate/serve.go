@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 	"github.com/groupgate/groupgate/directory/demo"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
+	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/memory"
+	"github.com/groupgate/groupgate/store/postgres"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 )
@@ -24,6 +27,7 @@ import (
 type serveFlags struct {
 	listen          string
 	snapshots       []string
+	storeURL        string
 	insecure        bool
 	tokenFile       string
 	tlsCert, tlsKey string
@@ -54,6 +58,7 @@ func newServeCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:50051", "address to listen on")
 	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "snapshot file of one tenant (.json, .json.gz, .pb, .pb.gz); repeat for more tenants (default: the demo tenant contoso)")
+	fl.StringVar(&f.storeURL, "store", "memory", "where tenants live: memory, or postgres://… shared by replicas (with --snapshot, seeds tenants the database does not hold yet)")
 	fl.BoolVar(&f.insecure, "insecure", false, "allow listening on a non-loopback address without TLS or tokens")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file of ROLE:TOKEN lines (roles checker, writer); every call but health then needs 'authorization: Bearer TOKEN'")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "server certificate (PEM); with --tls-key turns TLS on")
@@ -104,20 +109,12 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	case f.clientCA != "":
 		return errors.New("--client-ca needs --tls-cert and --tls-key")
 	}
-	tenants, err := loadTenants(f.snapshots)
+	res := resolver.New(resolver.Options{CacheMaxBytes: f.cacheBytes})
+	st, closeStore, err := openStore(ctx, f, res, logger)
 	if err != nil {
 		return err
 	}
-	res := resolver.New(resolver.Options{CacheMaxBytes: f.cacheBytes})
-	st := memory.New(memory.Options{OnChange: res.Invalidate})
-	for _, d := range tenants {
-		if err := st.Add(d); err != nil {
-			return err
-		}
-		c := d.Counts()
-		logger.Info("tenant loaded", "tenant", d.TenantID(), "revision", d.Revision(), "users", c.Users,
-			"groups", c.Groups, "service_principals", c.ServicePrincipals, "labels", c.Labels, "memberships", c.Memberships)
-	}
+	defer closeStore()
 	var metrics *server.Metrics // only when someone can scrape them: the interceptor costs ~10% of throughput
 	if f.metrics != "" {
 		metrics = server.NewMetrics(st, res.CacheStats)
@@ -154,6 +151,68 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	srv.Shutdown(sctx)
 	logger.Info("stopped")
 	return nil
+}
+
+// openStore opens the store --store names and puts the --snapshot tenants in it: all of them in a memory
+// store (the demo tenant when there are none); in PostgreSQL only those the database does not hold yet, so that
+// a restart never overwrites what was written since.
+func openStore(ctx context.Context, f *serveFlags, res *resolver.Resolver, logger *slog.Logger) (store.Store, func(), error) {
+	if f.storeURL == "" || f.storeURL == "memory" {
+		tenants, err := loadTenants(f.snapshots)
+		if err != nil {
+			return nil, nil, err
+		}
+		st := memory.New(memory.Options{OnChange: res.Invalidate})
+		for _, d := range tenants {
+			if err := st.Add(d); err != nil {
+				return nil, nil, err
+			}
+			logTenant(logger, "tenant loaded", d)
+		}
+		return st, func() {}, nil
+	}
+	if !strings.HasPrefix(f.storeURL, "postgres://") && !strings.HasPrefix(f.storeURL, "postgresql://") {
+		return nil, nil, fmt.Errorf("--store %q: want memory or a postgres:// URL", f.storeURL)
+	}
+	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	st, err := postgres.Open(openCtx, f.storeURL, postgres.Options{OnChange: res.Invalidate, Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, id := range st.Tenants() {
+		d, err := st.Directory(ctx, id, 0)
+		if err == nil {
+			logTenant(logger, "tenant loaded from postgres", d)
+		}
+	}
+	if len(f.snapshots) > 0 {
+		tenants, err := loadTenants(f.snapshots)
+		if err != nil {
+			st.Close()
+			return nil, nil, err
+		}
+		for _, d := range tenants {
+			zero := int64(0) // only into an empty tenant: a replica racing us to seed it wins, and we follow
+			_, err := st.Import(openCtx, d.Snapshot(), &zero)
+			switch {
+			case errors.Is(err, store.ErrRevisionMismatch):
+				logger.Info("tenant already in postgres: --snapshot not imported", "tenant", d.TenantID())
+			case err != nil:
+				st.Close()
+				return nil, nil, fmt.Errorf("seeding tenant %s: %w", d.TenantID(), err)
+			default:
+				logTenant(logger, "tenant imported into postgres", d)
+			}
+		}
+	}
+	return st, st.Close, nil
+}
+
+func logTenant(logger *slog.Logger, msg string, d *directory.Directory) {
+	c := d.Counts()
+	logger.Info(msg, "tenant", d.TenantID(), "revision", d.Revision(), "users", c.Users,
+		"groups", c.Groups, "service_principals", c.ServicePrincipals, "labels", c.Labels, "memberships", c.Memberships)
 }
 
 // loadTenants reads and validates every snapshot file (the demo tenant when there are none). A file that fails

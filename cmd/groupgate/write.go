@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/directory/demo"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
@@ -177,6 +179,58 @@ func newStatusCmd() *cobra.Command {
 			return nil
 		},
 	}
+	f.register(cmd)
+	return cmd
+}
+
+func newImportCmd() *cobra.Command {
+	f := &clientFlags{}
+	var expected int64
+	cmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Replace a tenant with a snapshot file (.json, .json.gz, .pb, .pb.gz; 'demo' for the demo tenant) and print the new revision",
+		Long: `Replace the tenant the snapshot names with the snapshot, as one new revision (ImportSnapshot). The file is
+validated locally first, then streamed in parts. With --expected-revision 0 it only seeds a tenant that does
+not exist yet.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var snap *pb.Snapshot
+			if args[0] == "demo" {
+				d, err := demo.Directory()
+				if err != nil {
+					return err
+				}
+				snap = d.Snapshot()
+			} else {
+				d, err := directory.LoadFile(args[0])
+				if err != nil {
+					return err
+				}
+				snap = d.Snapshot()
+			}
+			var exp *int64
+			if cmd.Flags().Changed("expected-revision") {
+				exp = &expected
+			}
+			c, done, err := f.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := f.context(cmd)
+			defer cancel()
+			rev, err := c.ImportSnapshot(ctx, snap, exp)
+			if err != nil {
+				return describeError(err)
+			}
+			if f.output == "json" {
+				return printJSON(stdout(), &pb.ImportSnapshotResponse{Revision: rev})
+			}
+			fmt.Fprintf(stdout(), "tenant %s imported at revision %d\n", snap.GetTenantId(), rev)
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&expected, "expected-revision", 0, "fail unless the tenant is at this revision (0: only if it does not exist)")
 	f.register(cmd)
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/groupgate/groupgate/directory/demo"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
+	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/memory"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -23,7 +24,7 @@ import (
 type Server struct {
 	Addr   string
 	Client *client.Client
-	Store  *memory.Store
+	Store  store.Store
 	Server *server.Server
 	// Metrics is set when Options.Metrics was.
 	Metrics *server.Metrics
@@ -41,6 +42,9 @@ type Options struct {
 	Metrics bool
 	// Limits override the server's limits.
 	Limits server.Limits
+	// Store, when set, opens the store to serve (its OnChange must call onChange) instead of a memory store
+	// holding the given tenants; the caller seeds it.
+	Store func(onChange store.ChangeListener) store.Store
 }
 
 // Start serves the given tenants (the demo tenant when none is given) from a memory store on 127.0.0.1:0 and
@@ -53,7 +57,7 @@ func Start(t testing.TB, tenants ...*directory.Directory) *Server {
 // StartWith is Start with options.
 func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Server {
 	t.Helper()
-	if len(tenants) == 0 {
+	if len(tenants) == 0 && opts.Store == nil {
 		d, err := demo.Directory()
 		if err != nil {
 			t.Fatalf("demo tenant: %v", err)
@@ -61,11 +65,17 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		tenants = []*directory.Directory{d}
 	}
 	res := resolver.New(resolver.Options{})
-	st := memory.New(memory.Options{OnChange: res.Invalidate})
-	for _, d := range tenants {
-		if err := st.Add(d); err != nil {
-			t.Fatal(err)
+	var st store.Store
+	if opts.Store != nil {
+		st = opts.Store(res.Invalidate)
+	} else {
+		mem := memory.New(memory.Options{OnChange: res.Invalidate})
+		for _, d := range tenants {
+			if err := mem.Add(d); err != nil {
+				t.Fatal(err)
+			}
 		}
+		st = mem
 	}
 	var metrics *server.Metrics
 	if opts.Metrics {

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/groupgate/groupgate/client"
+	"github.com/groupgate/groupgate/directory/demo"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/pgtest"
+	"github.com/groupgate/groupgate/server/servertest"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// TestMain lets a test start this test binary as a real groupgate process (GROUPGATE_TEST_MAIN=1), so that
+// replica tests can SIGKILL a server without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("GROUPGATE_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// replica is a groupgate serve process.
+type replica struct {
+	t      *testing.T
+	args   []string
+	addr   string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	client *client.Client
+}
+
+func startReplica(t *testing.T, storeURL string) *replica {
+	t.Helper()
+	r := &replica{t: t, addr: freePort(t)}
+	r.args = []string{"serve", "--store", storeURL, "--listen", r.addr, "--log-level", "warn"}
+	r.start()
+	c, err := client.Dial(r.addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.client = c
+	t.Cleanup(func() {
+		c.Close()
+		r.kill(syscall.SIGTERM)
+	})
+	r.waitServing()
+	return r
+}
+
+func (r *replica) start() {
+	r.t.Helper()
+	cmd := exec.Command(os.Args[0], r.args...)
+	cmd.Env = append(os.Environ(), "GROUPGATE_TEST_MAIN=1")
+	logPath := filepath.Join(r.t.TempDir(), "replica.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	logFile.Close()
+	r.cmd, r.done = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(r.done) }()
+	r.t.Cleanup(func() {
+		if r.t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			r.t.Logf("replica %s log:\n%s", r.addr, out)
+		}
+	})
+}
+
+func (r *replica) waitServing() {
+	r.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := r.client.Health.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return
+		}
+		select {
+		case <-r.done:
+			r.t.Fatalf("replica %s exited before serving", r.addr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("replica %s not serving after 60 s: %v", r.addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill sends sig and waits for the process to end.
+func (r *replica) kill(sig syscall.Signal) {
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Signal(sig)
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.done
+	}
+}
+
+func (r *replica) restart() {
+	r.t.Helper()
+	r.start()
+	r.waitServing()
+}
+
+func (r *replica) write(ctx context.Context, requestID string, changes ...*pb.Change) (int64, error) {
+	resp, err := r.client.Directory.WriteChanges(ctx, &pb.WriteChangesRequest{TenantId: "contoso", RequestId: requestID, Changes: changes})
+	return resp.GetRevision(), err
+}
+
+func newUser(id string) *pb.Change {
+	return &pb.Change{Change: &pb.Change_UpsertUser{UpsertUser: &pb.User{Id: id, DisplayName: id, UserType: pb.UserType_USER_TYPE_MEMBER}}}
+}
+
+func addMember(group, member string) *pb.Change {
+	return &pb.Change{Change: &pb.Change_AddMember{AddMember: &pb.MemberChange{GroupId: group, MemberId: member}}}
+}
+
+func isMember(t *testing.T, r *replica, minRevision int64, group, principal string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := r.client.Decisions.CheckMembership(ctx, &pb.CheckMembershipRequest{TenantId: "contoso", GroupId: group, PrincipalId: principal,
+		Consistency: &pb.Consistency{MinRevision: minRevision}})
+	if err != nil {
+		t.Fatalf("CheckMembership on %s at min revision %d: %v", r.addr, minRevision, err)
+	}
+	return resp.GetIsMember()
+}
+
+// TestReplicasOnPostgres runs two groupgate processes on one database: the demo tenant imported through one
+// answers the same on both as on the memory store; writes through A are read through B with min_revision; B
+// killed with SIGKILL catches up on restart; with PostgreSQL stopped both answer at their last revision and
+// writes fail UNAVAILABLE, and everything catches up when it returns.
+func TestReplicasOnPostgres(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.NewDatabase()
+	a, b := startReplica(t, url), startReplica(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	d, err := demo.Directory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := int64(0)
+	rev, err := a.client.ImportSnapshot(ctx, d.Snapshot(), &zero)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same question on the memory store and on both replicas gets the same decision.
+	mem := servertest.Start(t)
+	q := &pb.CanAddMemberRequest{TenantId: "contoso", GroupId: "grp-engineering", MemberId: "grp-eng-contractors", ActorId: "sp-hr-provisioning",
+		Consistency: &pb.Consistency{MinRevision: rev}}
+	want, err := mem.Client.Decisions.CanAddMember(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]*replica{"A": a, "B": b} {
+		got, err := r.client.Decisions.CanAddMember(ctx, q)
+		if err != nil {
+			t.Fatalf("replica %s: %v", name, err)
+		}
+		got.Decision.Revision = want.Decision.Revision
+		if !proto.Equal(got, want) {
+			t.Errorf("replica %s decides\n%v\nthe memory store\n%v", name, got, want)
+		}
+	}
+
+	// Read-your-writes across replicas.
+	rev, err = a.write(ctx, "w-1", newUser("u-new-1"), addMember("grp-finance", "u-new-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isMember(t, b, rev, "grp-finance", "u-new-1") {
+		t.Fatal("replica B does not see A's write at its revision")
+	}
+
+	// B is killed; writes go on through A; B restarted catches up with nothing missing.
+	b.kill(syscall.SIGKILL)
+	var last int64
+	for i := range 10 {
+		id := fmt.Sprintf("u-while-b-down-%d", i)
+		if last, err = a.write(ctx, "w-b-down-"+id, newUser(id), addMember("grp-finance", id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.restart()
+	for i := range 10 {
+		if !isMember(t, b, last, "grp-finance", fmt.Sprintf("u-while-b-down-%d", i)) {
+			t.Errorf("restarted replica B misses write %d", i)
+		}
+	}
+	statusA, err := a.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusB, err := b.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if statusB.GetRevision() != last || !proto.Equal(statusA.GetCounts(), statusB.GetCounts()) || statusB.GetStore() != "postgres" {
+		t.Errorf("after restart: A %v, B %v (want revision %d)", statusA, statusB, last)
+	}
+
+	// PostgreSQL goes away.
+	pg.Stop()
+	for name, r := range map[string]*replica{"A": a, "B": b} {
+		if !isMember(t, r, last, "grp-finance", "u-while-b-down-9") {
+			t.Errorf("replica %s with the database down no longer answers from revision %d", name, last)
+		}
+		_, err := r.write(ctx, "w-down-"+name, newUser("u-down-"+name))
+		if status.Code(err) != codes.Unavailable {
+			t.Errorf("replica %s write with the database down: %v, want UNAVAILABLE", name, err)
+		}
+	}
+	pg.Restart()
+	var afterOutage int64
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		afterOutage, err = b.write(ctx, "w-down-B", newUser("u-down-B"), addMember("grp-finance", "u-down-B"))
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("write through B after the database returned: %v", err)
+	}
+	if afterOutage != last+1 {
+		t.Errorf("the write refused during the outage took revision %d, want %d", afterOutage, last+1)
+	}
+	if !isMember(t, a, afterOutage, "grp-finance", "u-down-B") {
+		t.Error("replica A did not catch up after the database returned")
+	}
+}
+
+// TestKillDuringWrites SIGKILLs the server in the middle of a stream of writes, restarts it, and retries every
+// write that was not acknowledged with its request id: every write must be there exactly once, and every
+// acknowledged one with the revision it was acknowledged with.
+func TestKillDuringWrites(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.NewDatabase()
+	a := startReplica(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	d, err := demo.Directory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := a.client.ImportSnapshot(ctx, d.Snapshot(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const writes, writers = 400, 4
+	acked := make([]int64, writes) // revision acknowledged for write i, 0 if none
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	killed := make(chan struct{})
+	var once sync.Once
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < writes; i += writers {
+				id := fmt.Sprintf("u-kill-%03d", i)
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				rev, err := a.write(rctx, "kill-"+id, newUser(id), addMember("grp-finance", id))
+				cancel()
+				if err != nil {
+					return // the server is gone: the rest is retried below
+				}
+				mu.Lock()
+				acked[i] = rev
+				n := 0
+				for _, r := range acked {
+					if r != 0 {
+						n++
+					}
+				}
+				mu.Unlock()
+				if n == writes/4 {
+					once.Do(func() { close(killed) })
+				}
+			}
+		}()
+	}
+	<-killed
+	a.kill(syscall.SIGKILL)
+	wg.Wait()
+	ackedBefore := 0
+	for _, r := range acked {
+		if r != 0 {
+			ackedBefore++
+		}
+	}
+	a.restart()
+	for i := range writes {
+		id := fmt.Sprintf("u-kill-%03d", i)
+		rev, err := a.write(ctx, "kill-"+id, newUser(id), addMember("grp-finance", id))
+		if err != nil {
+			t.Fatalf("retry of write %d: %v", i, err)
+		}
+		if acked[i] != 0 && rev != acked[i] {
+			t.Errorf("write %d was acknowledged at revision %d, its retry answers %d", i, acked[i], rev)
+		}
+	}
+	st, err := a.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetRevision() != base+writes {
+		t.Errorf("revision %d after %d distinct writes on revision %d: some were lost or written twice", st.GetRevision(), writes, base)
+	}
+	if want := d.Counts().Users + writes; st.GetCounts().GetUsers() != want {
+		t.Errorf("%d users, want %d", st.GetCounts().GetUsers(), want)
+	}
+	t.Logf("killed after %d of %d writes were acknowledged; all %d present once after retries", ackedBefore, writes, writes)
+}
