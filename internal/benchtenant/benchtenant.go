@@ -71,12 +71,18 @@ func (l *Latencies) Time(fn func()) {
 	l.d = append(l.d, time.Since(t))
 }
 
+// Record adds a duration measured elsewhere.
+func (l *Latencies) Record(d time.Duration) { l.d = append(l.d, d) }
+
 // Report adds p50-ns and p99-ns to the benchmark's output.
-func (l *Latencies) Report(b *testing.B) {
+func (l *Latencies) Report(b *testing.B) { l.ReportAs(b, "") }
+
+// ReportAs is Report with the metric names prefixed.
+func (l *Latencies) ReportAs(b *testing.B, prefix string) {
 	if len(l.d) == 0 {
 		return
 	}
 	slices.Sort(l.d)
-	b.ReportMetric(float64(l.d[len(l.d)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(l.d[min(len(l.d)-1, len(l.d)*99/100)].Nanoseconds()), "p99-ns")
+	b.ReportMetric(float64(l.d[len(l.d)/2].Nanoseconds()), prefix+"p50-ns")
+	b.ReportMetric(float64(l.d[min(len(l.d)-1, len(l.d)*99/100)].Nanoseconds()), prefix+"p99-ns")
 }

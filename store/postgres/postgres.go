@@ -145,25 +145,28 @@ func (s *Store) tenant(id string, create bool) *tenant {
 }
 
 // Directory returns the tenant at a revision >= minRevision. A replica that is behind asks its follower for a
-// pass at once (rather than at the next poll) and waits until ctx ends.
+// pass at once (rather than at the next poll) and waits until ctx ends. A tenant this replica does not hold yet
+// is looked up in the database, so that one created through another replica is found at once.
 func (s *Store) Directory(ctx context.Context, tenantID string, minRevision int64) (*directory.Directory, error) {
 	t := s.tenant(tenantID, false)
-	if t != nil && t.head.Load().Revision() > 0 && t.head.Load().Revision() >= minRevision {
-		return t.head.Load(), nil
+	if t != nil {
+		if d := t.head.Load(); d.Revision() > 0 && d.Revision() >= minRevision {
+			return d, nil
+		}
 	}
-	if minRevision <= 0 {
-		// Not held here. Another replica may have just created it: look once before answering NOT_FOUND.
-		s.nudge()
-		if t == nil || t.head.Load().Revision() == 0 {
+	if t == nil || t.head.Load().Revision() == 0 {
+		var exists bool
+		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1 AND revision > 0)`, tenantID).Scan(&exists)
+		if err == nil && !exists && minRevision <= 0 {
 			return nil, &directory.NotFoundError{Kind: "tenant", ID: tenantID}
 		}
-		return t.head.Load(), nil
-	}
-	s.nudge()
-	if t == nil {
+		if err != nil && minRevision <= 0 {
+			return nil, storeError(err)
+		}
 		t = s.tenant(tenantID, true) // so that we can wait on it; Tenants() hides it until it has a revision
 	}
-	return t.head.Wait(ctx, minRevision)
+	s.nudge()
+	return t.head.Wait(ctx, max(minRevision, 1))
 }
 
 // nudge asks the follower for a pass now; it never blocks.
@@ -541,13 +544,10 @@ func (s *Store) logError(what string, err error) {
 // Watch replays the log after afterRevision from the database, then follows it as this replica applies new
 // revisions. The whole log is kept, so no revision is ever compacted away.
 func (s *Store) Watch(ctx context.Context, tenantID string, afterRevision int64, fn func(store.Revision) error) error {
-	t := s.tenant(tenantID, false)
-	if t == nil || t.head.Load().Revision() == 0 {
-		if _, err := s.Directory(ctx, tenantID, 0); err != nil {
-			return err
-		}
-		t = s.tenant(tenantID, false)
+	if _, err := s.Directory(ctx, tenantID, 0); err != nil {
+		return err
 	}
+	t := s.tenant(tenantID, false)
 	tick := time.NewTicker(s.opts.PollInterval)
 	defer tick.Stop()
 	for {

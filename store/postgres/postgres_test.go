@@ -138,7 +138,10 @@ func TestPostgres(t *testing.T) {
 		defer cancel()
 		got := make(chan store.Revision, 1)
 		go func() {
-			_ = b.Watch(wctx, "t", first, func(r store.Revision) error { got <- r; return errors.New("enough") })
+			enough := errors.New("enough")
+			if err := b.Watch(wctx, "t", first, func(r store.Revision) error { got <- r; return enough }); !errors.Is(err, enough) {
+				t.Errorf("Watch on replica B: %v", err)
+			}
 		}()
 		select {
 		case r := <-got:
