@@ -22,6 +22,7 @@ func newBenchCmd() *cobra.Command {
 	var preset, snapshot, mix, output string
 	var noNoOp bool
 	var cpuProfile string
+	var sampleEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a server with decisions (and optional writes), and a no-op gRPC handler in the same run",
@@ -69,7 +70,9 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 				defer f.Close()
 			}
 			reports := []bench.Report{}
+			stopSampling := sampleResources(sampleEvery)
 			r, err := bench.Run(ctx, "groupgate", cfg)
+			samples := stopSampling()
 			if cpuProfile != "" {
 				pprof.StopCPUProfile()
 			}
@@ -101,6 +104,9 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			for _, r := range reports {
 				fmt.Fprintln(stdout(), r)
 			}
+			for _, s := range samples {
+				fmt.Fprintln(stdout(), s)
+			}
 			if len(reports) == 2 && reports[1].PerSecond > 0 {
 				fmt.Fprintf(stdout(), "groupgate / no-op throughput: %.0f%%\n", 100*reports[0].PerSecond/reports[1].PerSecond)
 			}
@@ -121,6 +127,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.BoolVar(&noNoOp, "no-baseline", false, "skip the no-op comparison")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the groupgate run (with an in-process server: both)")
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
+	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, Go heap and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
 	return cmd
 }
@@ -147,6 +154,71 @@ func parseMix(s string) (bench.Mix, error) {
 		}
 	}
 	return m, nil
+}
+
+// resourceSample is this process's resource use at one moment of a run.
+type resourceSample struct {
+	at         time.Duration
+	goroutines int
+	heapBytes  uint64
+	rssBytes   int64
+}
+
+func (s resourceSample) String() string {
+	return fmt.Sprintf("at %6.1fs  goroutines %5d  go heap %7.1f MiB  rss %7.1f MiB", s.at.Seconds(), s.goroutines,
+		float64(s.heapBytes)/(1<<20), float64(s.rssBytes)/(1<<20))
+}
+
+// sampleResources samples at every interval (and once at the start and the end) until the returned function is
+// called, which returns the samples. A zero interval samples nothing.
+func sampleResources(every time.Duration) func() []resourceSample {
+	if every <= 0 {
+		return func() []resourceSample { return nil }
+	}
+	start := time.Now()
+	take := func() resourceSample {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return resourceSample{at: time.Since(start), goroutines: runtime.NumGoroutine(), heapBytes: m.HeapAlloc, rssBytes: rss()}
+	}
+	samples := []resourceSample{take()}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				samples = append(samples, take())
+			}
+		}
+	}()
+	return func() []resourceSample {
+		close(done)
+		<-finished
+		return append(samples, take())
+	}
+}
+
+// rss is the resident set size of this process in bytes (Linux), or -1.
+func rss() int64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return -1
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) < 2 {
+		return -1
+	}
+	pages, err := strconv.ParseInt(fields[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return pages * int64(os.Getpagesize())
 }
 
 // benchServer starts groupgate in this process on the snapshot file or the generated preset.
