@@ -127,7 +127,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.BoolVar(&noNoOp, "no-baseline", false, "skip the no-op comparison")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the groupgate run (with an in-process server: both)")
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
-	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, Go heap and RSS at this interval (with an in-process server they include the server's)")
+	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
 	return cmd
 }
@@ -165,7 +165,7 @@ type resourceSample struct {
 }
 
 func (s resourceSample) String() string {
-	return fmt.Sprintf("at %6.1fs  goroutines %5d  go heap %7.1f MiB  rss %7.1f MiB", s.at.Seconds(), s.goroutines,
+	return fmt.Sprintf("at %6.1fs  goroutines %5d  live heap %7.1f MiB  rss %7.1f MiB", s.at.Seconds(), s.goroutines,
 		float64(s.heapBytes)/(1<<20), float64(s.rssBytes)/(1<<20))
 }
 
@@ -177,6 +177,7 @@ func sampleResources(every time.Duration) func() []resourceSample {
 	}
 	start := time.Now()
 	take := func() resourceSample {
+		runtime.GC() // live heap, not whatever garbage the last cycle left: growth then means a leak
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		return resourceSample{at: time.Since(start), goroutines: runtime.NumGoroutine(), heapBytes: m.HeapAlloc, rssBytes: rss()}

@@ -211,3 +211,20 @@ func TestServeWithTokenFileAndMetrics(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestBenchCommand runs a short load with writes against an in-process server: every request must succeed
+// (membership churn writes included), and the no-op baseline and resource samples must be reported.
+func TestBenchCommand(t *testing.T) {
+	out := runCLI(t, "bench", "--preset", "tiny", "-n", "3000", "-c", "4", "--sample", "50ms",
+		"--mix", "add-member=40,check-membership=30,batch=10,write=20")
+	for _, want := range []string{"groupgate ", "no-op ", "groupgate / no-op throughput:", "live heap"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "requests in") && !strings.Contains(line, "errors 0 ") {
+			t.Errorf("errors in %q", line)
+		}
+	}
+}
