@@ -227,6 +227,7 @@ func (b *builder) upsertUser(field string, u *pb.User) {
 	}
 	n.id = u.GetId()
 	n.user = proto.CloneOf(u)
+	n.userType = u.GetUserType()
 	b.countNode(n, +1)
 }
 

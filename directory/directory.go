@@ -43,12 +43,15 @@ func (k Kind) String() string {
 // Node is one principal with its direct relationships. Nodes are shared between revisions: never modify one, nor
 // the slices its methods return.
 type Node struct {
-	id    string
-	ref   Ref
-	kind  Kind
-	user  *pb.User
-	group *pb.Group // Members and Owners are always nil here: the ref slices below hold them
-	sp    *pb.ServicePrincipal
+	id   string
+	ref  Ref
+	kind Kind
+	// userType repeats user.UserType so that guest checks and member streams, which touch millions of nodes,
+	// need not follow the user pointer (one cache miss each on a large tenant).
+	userType pb.UserType
+	user     *pb.User
+	group    *pb.Group // Members and Owners are always nil here: the ref slices below hold them
+	sp       *pb.ServicePrincipal
 
 	members  []Ref // groups only: direct members, in the order they were added
 	owners   []Ref // groups only
@@ -72,8 +75,11 @@ func (n *Node) ServicePrincipal() *pb.ServicePrincipal { return n.sp }
 
 // IsGuest reports whether the node is a guest user.
 func (n *Node) IsGuest() bool {
-	return n.user != nil && n.user.GetUserType() == pb.UserType_USER_TYPE_GUEST
+	return n.userType == pb.UserType_USER_TYPE_GUEST
 }
+
+// UserType is the user's type, or USER_TYPE_UNSPECIFIED when the node is not a user.
+func (n *Node) UserType() pb.UserType { return n.userType }
 
 // DisplayName is the object's display name.
 func (n *Node) DisplayName() string {

@@ -120,46 +120,73 @@ func (d *decisionService) EffectiveMembers(req *pb.EffectiveMembersRequest, stre
 	if pageSize == 0 {
 		pageSize = DefaultPageSize
 	}
-	batch := make([]*pb.EffectiveMember, 0, pageSize)
-	send := func() error {
+	// The walk and the building of pages run in their own goroutine, ahead of the sends by a few pages, so that
+	// the walk and the encoding of what it found use both cores. Each page's members share one allocation. The
+	// first page holds at most firstPageSize members, so that the caller can start on them at once.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan []*pb.EffectiveMember, 4)
+	go func() {
+		defer close(pages)
+		backing := make([]pb.EffectiveMember, pageSize)
+		batch := make([]*pb.EffectiveMember, 0, pageSize)
+		limit := min(pageSize, firstPageSize)
+		for ref, depth := range d.s.cfg.Resolver.At(dir).Members(g.Ref()) {
+			n := dir.Node(ref)
+			if n == nil || !want(n) {
+				continue
+			}
+			m := &backing[len(batch)]
+			setEffectiveMember(m, n, depth)
+			batch = append(batch, m)
+			if len(batch) == limit {
+				select {
+				case pages <- batch:
+				case <-ctx.Done():
+					return
+				}
+				limit = pageSize
+				backing = make([]pb.EffectiveMember, pageSize)
+				batch = make([]*pb.EffectiveMember, 0, pageSize)
+			}
+		}
+		if len(batch) > 0 {
+			select {
+			case pages <- batch:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	sent := false
+	for batch := range pages {
 		if err := stream.Send(&pb.EffectiveMembersResponse{Members: batch, Revision: dir.Revision()}); err != nil {
 			return err
 		}
-		batch = make([]*pb.EffectiveMember, 0, pageSize)
-		return ctx.Err() // stop promptly once the client has gone
-	}
-	sent := false
-	for ref, depth := range d.s.cfg.Resolver.At(dir).Members(g.Ref()) {
-		n := dir.Node(ref)
-		if n == nil || !want(n) {
-			continue
-		}
-		batch = append(batch, effectiveMember(n, depth))
-		if len(batch) == pageSize {
-			if err := send(); err != nil {
-				return err
-			}
-			sent = true
+		sent = true
+		if err := ctx.Err(); err != nil {
+			return err // the client has gone: stop promptly (the deferred cancel stops the walk)
 		}
 	}
-	if len(batch) > 0 || !sent {
-		return send() // an empty group still answers once, with its revision
+	if !sent { // an empty group still answers once, with its revision
+		return stream.Send(&pb.EffectiveMembersResponse{Revision: dir.Revision()})
 	}
 	return nil
 }
 
-func effectiveMember(n *directory.Node, depth int) *pb.EffectiveMember {
-	m := &pb.EffectiveMember{Id: n.ID(), Depth: int32(depth)}
+// firstPageSize bounds the first EffectiveMembers message (page_size bounds the others).
+const firstPageSize = 100
+
+func setEffectiveMember(m *pb.EffectiveMember, n *directory.Node, depth int) {
+	m.Id, m.Depth = n.ID(), int32(depth)
 	switch n.Kind() {
 	case directory.KindUser:
 		m.Kind = pb.ObjectKind_OBJECT_KIND_USER
-		m.UserType = n.User().GetUserType()
+		m.UserType = n.UserType()
 	case directory.KindGroup:
 		m.Kind = pb.ObjectKind_OBJECT_KIND_GROUP
 	case directory.KindServicePrincipal:
 		m.Kind = pb.ObjectKind_OBJECT_KIND_SERVICE_PRINCIPAL
 	}
-	return m
 }
 
 // memberTypeFilter returns whether a node passes the EffectiveMembers type filter (empty: everything).

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/groupgate/groupgate/bench/workload"
+	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/directory/demo"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/servertest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -391,5 +395,60 @@ func TestGetStatusCounts(t *testing.T) {
 	}
 	if resp.GetStore() != "memory" || resp.GetRevision() != 1 || resp.GetStoreRevision() != 1 {
 		t.Errorf("status %v, want store memory at revision 1", resp)
+	}
+}
+
+// TestEffectiveMembersStopsWhenTheClientCancels cancels a stream of a 20k-member group after its first message:
+// the server must end the call (its only streaming slot frees up at once) and leave no goroutine behind.
+func TestEffectiveMembersStopsWhenTheClientCancels(t *testing.T) {
+	p, _ := workload.Preset("small")
+	d, err := directory.FromSnapshot(workload.Generate(p), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.StartWith(t, servertest.Options{Limits: server.Limits{MaxConcurrentStreams: 1}}, d)
+	req := &pb.EffectiveMembersRequest{TenantId: d.TenantID(), GroupId: workload.TopGroupID, PageSize: 10}
+	leaf := &pb.EffectiveMembersRequest{TenantId: d.TenantID(), GroupId: workload.GroupID(p.Groups - 1)}
+	countMembers := func() error {
+		return srv.Client.EachMember(ctx(t), leaf, func(*pb.EffectiveMembersResponse) error { return nil })
+	}
+	if err := countMembers(); err != nil { // the connection's goroutines start with the first call
+		t.Fatal(err)
+	}
+	baseline := runtime.NumGoroutine()
+
+	cctx, cancel := context.WithCancel(ctx(t))
+	stream, err := srv.Client.Decisions.EffectiveMembers(cctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if status.Code(err) != codes.Canceled {
+				t.Fatalf("after cancel: %v, want CANCELED", err)
+			}
+			break
+		}
+	}
+	// The slot is free once the handler has returned: a second stream is admitted.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := countMembers()
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
+			t.Fatalf("the cancelled stream still holds its slot after 2 s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > baseline; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after the streams ended, %d before", runtime.NumGoroutine(), baseline)
+		}
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/store"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -64,22 +63,6 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer()}
 
-	logger := logging.LoggerFunc(func(ctx context.Context, level logging.Level, msg string, fields ...any) {
-		cfg.Logger.Log(ctx, slog.Level(level), msg, fields...)
-	})
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		// Successful calls are logged at debug: at info, per-call logging costs a large share of throughput.
-		logging.WithLevels(func(code codes.Code) logging.Level {
-			switch code {
-			case codes.OK:
-				return logging.LevelDebug
-			case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unavailable:
-				return logging.LevelError
-			}
-			return logging.LevelInfo
-		}),
-	}
 	recoveryOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		cfg.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -94,8 +77,9 @@ func New(cfg Config) *Server {
 		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())
 	}
-	unary = append(unary, logging.UnaryServerInterceptor(logger, logOpts...), unaryErrors)
-	stream = append(stream, logging.StreamServerInterceptor(logger, logOpts...), streamErrors)
+	logUnary, logStream := loggingInterceptors(cfg.Logger)
+	unary = append(unary, logUnary, unaryErrors)
+	stream = append(stream, logStream, streamErrors)
 	if cfg.Tokens != nil {
 		unary = append(unary, auth.UnaryServerInterceptor(cfg.Tokens.authFunc))
 		stream = append(stream, auth.StreamServerInterceptor(cfg.Tokens.authFunc))
