@@ -28,8 +28,8 @@ type Entry[V any] struct {
 type Cache[V any] struct {
 	c *ristretto.Cache[uint64, *Entry[V]]
 
-	mu       sync.Mutex
-	lineages map[uint64]*dirtyMap
+	mu       sync.Mutex                          // serialises changes to lineages
+	lineages atomic.Pointer[map[uint64]*dirtyMap] // copy on write: Get, on every decision, takes no lock
 
 	hits, misses, stale atomic.Uint64
 }
@@ -54,7 +54,9 @@ func New[V any](maxBytes int64) (*Cache[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cache[V]{c: c, lineages: map[uint64]*dirtyMap{}}, nil
+	cache := &Cache[V]{c: c}
+	cache.lineages.Store(&map[uint64]*dirtyMap{})
+	return cache, nil
 }
 
 // key packs lineage (28 bits), node (32 bits) and kind (4 bits) into one exact key.
@@ -100,8 +102,18 @@ func (c *Cache[V]) Dirty(lineage uint64, revision int64, nodes []uint32) {
 // Forget drops what the cache knows of a lineage that no reader will use again (a replaced tenant).
 func (c *Cache[V]) Forget(lineage uint64) {
 	c.mu.Lock()
-	delete(c.lineages, lineage)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	old := *c.lineages.Load()
+	if _, ok := old[lineage]; !ok {
+		return
+	}
+	m := make(map[uint64]*dirtyMap, len(old))
+	for k, v := range old {
+		if k != lineage {
+			m[k] = v
+		}
+	}
+	c.lineages.Store(&m)
 }
 
 // Wait blocks until buffered writes are applied (for tests).
@@ -126,13 +138,22 @@ func (c *Cache[V]) Stats() Stats {
 }
 
 func (c *Cache[V]) dirty(lineage uint64) *dirtyMap {
+	if d, ok := (*c.lineages.Load())[lineage]; ok {
+		return d
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d, ok := c.lineages[lineage]
-	if !ok {
-		d = &dirtyMap{}
-		c.lineages[lineage] = d
+	old := *c.lineages.Load()
+	if d, ok := old[lineage]; ok {
+		return d
 	}
+	m := make(map[uint64]*dirtyMap, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	d := &dirtyMap{}
+	m[lineage] = d
+	c.lineages.Store(&m)
 	return d
 }
 
