@@ -28,7 +28,7 @@ type Entry[V any] struct {
 type Cache[V any] struct {
 	c *ristretto.Cache[uint64, *Entry[V]]
 
-	mu       sync.Mutex                          // serialises changes to lineages
+	mu       sync.Mutex                           // serialises changes to lineages
 	lineages atomic.Pointer[map[uint64]*dirtyMap] // copy on write: Get, on every decision, takes no lock
 
 	hits, misses, stale atomic.Uint64
