@@ -23,6 +23,7 @@ func newBenchCmd() *cobra.Command {
 	var noNoOp bool
 	var cpuProfile string
 	var sampleEvery time.Duration
+	var memProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a server with decisions (and optional writes), and a no-op gRPC handler in the same run",
@@ -73,6 +74,11 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			stopSampling := sampleResources(sampleEvery)
 			r, err := bench.Run(ctx, "groupgate", cfg)
 			samples := stopSampling()
+			if memProfile != "" {
+				if err := writeAllocProfile(memProfile); err != nil {
+					return err
+				}
+			}
 			if cpuProfile != "" {
 				pprof.StopCPUProfile()
 			}
@@ -127,6 +133,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.BoolVar(&noNoOp, "no-baseline", false, "skip the no-op comparison")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the groupgate run (with an in-process server: both)")
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
+	fl.StringVar(&memProfile, "memprofile", "", "after the groupgate run, write this process's allocation profile (pprof allocs; with an in-process server: both)")
 	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
 	return cmd
@@ -154,6 +161,18 @@ func parseMix(s string) (bench.Mix, error) {
 		}
 	}
 	return m, nil
+}
+
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // resourceSample is this process's resource use at one moment of a run.
