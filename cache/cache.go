@@ -43,8 +43,11 @@ func New[V any](maxBytes int64) (*Cache[V], error) {
 		maxBytes = DefaultMaxBytes
 	}
 	c, err := ristretto.NewCache(&ristretto.Config[uint64, *Entry[V]]{
-		// Ten counters per expected entry, assuming ~100-byte entries.
-		NumCounters: max(1000, maxBytes/100*10),
+		// Ten counters per expected entry (ristretto's advice), expecting ~1 KiB per entry: answers are paths
+		// of a few refs plus bookkeeping, but there are at most a few per group, and the counters (a count-min
+		// sketch and a bloom filter) cost memory of their own: sized for 100-byte entries they took 192 MB of a
+		// 256 MiB cache.
+		NumCounters: max(1000, maxBytes/1024*10),
 		MaxCost:     maxBytes,
 		BufferItems: 64,
 		Metrics:     true,
