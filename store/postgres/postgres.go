@@ -155,15 +155,18 @@ func (s *Store) Directory(ctx context.Context, tenantID string, minRevision int6
 		}
 	}
 	if t == nil || t.head.Load().Revision() == 0 {
+		// A tenant the database does not hold is NOT_FOUND even with min_revision: a caller holding a revision of
+		// it got it from a committed write. Only tenants that exist get an entry here, so that requests for
+		// made-up tenant ids cannot grow the map.
 		var exists bool
 		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1 AND revision > 0)`, tenantID).Scan(&exists)
-		if err == nil && !exists && minRevision <= 0 {
-			return nil, &directory.NotFoundError{Kind: "tenant", ID: tenantID}
-		}
-		if err != nil && minRevision <= 0 {
+		if err != nil {
 			return nil, storeError(err)
 		}
-		t = s.tenant(tenantID, true) // so that we can wait on it; Tenants() hides it until it has a revision
+		if !exists {
+			return nil, &directory.NotFoundError{Kind: "tenant", ID: tenantID}
+		}
+		t = s.tenant(tenantID, true) // the follower loads it; Tenants() lists it once it has a revision
 	}
 	s.nudge()
 	return t.head.Wait(ctx, max(minRevision, 1))

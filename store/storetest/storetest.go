@@ -46,10 +46,14 @@ func Run(t *testing.T, open Open) {
 
 	t.Run("UnknownTenantIsNotFound", func(t *testing.T) {
 		s := open(t, nil)
-		_, err := s.Directory(ctx, "nope", 0)
-		var nf *directory.NotFoundError
-		if !errors.As(err, &nf) || nf.Kind != "tenant" {
-			t.Fatalf("got %v, want a tenant NotFoundError", err)
+		for _, minRevision := range []int64{0, 5} { // with min_revision too: at once, not at the deadline
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := s.Directory(wctx, "nope", minRevision)
+			cancel()
+			var nf *directory.NotFoundError
+			if !errors.As(err, &nf) || nf.Kind != "tenant" {
+				t.Fatalf("min revision %d: got %v, want a tenant NotFoundError", minRevision, err)
+			}
 		}
 	})
 
