@@ -40,6 +40,10 @@ type Options struct {
 	PollInterval time.Duration
 	// Logger receives follower errors (database down, reconnects); nil discards them.
 	Logger *slog.Logger
+	// CheckpointEvery makes the replica that writes revision N×CheckpointEvery also store the tenant's snapshot
+	// at it, in the background, so that a starting replica replays at most that many log entries; 0 means
+	// 10,000, a negative value never.
+	CheckpointEvery int64
 }
 
 // Store is a replica of the tenants in one PostgreSQL database.
@@ -55,6 +59,8 @@ type Store struct {
 	lastSync atomic.Int64  // unix nanoseconds of the follower's last complete pass
 	cancel   context.CancelFunc
 	done     sync.WaitGroup
+	// checkpoints are in flight; Close lets them finish (they are seconds at most) before closing the pool
+	checkpoints sync.WaitGroup
 }
 
 type tenant struct {
@@ -76,6 +82,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.CheckpointEvery == 0 {
+		opts.CheckpointEvery = 10_000
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("--store: %w", err)
@@ -94,16 +103,17 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: loading tenants: %w", err)
 	}
-	followCtx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.done.Add(2)
-	go s.listen(followCtx, cfg.ConnConfig)
-	go s.follow(followCtx)
+	go s.listen(ctx, cfg.ConnConfig)
+	go s.follow(ctx)
 	return s, nil
 }
 
-// Close stops following the log and closes the connections.
+// Close finishes the checkpoints in flight, stops following the log and closes the connections.
 func (s *Store) Close() {
+	s.checkpoints.Wait()
 	s.cancel()
 	s.done.Wait()
 	s.pool.Close()
@@ -234,6 +244,10 @@ func (s *Store) Write(ctx context.Context, w store.Write) (int64, error) {
 	}
 	if next != nil {
 		s.publishLocked(t, next, delta)
+		if every := s.opts.CheckpointEvery; every > 0 && rev%every == 0 {
+			s.checkpoints.Add(1)
+			go s.checkpoint(next)
+		}
 	} else {
 		s.nudge() // a retry of a write this replica may not have applied yet
 	}
@@ -280,6 +294,22 @@ func (s *Store) Import(ctx context.Context, snap *pb.Snapshot, expectedRevision 
 		s.publishLocked(t, next, nil)
 	}
 	return next.Revision(), nil
+}
+
+// checkpoint stores the snapshot of a revision, so that replicas start from it rather than from the log's
+// beginning. It is only an optimisation: a failure is logged, and the next checkpoint will do.
+func (s *Store) checkpoint(d *directory.Directory) {
+	defer s.checkpoints.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	data, err := encodeSnapshot(d.Snapshot())
+	if err == nil {
+		_, err = s.pool.Exec(ctx, `INSERT INTO snapshots (tenant_id, revision, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			d.TenantID(), d.Revision(), data)
+	}
+	if err != nil {
+		s.logError("storing a checkpoint", fmt.Errorf("tenant %q revision %d: %w", d.TenantID(), d.Revision(), err))
+	}
 }
 
 // lockTenant creates the tenant's row if needed and locks it until the transaction ends; it returns the

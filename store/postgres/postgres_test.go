@@ -114,6 +114,53 @@ func TestPostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("ReplicasStartFromTheNewestCheckpoint", func(t *testing.T) {
+		url := pg.NewDatabase()
+		a, err := postgres.Open(ctx, url, postgres.Options{PollInterval: fastPoll, CheckpointEvery: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{storetest.Group("g")}}); err != nil {
+			t.Fatal(err)
+		}
+		var last int64
+		for i := range 24 {
+			id := fmt.Sprintf("u-%02d", i)
+			if last, err = a.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{storetest.User(id), storetest.AddMember("g", id)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, _ := a.Directory(ctx, "t", last)
+		a.Close() // waits for the checkpoints at revisions 10 and 20
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var checkpoints []int64
+		rows, _ := conn.Query(ctx, `SELECT revision FROM snapshots WHERE tenant_id = 't' ORDER BY revision`)
+		for rows.Next() {
+			var r int64
+			_ = rows.Scan(&r)
+			checkpoints = append(checkpoints, r)
+		}
+		if fmt.Sprint(checkpoints) != "[10 20]" {
+			t.Fatalf("checkpoints at %v, want [10 20]", checkpoints)
+		}
+		// Without the log up to the checkpoint, only a replica that starts from it can load the tenant.
+		if _, err := conn.Exec(ctx, `DELETE FROM changes WHERE tenant_id = 't' AND revision <= 20`); err != nil {
+			t.Fatal(err)
+		}
+		b := open(t, url, nil)
+		got, err := b.Directory(ctx, "t", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Revision() != last || !proto.Equal(got.Snapshot(), want.Snapshot()) {
+			t.Errorf("replica started at revision %d (want %d), same tenant: %v", got.Revision(), last, proto.Equal(got.Snapshot(), want.Snapshot()))
+		}
+	})
+
 	t.Run("WatchSurvivesAReplicaThatMissedNotifications", func(t *testing.T) {
 		url := pg.NewDatabase()
 		a, b := open(t, url, nil), open(t, url, nil)
