@@ -226,8 +226,9 @@ func (b *builder) upsertUser(field string, u *pb.User) {
 		return
 	}
 	n.id = u.GetId()
-	n.user = proto.CloneOf(u)
 	n.userType = u.GetUserType()
+	n.userDisplayName = u.GetDisplayName()
+	n.userRoles = slices.Clone(u.GetDirectoryRoles())
 	b.countNode(n, +1)
 }
 

@@ -90,7 +90,7 @@ func (d *Directory) SnapshotParts(objectsPerPart int, emit func(*pb.Snapshot) er
 func (d *Directory) appendNode(s *pb.Snapshot, n *Node) {
 	switch n.kind {
 	case KindUser:
-		s.Users = append(s.Users, proto.CloneOf(n.user))
+		s.Users = append(s.Users, n.User())
 	case KindServicePrincipal:
 		s.ServicePrincipals = append(s.ServicePrincipals, proto.CloneOf(n.sp))
 	case KindGroup:
