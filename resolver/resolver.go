@@ -75,6 +75,13 @@ func (r *Resolver) WaitCache() {
 	}
 }
 
+// Close releases the cache's goroutines. The resolver must not be used afterwards.
+func (r *Resolver) Close() {
+	if r.guests != nil {
+		r.guests.Close()
+	}
+}
+
 // View is the resolver bound to one directory revision.
 type View struct {
 	r   *Resolver

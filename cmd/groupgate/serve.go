@@ -110,6 +110,7 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 		return errors.New("--client-ca needs --tls-cert and --tls-key")
 	}
 	res := resolver.New(resolver.Options{CacheMaxBytes: f.cacheBytes})
+	defer res.Close() // deferred first, so it runs last: after the store has stopped calling Invalidate
 	st, closeStore, err := openStore(ctx, f, res, logger)
 	if err != nil {
 		return err

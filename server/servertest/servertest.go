@@ -108,6 +108,7 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
+		res.Close()
 	})
 	return &Server{Addr: lis.Addr().String(), Client: c, Store: st, Server: srv, Metrics: metrics}
 }
