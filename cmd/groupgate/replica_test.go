@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -42,10 +45,10 @@ type replica struct {
 	client *client.Client
 }
 
-func startReplica(t *testing.T, storeURL string) *replica {
+func startReplica(t *testing.T, storeURL string, extraArgs ...string) *replica {
 	t.Helper()
 	r := &replica{t: t, addr: freePort(t)}
-	r.args = []string{"serve", "--store", storeURL, "--listen", r.addr, "--log-level", "warn"}
+	r.args = append([]string{"serve", "--store", storeURL, "--listen", r.addr, "--log-level", "warn"}, extraArgs...)
 	r.start()
 	c, err := client.Dial(r.addr, client.Options{})
 	if err != nil {
@@ -160,7 +163,8 @@ func isMember(t *testing.T, r *replica, minRevision int64, group, principal stri
 func TestReplicasOnPostgres(t *testing.T) {
 	pg := pgtest.Start(t)
 	url := pg.NewDatabase()
-	a, b := startReplica(t, url), startReplica(t, url)
+	metricsB := freePort(t)
+	a, b := startReplica(t, url), startReplica(t, url, "--metrics", metricsB)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -227,6 +231,22 @@ func TestReplicasOnPostgres(t *testing.T) {
 	}
 	if statusB.GetRevision() != last || !proto.Equal(statusA.GetCounts(), statusB.GetCounts()) || statusB.GetStore() != "postgres" {
 		t.Errorf("after restart: A %v, B %v (want revision %d)", statusA, statusB, last)
+	}
+	// B's metrics report its revision, the store's, and no lag.
+	resp, err := http.Get("http://" + metricsB + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		fmt.Sprintf(`groupgate_tenant_revision{tenant="contoso"} %d`, last),
+		fmt.Sprintf(`groupgate_tenant_store_revision{tenant="contoso"} %d`, last),
+		`groupgate_tenant_replication_lag_seconds{tenant="contoso"} 0`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("replica B's metrics lack %q", want)
+		}
 	}
 
 	// PostgreSQL goes away.
