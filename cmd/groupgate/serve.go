@@ -173,7 +173,8 @@ func openStore(ctx context.Context, f *serveFlags, res *resolver.Resolver, logge
 		return st, func() {}, nil
 	}
 	if !strings.HasPrefix(f.storeURL, "postgres://") && !strings.HasPrefix(f.storeURL, "postgresql://") {
-		return nil, nil, fmt.Errorf("--store %q: want memory or a postgres:// URL", f.storeURL)
+		// The value is not echoed: it may hold a password.
+		return nil, nil, errors.New("--store: want memory or a postgres:// URL")
 	}
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
