@@ -228,3 +228,12 @@ func TestBenchCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesAnUnknownStoreWithoutEchoingIt: the value may carry a password.
+func TestServeRefusesAnUnknownStoreWithoutEchoingIt(t *testing.T) {
+	err := serve(context.Background(), &serveFlags{listen: "127.0.0.1:0", storeURL: "mysql://app:s3cret@db/groupgate",
+		logLevel: "warn", logFormat: "text"}, nil)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "--store") {
+		t.Fatalf("got %v, want a --store error without the password", err)
+	}
+}
