@@ -208,8 +208,11 @@ func (g *requests) send(ctx context.Context, c *client.Client, pick int, mix Mix
 
 // NoOpServer serves a DecisionService and DirectoryService that answer at once with empty responses, on a
 // loopback port: the baseline that gRPC itself costs on this machine.
-func NoOpServer() (addr string, stop func(), err error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+func NoOpServer() (addr string, stop func(), err error) { return ServeNoOp("127.0.0.1:0") }
+
+// ServeNoOp is NoOpServer on a given address.
+func ServeNoOp(listen string) (addr string, stop func(), err error) {
+	lis, err := net.Listen("tcp", listen)
 	if err != nil {
 		return "", nil, err
 	}

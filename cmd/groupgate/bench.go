@@ -3,18 +3,27 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/groupgate/groupgate/bench"
 	"github.com/groupgate/groupgate/bench/workload"
+	"github.com/groupgate/groupgate/client"
 	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -24,12 +33,15 @@ func newBenchCmd() *cobra.Command {
 	var cpuProfile string
 	var sampleEvery time.Duration
 	var memProfile string
+	var separate bool
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a server with decisions (and optional writes), and a no-op gRPC handler in the same run",
 		Long: `Load-test groupgate over gRPC on loopback. Without --addr, a server is started in this process on the
 --snapshot file (made by 'groupgate gen') or on a tenant generated from --preset. The same load then runs
 against a no-op DecisionService in this process, and the ratio of throughputs is printed (SPEC §7: >= 70%).
+With --separate, groupgate and the no-op handler each run in a process of their own instead (the production
+setup: the load generator does not share their heap), started from this executable.
 Request ids come from the generated tenant: --preset and --seed must match the tenant the server holds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,12 +65,28 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			}
 			cfg.Mix = m
 			ctx := cmd.Context()
-			if cfg.Addr == "" {
+			var serverRSS func() int64
+			switch {
+			case cfg.Addr == "" && separate:
+				path, cleanup, err := snapshotFile(cfg.Params, snapshot)
+				if err != nil {
+					return err
+				}
+				defer cleanup()
+				child, err := spawnServer(ctx, "serve", "--snapshot", path, "--log-level", "warn")
+				if err != nil {
+					return err
+				}
+				defer child.stop()
+				cfg.Addr, serverRSS = child.addr, child.rss
+			case cfg.Addr == "":
 				stop, err := benchServer(ctx, &cfg, snapshot)
 				if err != nil {
 					return err
 				}
 				defer stop()
+			case separate:
+				return errors.New("--separate starts its own servers: leave out --addr")
 			}
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
@@ -86,8 +114,17 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 				return err
 			}
 			reports = append(reports, r)
+			if serverRSS != nil {
+				samples = append(samples, resourceSample{at: time.Duration(r.Seconds * float64(time.Second)), goroutines: -1, rssBytes: serverRSS()})
+			}
 			if !noNoOp {
 				addr, stop, err := bench.NoOpServer()
+				if separate {
+					var child *childServer
+					if child, err = spawnServer(ctx, "noop-serve"); err == nil {
+						addr, stop = child.addr, child.stop
+					}
+				}
 				if err != nil {
 					return err
 				}
@@ -134,6 +171,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the groupgate run (with an in-process server: both)")
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
 	fl.StringVar(&memProfile, "memprofile", "", "after the groupgate run, write this process's allocation profile (pprof allocs; with an in-process server: both)")
+	fl.BoolVar(&separate, "separate", false, "run groupgate and the no-op handler each in a process of its own (default: in this process)")
 	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
 	return cmd
@@ -184,6 +222,9 @@ type resourceSample struct {
 }
 
 func (s resourceSample) String() string {
+	if s.goroutines < 0 {
+		return fmt.Sprintf("server process rss %7.1f MiB at the end of the run", float64(s.rssBytes)/(1<<20))
+	}
 	return fmt.Sprintf("at %6.1fs  goroutines %5d  live heap %7.1f MiB  rss %7.1f MiB", s.at.Seconds(), s.goroutines,
 		float64(s.heapBytes)/(1<<20), float64(s.rssBytes)/(1<<20))
 }
@@ -225,8 +266,11 @@ func sampleResources(every time.Duration) func() []resourceSample {
 }
 
 // rss is the resident set size of this process in bytes (Linux), or -1.
-func rss() int64 {
-	data, err := os.ReadFile("/proc/self/statm")
+func rss() int64 { return rssOf("self") }
+
+// rssOf is the resident set size of a process ("self" or a pid) in bytes (Linux), or -1.
+func rssOf(pid string) int64 {
+	data, err := os.ReadFile("/proc/" + pid + "/statm")
 	if err != nil {
 		return -1
 	}
@@ -241,20 +285,29 @@ func rss() int64 {
 	return pages * int64(os.Getpagesize())
 }
 
+// snapshotFile returns the snapshot file to serve: the given one, or the generated preset written to a
+// temporary file (removed by cleanup).
+func snapshotFile(p workload.Params, snapshot string) (path string, cleanup func(), err error) {
+	if snapshot != "" {
+		return snapshot, func() {}, nil
+	}
+	dir, err := tempDir()
+	if err != nil {
+		return "", nil, err
+	}
+	path = dir + "/tenant.pb"
+	if err := directory.WriteSnapshotFile(path, workload.Generate(p)); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return path, func() { os.RemoveAll(dir) }, nil
+}
+
 // benchServer starts groupgate in this process on the snapshot file or the generated preset.
 func benchServer(ctx context.Context, cfg *bench.Config, snapshot string) (func(), error) {
-	path, cleanup := snapshot, func() {}
-	if path == "" {
-		dir, err := tempDir()
-		if err != nil {
-			return nil, err
-		}
-		cleanup = func() { os.RemoveAll(dir) }
-		path = dir + "/tenant.pb"
-		if err := directory.WriteSnapshotFile(path, workload.Generate(cfg.Params)); err != nil {
-			cleanup()
-			return nil, err
-		}
+	path, cleanup, err := snapshotFile(cfg.Params, snapshot)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	ready := make(chan string, 1)
@@ -270,4 +323,94 @@ func benchServer(ctx context.Context, cfg *bench.Config, snapshot string) (func(
 		cleanup()
 		return nil, err
 	}
+}
+
+// childServer is a server process started by bench --separate.
+type childServer struct {
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// spawnServer runs this executable with args and --listen on a free loopback port, and waits until it answers.
+func spawnServer(ctx context.Context, args ...string) (*childServer, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, append(args, "--listen", addr)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &childServer{addr: addr, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	conn, err := client.Dial(addr, client.Options{})
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(5 * time.Minute) // the large tenant loads in seconds; generous for slow machines
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		// Any answer but UNAVAILABLE (groupgate: NOT_FOUND for this tenant; the no-op: OK) means it is up.
+		_, err := conn.Decisions.CheckMembership(cctx, &pb.CheckMembershipRequest{TenantId: "probe", GroupId: "g", PrincipalId: "u"})
+		cancel()
+		if status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
+			return c, nil
+		}
+		select {
+		case <-c.done:
+			return nil, fmt.Errorf("%s exited before serving", strings.Join(args, " "))
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			c.stop()
+			return nil, fmt.Errorf("%s did not serve within 5 minutes: %v", strings.Join(args, " "), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// rss is the child's resident set size in bytes (Linux), or -1.
+func (c *childServer) rss() int64 { return rssOf(strconv.Itoa(c.cmd.Process.Pid)) }
+
+func (c *childServer) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+func newNoOpServeCmd() *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:    "noop-serve",
+		Short:  "Serve the no-op DecisionService that bench --separate compares against",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			_, stopServer, err := bench.ServeNoOp(listen)
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			stopServer()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
+	return cmd
 }

@@ -26,6 +26,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newCheckCmd(), newMembersCmd(), newAuditCmd())
 	root.AddCommand(newPlanCmd(), newApplyCmd(), newImportCmd(), newStatusCmd())
-	root.AddCommand(newGenCmd(), newBenchCmd())
+	root.AddCommand(newGenCmd(), newBenchCmd(), newNoOpServeCmd())
 	return root
 }

@@ -25,10 +25,11 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// TestMain lets a test start this test binary as a real groupgate process (GROUPGATE_TEST_MAIN=1), so that
-// replica tests can SIGKILL a server without a separate build.
+// TestMain lets a test start this test binary as a real groupgate process (GROUPGATE_TEST_MAIN=1, or a
+// subcommand as first argument, as bench --separate passes to os.Executable()), so that replica tests can
+// SIGKILL a server without a separate build.
 func TestMain(m *testing.M) {
-	if os.Getenv("GROUPGATE_TEST_MAIN") == "1" {
+	if os.Getenv("GROUPGATE_TEST_MAIN") == "1" || (len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-")) {
 		main()
 		os.Exit(0)
 	}

@@ -212,6 +212,22 @@ func TestServeWithTokenFileAndMetrics(t *testing.T) {
 	}
 }
 
+// TestBenchSeparateProcesses runs the load against groupgate and the no-op handler in processes of their own.
+func TestBenchSeparateProcesses(t *testing.T) {
+	out := runCLI(t, "bench", "--preset", "tiny", "-n", "2000", "-c", "4", "--separate",
+		"--mix", "add-member=50,check-membership=30,write=20")
+	for _, want := range []string{"groupgate ", "no-op ", "server process rss", "groupgate / no-op throughput:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench --separate output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "requests in") && !strings.Contains(line, "errors 0 ") {
+			t.Errorf("errors in %q", line)
+		}
+	}
+}
+
 // TestBenchCommand runs a short load with writes against an in-process server: every request must succeed
 // (membership churn writes included), and the no-op baseline and resource samples must be reported.
 func TestBenchCommand(t *testing.T) {
