@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/groupgate/groupgate/internal/cowmap"
 )
 
 // Kind tells apart the answers cached for one node.
@@ -28,8 +29,7 @@ type Entry[V any] struct {
 type Cache[V any] struct {
 	c *ristretto.Cache[uint64, *Entry[V]]
 
-	mu       sync.Mutex                           // serialises changes to lineages
-	lineages atomic.Pointer[map[uint64]*dirtyMap] // copy on write: Get, on every decision, takes no lock
+	lineages cowmap.Map[uint64, *dirtyMap] // Get, on every decision, takes no lock
 
 	hits, misses, stale atomic.Uint64
 }
@@ -57,9 +57,7 @@ func New[V any](maxBytes int64) (*Cache[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	cache := &Cache[V]{c: c}
-	cache.lineages.Store(&map[uint64]*dirtyMap{})
-	return cache, nil
+	return &Cache[V]{c: c}, nil
 }
 
 // key packs lineage (28 bits), node (32 bits) and kind (4 bits) into one exact key.
@@ -103,21 +101,7 @@ func (c *Cache[V]) Dirty(lineage uint64, revision int64, nodes []uint32) {
 }
 
 // Forget drops what the cache knows of a lineage that no reader will use again (a replaced tenant).
-func (c *Cache[V]) Forget(lineage uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := *c.lineages.Load()
-	if _, ok := old[lineage]; !ok {
-		return
-	}
-	m := make(map[uint64]*dirtyMap, len(old))
-	for k, v := range old {
-		if k != lineage {
-			m[k] = v
-		}
-	}
-	c.lineages.Store(&m)
-}
+func (c *Cache[V]) Forget(lineage uint64) { c.lineages.Delete(lineage) }
 
 // Wait blocks until buffered writes are applied (for tests).
 func (c *Cache[V]) Wait() { c.c.Wait() }
@@ -141,23 +125,7 @@ func (c *Cache[V]) Stats() Stats {
 }
 
 func (c *Cache[V]) dirty(lineage uint64) *dirtyMap {
-	if d, ok := (*c.lineages.Load())[lineage]; ok {
-		return d
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := *c.lineages.Load()
-	if d, ok := old[lineage]; ok {
-		return d
-	}
-	m := make(map[uint64]*dirtyMap, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	d := &dirtyMap{}
-	m[lineage] = d
-	c.lineages.Store(&m)
-	return d
+	return c.lineages.LoadOrCreate(lineage, func() *dirtyMap { return &dirtyMap{} })
 }
 
 // dirtyMap holds the last-dirty revision per node, in lock-free chunks: readers on the hot path only load.

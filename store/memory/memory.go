@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/cowmap"
 	"github.com/groupgate/groupgate/store"
 )
 
@@ -29,8 +29,7 @@ type Options struct {
 // Store is the in-memory store.
 type Store struct {
 	opts    Options
-	mu      sync.Mutex                         // serialises tenant creation
-	tenants atomic.Pointer[map[string]*tenant] // copy on write: the read path takes no lock
+	tenants cowmap.Map[string, *tenant] // the read path takes no lock
 }
 
 type tenant struct {
@@ -53,22 +52,14 @@ func New(opts Options) *Store {
 	if opts.RequestIDLimit <= 0 {
 		opts.RequestIDLimit = 100_000
 	}
-	s := &Store{opts: opts}
-	s.tenants.Store(&map[string]*tenant{})
-	return s
+	return &Store{opts: opts}
 }
 
 func (s *Store) Name() string { return "memory" }
 
 // Tenants lists the tenants, sorted.
 func (s *Store) Tenants() []string {
-	m := *s.tenants.Load()
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(s.tenants.Keys())
 }
 
 // Add puts a loaded directory in the store as a new tenant (at start-up). A tenant with its id must not exist.
@@ -84,23 +75,13 @@ func (s *Store) Add(d *directory.Directory) error {
 }
 
 func (s *Store) tenant(id string, create bool) *tenant {
-	if t, ok := (*s.tenants.Load())[id]; ok || !create {
+	if !create {
+		t, _ := s.tenants.Load(id)
 		return t
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := *s.tenants.Load()
-	if t, ok := old[id]; ok {
-		return t
-	}
-	t := &tenant{id: id, head: store.NewHead(directory.Empty(id)), requests: map[string]int64{}}
-	m := make(map[string]*tenant, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[id] = t
-	s.tenants.Store(&m)
-	return t
+	return s.tenants.LoadOrCreate(id, func() *tenant {
+		return &tenant{id: id, head: store.NewHead(directory.Empty(id)), requests: map[string]int64{}}
+	})
 }
 
 // Directory returns the tenant at a revision >= minRevision, waiting until ctx ends for one.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/cowmap"
 	"github.com/groupgate/groupgate/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,8 +53,7 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex                         // serialises tenant creation
-	tenants atomic.Pointer[map[string]*tenant] // copy on write: the read path takes no lock
+	tenants cowmap.Map[string, *tenant] // the read path takes no lock
 
 	wake     chan struct{} // asks the follower for a pass now
 	lastSync atomic.Int64  // unix nanoseconds of the follower's last complete pass
@@ -94,7 +94,6 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool, opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}
-	s.tenants.Store(&map[string]*tenant{})
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: %w", err)
@@ -123,9 +122,8 @@ func (s *Store) Name() string { return "postgres" }
 
 // Tenants lists the tenants held by this replica, sorted.
 func (s *Store) Tenants() []string {
-	m := *s.tenants.Load()
-	ids := make([]string, 0, len(m))
-	for id, t := range m {
+	var ids []string
+	for id, t := range s.tenants.All() {
 		if t.head.Load().Revision() > 0 {
 			ids = append(ids, id)
 		}
@@ -135,23 +133,11 @@ func (s *Store) Tenants() []string {
 }
 
 func (s *Store) tenant(id string, create bool) *tenant {
-	if t, ok := (*s.tenants.Load())[id]; ok || !create {
+	if !create {
+		t, _ := s.tenants.Load(id)
 		return t
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := *s.tenants.Load()
-	if t, ok := old[id]; ok {
-		return t
-	}
-	t := &tenant{id: id, head: store.NewHead(directory.Empty(id))}
-	m := make(map[string]*tenant, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[id] = t
-	s.tenants.Store(&m)
-	return t
+	return s.tenants.LoadOrCreate(id, func() *tenant { return &tenant{id: id, head: store.NewHead(directory.Empty(id))} })
 }
 
 // Directory returns the tenant at a revision >= minRevision. A replica that is behind asks its follower for a
