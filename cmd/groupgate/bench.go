@@ -114,17 +114,12 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 				return err
 			}
 			reports = append(reports, r)
+			serverRSSBytes := int64(-1)
 			if serverRSS != nil {
-				samples = append(samples, resourceSample{at: time.Duration(r.Seconds * float64(time.Second)), goroutines: -1, rssBytes: serverRSS()})
+				serverRSSBytes = serverRSS() // at the end of the groupgate run, as the samples are
 			}
 			if !noNoOp {
-				addr, stop, err := bench.NoOpServer()
-				if separate {
-					var child *childServer
-					if child, err = spawnServer(ctx, "noop-serve"); err == nil {
-						addr, stop = child.addr, child.stop
-					}
-				}
+				addr, stop, err := noOpServer(ctx, separate)
 				if err != nil {
 					return err
 				}
@@ -149,6 +144,9 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			}
 			for _, s := range samples {
 				fmt.Fprintln(stdout(), s)
+			}
+			if serverRSSBytes >= 0 {
+				fmt.Fprintf(stdout(), "server process rss %7.1f MiB at the end of the run\n", float64(serverRSSBytes)/(1<<20))
 			}
 			if len(reports) == 2 && reports[1].PerSecond > 0 {
 				fmt.Fprintf(stdout(), "groupgate / no-op throughput: %.0f%%\n", 100*reports[0].PerSecond/reports[1].PerSecond)
@@ -222,9 +220,6 @@ type resourceSample struct {
 }
 
 func (s resourceSample) String() string {
-	if s.goroutines < 0 {
-		return fmt.Sprintf("server process rss %7.1f MiB at the end of the run", float64(s.rssBytes)/(1<<20))
-	}
 	return fmt.Sprintf("at %6.1fs  goroutines %5d  live heap %7.1f MiB  rss %7.1f MiB", s.at.Seconds(), s.goroutines,
 		float64(s.heapBytes)/(1<<20), float64(s.rssBytes)/(1<<20))
 }
@@ -323,6 +318,18 @@ func benchServer(ctx context.Context, cfg *bench.Config, snapshot string) (func(
 		cleanup()
 		return nil, err
 	}
+}
+
+// noOpServer starts the no-op baseline in this process, or in a process of its own.
+func noOpServer(ctx context.Context, separate bool) (addr string, stop func(), err error) {
+	if !separate {
+		return bench.NoOpServer()
+	}
+	child, err := spawnServer(ctx, "noop-serve")
+	if err != nil {
+		return "", nil, err
+	}
+	return child.addr, child.stop, nil
 }
 
 // childServer is a server process started by bench --separate.
