@@ -57,13 +57,11 @@ func checkCmd(use, short string, nargs int, ask asker) *cobra.Command {
 		cmd.Args = cobra.RangeArgs(1, 2)
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, done, err := f.connect(cmd)
+		ctx, c, done, err := f.dial(cmd)
 		if err != nil {
 			return err
 		}
 		defer done()
-		ctx, cancel := f.context(cmd)
-		defer cancel()
 		d, err := ask(ctx, c, f.tenant, actor, args)
 		if err != nil {
 			return describeError(err)
@@ -148,13 +146,11 @@ func newMembersCmd() *cobra.Command {
 		Short: "List who is really in GROUP, through every level of nesting (or, with --principal, check one)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, done, err := f.connect(cmd)
+			ctx, c, done, err := f.dial(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := f.context(cmd)
-			defer cancel()
 			if principal != "" {
 				resp, err := c.CheckMembership(ctx, f.tenant, args[0], principal)
 				if err != nil {
@@ -234,13 +230,11 @@ func newAuditCmd() *cobra.Command {
 		Short: "List today's policy violations in the directory (drift)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, done, err := f.connect(cmd)
+			ctx, c, done, err := f.dial(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := f.context(cmd)
-			defer cancel()
 			req := &pb.AuditRequest{TenantId: f.tenant}
 			for _, r := range rules {
 				v, ok := pb.Rule_value[strings.ToUpper(r)]

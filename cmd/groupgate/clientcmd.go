@@ -99,8 +99,15 @@ func serveInProcess(snapshots []string) (string, func(), error) {
 	}
 }
 
-func (f *clientFlags) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(cmd.Context(), f.timeout)
+// dial connects (see connect) and returns the client, a context with the call deadline (--timeout), and a
+// function that releases both.
+func (f *clientFlags) dial(cmd *cobra.Command) (context.Context, *client.Client, func(), error) {
+	c, done, err := f.connect(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	return ctx, c, func() { cancel(); done() }, nil
 }
 
 // printJSON writes a message as protobuf JSON (field names as in the .proto files, zero values included).

@@ -53,13 +53,11 @@ Its tenantId defaults to --tenant. Nothing is written.`,
 			if actor != "" {
 				req.ActorId = actor
 			}
-			c, done, err := f.connect(cmd)
+			ctx, c, done, err := f.dial(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := f.context(cmd)
-			defer cancel()
 			resp, err := c.Decisions.EvaluatePlan(ctx, req)
 			if err != nil {
 				return describeError(err)
@@ -126,13 +124,11 @@ Its tenantId defaults to --tenant. A retry with the same requestId writes nothin
 			if cmd.Flags().Changed("expected-revision") {
 				req.ExpectedRevision = &expected
 			}
-			c, done, err := f.connect(cmd)
+			ctx, c, done, err := f.dial(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := f.context(cmd)
-			defer cancel()
 			resp, err := c.Directory.WriteChanges(ctx, req)
 			if err != nil {
 				return describeError(err)
@@ -157,13 +153,11 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show a tenant's revision, object counts and store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, done, err := f.connect(cmd)
+			ctx, c, done, err := f.dial(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := f.context(cmd)
-			defer cancel()
 			resp, err := c.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: f.tenant})
 			if err != nil {
 				return describeError(err)
@@ -212,13 +206,11 @@ not exist yet.`,
 			if cmd.Flags().Changed("expected-revision") {
 				exp = &expected
 			}
-			c, done, err := f.connect(cmd)
+			ctx, c, done, err := f.dial(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := f.context(cmd)
-			defer cancel()
 			rev, err := c.ImportSnapshot(ctx, snap, exp)
 			if err != nil {
 				return describeError(err)
