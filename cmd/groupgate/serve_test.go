@@ -212,36 +212,35 @@ func TestServeWithTokenFileAndMetrics(t *testing.T) {
 	}
 }
 
-// TestBenchSeparateProcesses runs the load against groupgate and the no-op handler in processes of their own.
-func TestBenchSeparateProcesses(t *testing.T) {
-	out := runCLI(t, "bench", "--preset", "tiny", "-n", "2000", "-c", "4", "--separate",
-		"--mix", "add-member=50,check-membership=30,write=20")
-	for _, want := range []string{"groupgate ", "no-op ", "server process rss", "groupgate / no-op throughput:"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("bench --separate output lacks %q:\n%s", want, out)
-		}
-	}
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "requests in") && !strings.Contains(line, "errors 0 ") {
-			t.Errorf("errors in %q", line)
-		}
-	}
-}
-
-// TestBenchCommand runs a short load with writes against an in-process server: every request must succeed
-// (membership churn writes included), and the no-op baseline and resource samples must be reported.
+// TestBenchCommand runs short loads with writes: every request must succeed (membership churn writes included),
+// and the no-op baseline and what each setup reports must be there.
 func TestBenchCommand(t *testing.T) {
-	out := runCLI(t, "bench", "--preset", "tiny", "-n", "3000", "-c", "4", "--sample", "50ms",
-		"--mix", "add-member=40,check-membership=30,batch=10,write=20")
-	for _, want := range []string{"groupgate ", "no-op ", "groupgate / no-op throughput:", "live heap"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("bench output lacks %q:\n%s", want, out)
-		}
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"in process, with resource samples",
+			[]string{"-n", "3000", "--sample", "50ms", "--mix", "add-member=40,check-membership=30,batch=10,write=20"},
+			[]string{"live heap"}},
+		{"separate processes",
+			[]string{"-n", "2000", "--separate", "--mix", "add-member=50,check-membership=30,write=20"},
+			[]string{"server process rss"}},
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "requests in") && !strings.Contains(line, "errors 0 ") {
-			t.Errorf("errors in %q", line)
-		}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := runCLI(t, append([]string{"bench", "--preset", "tiny", "-c", "4"}, tc.args...)...)
+			for _, want := range append([]string{"groupgate ", "no-op ", "groupgate / no-op throughput:"}, tc.want...) {
+				if !strings.Contains(out, want) {
+					t.Errorf("bench output lacks %q:\n%s", want, out)
+				}
+			}
+			for _, line := range strings.Split(out, "\n") {
+				if strings.Contains(line, "requests in") && !strings.Contains(line, "errors 0 ") {
+					t.Errorf("errors in %q", line)
+				}
+			}
+		})
 	}
 }
 
