@@ -12,25 +12,12 @@ import (
 	"github.com/groupgate/groupgate/store/storetest"
 )
 
-func group(id string, members ...string) *pb.Change {
-	return &pb.Change{Change: &pb.Change_UpsertGroup{UpsertGroup: &pb.Group{
-		Id: id, Kind: pb.GroupKind_GROUP_KIND_SECURITY, Membership: pb.Membership_MEMBERSHIP_ASSIGNED, Members: members}}}
-}
-
-func user(id string) *pb.Change {
-	return &pb.Change{Change: &pb.Change_UpsertUser{UpsertUser: &pb.User{Id: id, UserType: pb.UserType_USER_TYPE_MEMBER}}}
-}
-
-func addMember(g, m string) *pb.Change {
-	return &pb.Change{Change: &pb.Change_AddMember{AddMember: &pb.MemberChange{GroupId: g, MemberId: m}}}
-}
-
 // TestReadersNeverSeeHalfABatch writes batches that each add a user to two groups; concurrent readers must
 // always find the user in both groups or in neither.
 func TestReadersNeverSeeHalfABatch(t *testing.T) {
 	s := New(Options{})
 	ctx := context.Background()
-	if _, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{group("a"), group("b")}}); err != nil {
+	if _, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{storetest.Group("a"), storetest.Group("b")}}); err != nil {
 		t.Fatal(err)
 	}
 	const writes = 200
@@ -66,7 +53,7 @@ func TestReadersNeverSeeHalfABatch(t *testing.T) {
 	}
 	for i := 0; i < writes; i++ {
 		u := fmt.Sprintf("u%d", i)
-		if _, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{user(u), addMember("a", u), addMember("b", u)}}); err != nil {
+		if _, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{storetest.User(u), storetest.AddMember("a", u), storetest.AddMember("b", u)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -85,7 +72,7 @@ func TestWatchBeyondTheLogIsCompacted(t *testing.T) {
 	s := New(Options{LogLimit: 2})
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
-		if _, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{user(fmt.Sprintf("u%d", i))}}); err != nil {
+		if _, err := s.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{storetest.User(fmt.Sprintf("u%d", i))}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -111,7 +98,7 @@ func TestRequestIDsAreForgottenBeyondTheLimit(t *testing.T) {
 	s := New(Options{RequestIDLimit: 2})
 	ctx := context.Background()
 	write := func(id, u string) int64 {
-		rev, err := s.Write(ctx, store.Write{TenantID: "t", RequestID: id, Changes: []*pb.Change{user(u)}})
+		rev, err := s.Write(ctx, store.Write{TenantID: "t", RequestID: id, Changes: []*pb.Change{storetest.User(u)}})
 		if err != nil {
 			t.Fatal(err)
 		}
