@@ -19,6 +19,7 @@ import (
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/pgtest"
 	"github.com/groupgate/groupgate/server/servertest"
+	"github.com/groupgate/groupgate/store/storetest"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -137,14 +138,6 @@ func (r *replica) write(ctx context.Context, requestID string, changes ...*pb.Ch
 	return resp.GetRevision(), err
 }
 
-func newUser(id string) *pb.Change {
-	return &pb.Change{Change: &pb.Change_UpsertUser{UpsertUser: &pb.User{Id: id, DisplayName: id, UserType: pb.UserType_USER_TYPE_MEMBER}}}
-}
-
-func addMember(group, member string) *pb.Change {
-	return &pb.Change{Change: &pb.Change_AddMember{AddMember: &pb.MemberChange{GroupId: group, MemberId: member}}}
-}
-
 func isMember(t *testing.T, r *replica, minRevision int64, group, principal string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -199,7 +192,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	}
 
 	// Read-your-writes across replicas.
-	rev, err = a.write(ctx, "w-1", newUser("u-new-1"), addMember("grp-finance", "u-new-1"))
+	rev, err = a.write(ctx, "w-1", storetest.User("u-new-1"), storetest.AddMember("grp-finance", "u-new-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +205,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	var last int64
 	for i := range 10 {
 		id := fmt.Sprintf("u-while-b-down-%d", i)
-		if last, err = a.write(ctx, "w-b-down-"+id, newUser(id), addMember("grp-finance", id)); err != nil {
+		if last, err = a.write(ctx, "w-b-down-"+id, storetest.User(id), storetest.AddMember("grp-finance", id)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -256,7 +249,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		if !isMember(t, r, last, "grp-finance", "u-while-b-down-9") {
 			t.Errorf("replica %s with the database down no longer answers from revision %d", name, last)
 		}
-		_, err := r.write(ctx, "w-down-"+name, newUser("u-down-"+name))
+		_, err := r.write(ctx, "w-down-"+name, storetest.User("u-down-"+name))
 		if status.Code(err) != codes.Unavailable {
 			t.Errorf("replica %s write with the database down: %v, want UNAVAILABLE", name, err)
 		}
@@ -264,7 +257,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	pg.Restart()
 	var afterOutage int64
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		afterOutage, err = b.write(ctx, "w-down-B", newUser("u-down-B"), addMember("grp-finance", "u-down-B"))
+		afterOutage, err = b.write(ctx, "w-down-B", storetest.User("u-down-B"), storetest.AddMember("grp-finance", "u-down-B"))
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -311,7 +304,7 @@ func TestKillDuringWrites(t *testing.T) {
 			for i := w; i < writes; i += writers {
 				id := fmt.Sprintf("u-kill-%03d", i)
 				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				rev, err := a.write(rctx, "kill-"+id, newUser(id), addMember("grp-finance", id))
+				rev, err := a.write(rctx, "kill-"+id, storetest.User(id), storetest.AddMember("grp-finance", id))
 				cancel()
 				if err != nil {
 					return // the server is gone: the rest is retried below
@@ -343,7 +336,7 @@ func TestKillDuringWrites(t *testing.T) {
 	a.restart()
 	for i := range writes {
 		id := fmt.Sprintf("u-kill-%03d", i)
-		rev, err := a.write(ctx, "kill-"+id, newUser(id), addMember("grp-finance", id))
+		rev, err := a.write(ctx, "kill-"+id, storetest.User(id), storetest.AddMember("grp-finance", id))
 		if err != nil {
 			t.Fatalf("retry of write %d: %v", i, err)
 		}
