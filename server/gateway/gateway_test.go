@@ -16,6 +16,7 @@ import (
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/server"
+	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/groupgate/groupgate/server/servertest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -499,5 +500,23 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	if len(doc.Paths) != len(ids) {
 		t.Errorf("%d paths for %d RPCs", len(doc.Paths), len(ids))
+	}
+}
+
+func TestCompactKeepsStrings(t *testing.T) {
+	msg := &pb.Violation{Rule: pb.Rule_RULE_LABEL_BLOCKS_GUESTS, Message: `a "quoted" \ name, with: spaces , and ", "`, Path: []string{"g 1", "u-2"}}
+	for _, opts := range []protojson.MarshalOptions{{}, {EmitUnpopulated: true}} {
+		raw, err := opts.Marshal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := gateway.Compact(append([]byte(nil), raw...))
+		var want bytes.Buffer
+		if err := json.Compact(&want, raw); err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want.String() {
+			t.Errorf("compact(%s) = %s, want %s", raw, got, want.String())
+		}
 	}
 }
