@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/groupgate/groupgate/bench/workload"
@@ -57,12 +58,16 @@ type Report struct {
 	P95        time.Duration  `json:"p95_ns"`
 	P99        time.Duration  `json:"p99_ns"`
 	Max        time.Duration  `json:"max_ns"`
+	// CPUPerRequest is this process's CPU time (user and system) during the run per request: with the server in
+	// this process, the client's and the server's cost of a request together. On a machine shared with other
+	// work it varies far less than throughput does.
+	CPUPerRequest time.Duration `json:"cpu_per_request_ns"`
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  errors %d %v",
+	return fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  cpu/req %6s  errors %d %v",
 		r.Target, r.Requests, r.Seconds, r.PerSecond, r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond),
-		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors, r.ErrorCodes)
+		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.CPUPerRequest.Round(100*time.Nanosecond), r.Errors, r.ErrorCodes)
 }
 
 // Run sends the load to cfg.Addr.
@@ -107,6 +112,7 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	for w := range samples { // allocated up front: the driver's own memory stays flat during the run
 		samples[w] = make([]time.Duration, 0, perWorker)
 	}
+	cpuStart := processCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Concurrency; w++ {
@@ -143,6 +149,7 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpuStart
 	var all []time.Duration
 	for _, s := range samples {
 		all = append(all, s...)
@@ -160,6 +167,9 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 		r.Max = all[len(all)-1]
 	}
 	r.PerSecond = float64(r.Requests) / elapsed.Seconds()
+	if r.Requests > 0 && cpu > 0 {
+		r.CPUPerRequest = cpu / time.Duration(r.Requests)
+	}
 	codes.Range(func(k, v any) bool {
 		r.ErrorCodes[k.(string)] = int(v.(*atomic.Int64).Load())
 		return true
@@ -287,4 +297,13 @@ type noOpDirectory struct {
 
 func (noOpDirectory) WriteChanges(context.Context, *pb.WriteChangesRequest) (*pb.WriteChangesResponse, error) {
 	return &pb.WriteChangesResponse{}, nil
+}
+
+// processCPU is the user and system CPU time this process has used (0 where getrusage is unavailable).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
