@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupgate/groupgate/directory/demo"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/gateway"
@@ -518,5 +519,25 @@ func TestCompactKeepsStrings(t *testing.T) {
 		if string(got) != want.String() {
 			t.Errorf("compact(%s) = %s, want %s", raw, got, want.String())
 		}
+	}
+}
+
+// TestHTTPImportSnapshotTakesSeveralParts: the client-streaming route reads the body's JSON objects one after
+// another, each a part of the snapshot, as the gRPC stream's messages.
+func TestHTTPImportSnapshotTakesSeveralParts(t *testing.T) {
+	srv := servertest.StartWith(t, servertest.Options{HTTP: true, Tokens: tokens(t)})
+	snap := demo.Snapshot()
+	snap.TenantId = "fabrikam"
+	groups := snap.Groups
+	snap.Groups = nil
+	first := protojson.Format(&pb.ImportSnapshotRequest{TenantId: "fabrikam", Snapshot: snap})
+	second := protojson.Format(&pb.ImportSnapshotRequest{Snapshot: &pb.Snapshot{Groups: groups}})
+	a := do(t, srv.HTTPURL, call{path: "/v1/importSnapshot", token: writerToken, body: first + "\n" + second})
+	if a.code != 200 || !strings.Contains(string(a.body), `"revision":"1"`) {
+		t.Fatalf("importSnapshot: HTTP %d %s", a.code, a.body)
+	}
+	m := do(t, srv.HTTPURL, call{path: "/v1/checkMembership", token: checkerToken, body: `{"tenantId":"fabrikam","groupId":"grp-finance","principalId":"u-erin"}`})
+	if !strings.Contains(string(m.body), `"isMember":true`) {
+		t.Errorf("after the import: HTTP %d %s", m.code, m.body)
 	}
 }
