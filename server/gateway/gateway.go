@@ -69,6 +69,7 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 		// The server sends no header metadata meant for HTTP clients; without this its content-type would
 		// come out as Grpc-Metadata-Content-Type.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithForwardResponseOption(startStream),
 	)
 	ctx := context.Background()
 	calls := serverConn{ClientConn: conn, srv: srv}
@@ -128,13 +129,32 @@ func marshaler() runtime.Marshaler {
 	}}
 }
 
+// startStream answers a server stream's 200 and flushes it as soon as the server has sent its headers, before the
+// first message: a Watch may wait long for its first change, and an HTTP client that sees no status by then gives
+// up. grpc-gateway calls it with a nil message when a stream starts (and with each message, ignored here). A stream
+// that fails before sending anything has no headers, so its error still gets its own HTTP status.
+func startStream(ctx context.Context, w http.ResponseWriter, msg proto.Message) error {
+	if msg != nil {
+		return nil
+	}
+	if md, ok := runtime.ServerMetadataFromContext(ctx); !ok || md.HeaderMD == nil {
+		return nil
+	}
+	w.Header().Set("Content-Type", streamContentType)
+	w.WriteHeader(http.StatusOK)
+	_ = http.NewResponseController(w).Flush()
+	return nil
+}
+
+const streamContentType = "application/x-ndjson"
+
 // ndjsonMarshaler labels server streams as newline-delimited JSON, one {"result": …} object per line, and
 // writes compact JSON: protojson puts a space after some separators, differently in each build, on purpose, so
 // that nobody relies on its bytes; the answers of an HTTP API are compared and quoted in documentation, so they
 // are compacted to one stable form.
 type ndjsonMarshaler struct{ runtime.JSONPb }
 
-func (*ndjsonMarshaler) StreamContentType(any) string { return "application/x-ndjson" }
+func (*ndjsonMarshaler) StreamContentType(any) string { return streamContentType }
 
 func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
 	b, err := m.JSONPb.Marshal(v)
