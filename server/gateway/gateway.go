@@ -1,9 +1,11 @@
 // Package gateway is the HTTP/JSON face of the gRPC server (SPEC §11): POST /v1/{rpc} for every RPC, newline-
 // delimited JSON for server streams, GET /healthz, GET /openapi.json, and whatever handler is given for the rest
 // (the explorer page at GET /). The routes are grpc-gateway reverse proxies generated from the proto's
-// google.api.http annotations; they call the server as an ordinary gRPC client over an InProcess listener, so
-// every HTTP call passes the same interceptors as a gRPC call: auth, roles, validation, limits, logging, metrics
-// and recovery.
+// google.api.http annotations. They reach the server through its interceptor chain, never around it: unary calls
+// through server.Server.Invoke (in-process, the gRPC server's own chained interceptor), streams as gRPC calls over
+// an InProcess listener. So every HTTP call passes the same auth, roles, validation, limits, logging, metrics and
+// recovery as a gRPC call (grpc-gateway's Register…HandlerServer, which calls the implementations directly, is not
+// used for that reason).
 package gateway
 
 import (
