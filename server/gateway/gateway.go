@@ -72,6 +72,9 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 		// come out as Grpc-Metadata-Content-Type.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithForwardResponseOption(startStream),
+		// A unary answer goes out with its Content-Length rather than chunked (net/http chunks anything over
+		// 2 KiB written without one, e.g. a CheckBatch answer).
+		runtime.WithWriteContentLength(),
 	)
 	ctx := context.Background()
 	calls := serverConn{ClientConn: conn, srv: srv}
@@ -235,21 +238,18 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 }
 
 // limitBody refuses bodies over max with 413: at once when Content-Length says so, and otherwise once the
-// decoder has read past the limit (then writeError sees the mark left in the request's context).
+// decoder has read past the limit (then writeError finds the mark on the request's body, which grpc-gateway
+// hands it with the request).
 func limitBody(next http.Handler, max int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
 			writeStatus(w, r, http.StatusRequestEntityTooLarge, tooLarge(max))
 			return
 		}
-		b := &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, max), max: max}
-		r = r.WithContext(context.WithValue(r.Context(), limitedBodyKey{}, b))
-		r.Body = b
+		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, max), max: max}
 		next.ServeHTTP(w, r)
 	})
 }
-
-type limitedBodyKey struct{}
 
 type limitedBody struct {
 	io.ReadCloser
@@ -293,7 +293,7 @@ func HTTPStatus(st *status.Status) int {
 // writeError is the gateway's error handler: the google.rpc.Status as JSON, with its details, under the HTTP
 // status of its code.
 func writeError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if b, ok := r.Context().Value(limitedBodyKey{}).(*limitedBody); ok && b.exceeded {
+	if b, ok := r.Body.(*limitedBody); ok && b.exceeded {
 		writeStatus(w, r, http.StatusRequestEntityTooLarge, tooLarge(b.max))
 		return
 	}
