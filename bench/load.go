@@ -7,8 +7,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +16,7 @@ import (
 	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/client"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/listen"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 )
@@ -30,7 +31,7 @@ var DefaultMix = Mix{AddMember: 60, CheckMembership: 30, Batch: 10}
 
 // Config is one load run.
 type Config struct {
-	Addr        string
+	Addr        string // host:port, or unix:///path/to.sock
 	Token       string
 	Tenant      string
 	Params      workload.Params // the generated tenant the ids come from
@@ -46,6 +47,7 @@ type Config struct {
 // Report is the outcome of one run.
 type Report struct {
 	Target     string         `json:"target"`
+	Transport  string         `json:"transport"` // "tcp" or "unix"
 	Requests   int64          `json:"requests"`
 	Errors     int64          `json:"errors"`
 	ErrorCodes map[string]int `json:"error_codes,omitempty"`
@@ -58,8 +60,8 @@ type Report struct {
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  errors %d %v",
-		r.Target, r.Requests, r.Seconds, r.PerSecond, r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond),
+	return fmt.Sprintf("%-10s %-4s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  errors %d %v",
+		r.Target, r.Transport, r.Requests, r.Seconds, r.PerSecond, r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond),
 		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors, r.ErrorCodes)
 }
 
@@ -146,7 +148,7 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 		}
 		return all[min(len(all)-1, int(q*float64(len(all))))]
 	}
-	r := Report{Target: target, Requests: done.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+	r := Report{Target: target, Transport: Transport(cfg.Addr), Requests: done.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
 		P50: pct(0.50), P95: pct(0.95), P99: pct(0.99), ErrorCodes: map[string]int{}}
 	if len(all) > 0 {
 		r.Max = all[len(all)-1]
@@ -157,6 +159,14 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 		return true
 	})
 	return r, nil
+}
+
+// Transport is "unix" for a unix socket target, else "tcp".
+func Transport(addr string) string {
+	if strings.HasPrefix(addr, "unix:") {
+		return "unix"
+	}
+	return "tcp"
 }
 
 // requests makes random requests on the generated tenant's ids.
@@ -210,9 +220,9 @@ func (g *requests) send(ctx context.Context, c *client.Client, pick int, mix Mix
 // loopback port: the baseline that gRPC itself costs on this machine.
 func NoOpServer() (addr string, stop func(), err error) { return ServeNoOp("127.0.0.1:0") }
 
-// ServeNoOp is NoOpServer on a given address.
-func ServeNoOp(listen string) (addr string, stop func(), err error) {
-	lis, err := net.Listen("tcp", listen)
+// ServeNoOp is NoOpServer on a given address (host:port or unix:///path/to.sock); addr is its dial target.
+func ServeNoOp(addr string) (target string, stop func(), err error) {
+	lis, cleanup, err := listen.Listen(addr, listen.Options{})
 	if err != nil {
 		return "", nil, err
 	}
@@ -220,7 +230,7 @@ func ServeNoOp(listen string) (addr string, stop func(), err error) {
 	pb.RegisterDecisionServiceServer(s, noOp{})
 	pb.RegisterDirectoryServiceServer(s, noOpDirectory{})
 	go func() { _ = s.Serve(lis) }()
-	return lis.Addr().String(), s.Stop, nil
+	return listen.Target(lis.Addr()), func() { s.Stop(); cleanup() }, nil
 }
 
 type noOp struct {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/directory/demo"
+	"github.com/groupgate/groupgate/internal/listen"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/store"
@@ -26,6 +26,7 @@ import (
 
 type serveFlags struct {
 	listen          string
+	socketMode      string
 	snapshots       []string
 	storeURL        string
 	insecure        bool
@@ -56,7 +57,8 @@ func newServeCmd() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.listen, "listen", "127.0.0.1:50051", "address to listen on")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:50051", "address to listen on: host:port, or a unix socket as unix:///path/to.sock (also unix:/abs/path, unix:relative/path)")
+	fl.StringVar(&f.socketMode, "socket-mode", "0660", "file mode (octal) of a unix socket that --listen or --metrics names; connecting needs write permission")
 	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "snapshot file of one tenant (.json, .json.gz, .pb, .pb.gz); repeat for more tenants (default: the demo tenant contoso)")
 	fl.StringVar(&f.storeURL, "store", "memory", "where tenants live: memory, or postgres://… shared by replicas (with --snapshot, seeds tenants the database does not hold yet)")
 	fl.BoolVar(&f.insecure, "insecure", false, "allow listening on a non-loopback address without TLS or tokens")
@@ -82,6 +84,10 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	logger, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
 		return err
+	}
+	socketMode, err := listen.ParseMode(f.socketMode)
+	if err != nil {
+		return fmt.Errorf("--socket-mode: %w", err)
 	}
 	secured := f.tokenFile != "" || f.tlsCert != ""
 	if err := checkListenAddress("--listen", f.listen, f.insecure || secured); err != nil {
@@ -122,22 +128,24 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	}
 	srv := server.New(server.Config{Store: st, Resolver: res, Logger: logger, Tokens: tokens, Limits: f.limits,
 		Metrics: metrics, ServerOptions: serverOpts})
-	lis, err := net.Listen("tcp", f.listen)
+	listenOpts := listen.Options{SocketMode: socketMode}
+	lis, closeListener, err := listen.Listen(f.listen, listenOpts)
 	if err != nil {
-		return err
+		return fmt.Errorf("--listen: %w", err)
 	}
+	defer closeListener() // runs after Shutdown: removes a unix socket's file
 	if f.metrics != "" {
-		stopMetrics, err := serveMetrics(f.metrics, metrics, logger)
+		stopMetrics, err := serveMetrics(f.metrics, listenOpts, metrics, logger)
 		if err != nil {
-			lis.Close()
 			return err
 		}
 		defer stopMetrics()
 	}
 	srv.MarkServing()
-	logger.Info("serving", "address", lis.Addr().String(), "store", st.Name(), "tenants", st.Tenants())
+	target := listen.Target(lis.Addr())
+	logger.Info("serving", "address", target, "store", st.Name(), "tenants", st.Tenants())
 	if ready != nil {
-		ready <- lis.Addr().String()
+		ready <- target
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.GRPC().Serve(lis) }()
@@ -246,16 +254,14 @@ func loadTenants(paths []string) ([]*directory.Directory, error) {
 }
 
 // checkListenAddress refuses a non-loopback address unless allowed: without TLS or tokens, anything that can
-// reach the port could ask, and write.
+// reach the port could ask, and write. A unix socket counts as local: only this machine reaches it, and its file
+// mode (--socket-mode) decides which users.
 func checkListenAddress(flag, addr string, allowed bool) error {
-	host, _, err := net.SplitHostPort(addr)
+	a, err := listen.Parse(addr)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", flag, addr, err)
 	}
-	if allowed || host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if allowed || a.Local() {
 		return nil
 	}
 	return fmt.Errorf("%s %s is not a loopback address: refusing to serve it without TLS or tokens (pass --insecure to do it anyway)", flag, addr)
@@ -263,8 +269,8 @@ func checkListenAddress(flag, addr string, allowed bool) error {
 
 // serveMetrics serves Prometheus metrics on their own listener, so that scraping never competes with the gRPC
 // port and can be firewalled apart.
-func serveMetrics(addr string, m *server.Metrics, logger *slog.Logger) (stop func(), err error) {
-	lis, err := net.Listen("tcp", addr)
+func serveMetrics(addr string, opts listen.Options, m *server.Metrics, logger *slog.Logger) (stop func(), err error) {
+	lis, closeListener, err := listen.Listen(addr, opts)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
@@ -272,8 +278,12 @@ func serveMetrics(addr string, m *server.Metrics, logger *slog.Logger) (stop fun
 	mux.Handle("/metrics", m.Handler())
 	web := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = web.Serve(lis) }()
-	logger.Info("serving metrics", "address", "http://"+lis.Addr().String()+"/metrics")
-	return func() { _ = web.Close() }, nil
+	if lis.Addr().Network() == "unix" {
+		logger.Info("serving metrics", "address", listen.Target(lis.Addr()), "path", "/metrics")
+	} else {
+		logger.Info("serving metrics", "address", "http://"+lis.Addr().String()+"/metrics")
+	}
+	return func() { _ = web.Close(); closeListener() }, nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
