@@ -49,7 +49,7 @@ func Dial(addr string, opts Options) (*Client, error) {
 	if strings.HasPrefix(addr, "unix:") {
 		// gRPC would accept unix://name and fail only on the first call; say at once what to write instead.
 		if _, err := listen.Parse(addr); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("address %q: %w", addr, err)
 		}
 	}
 	creds := opts.TLS

@@ -98,6 +98,10 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 			return err
 		}
 	}
+	// A socket path that is taken is refused now, not after the tenants have loaded (seconds on a large one).
+	if err := listen.Check(f.listen); err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
 	var tokens *server.Tokens
 	if f.tokenFile != "" {
 		if tokens, err = server.LoadTokenFile(f.tokenFile); err != nil {

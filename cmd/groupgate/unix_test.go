@@ -155,7 +155,7 @@ func TestServeSocketModeFromFlagAndEnvironment(t *testing.T) {
 }
 
 // TestServeRefusesWhatIsNotAStaleSocket: a regular file at the path is refused and left as it was, and so is the
-// socket of a server still running there (which keeps serving).
+// socket of a server still running there (which keeps serving), before any tenant is loaded.
 func TestServeRefusesWhatIsNotAStaleSocket(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "notes.txt")
@@ -174,9 +174,11 @@ func TestServeRefusesWhatIsNotAStaleSocket(t *testing.T) {
 
 	live := filepath.Join(dir, "gg.sock")
 	r := startSocketServer(t, live, nil)
-	err = serve(context.Background(), &serveFlags{listen: "unix://" + live, socketMode: "0660", logLevel: "error", logFormat: "text"}, nil)
+	// Refused before the tenants load: the snapshot file named does not even exist.
+	err = serve(context.Background(), &serveFlags{listen: "unix://" + live, socketMode: "0660", snapshots: []string{filepath.Join(dir, "missing.pb")},
+		logLevel: "error", logFormat: "text"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "another server is listening") {
-		t.Errorf("second server on a live socket: %v", err)
+		t.Errorf("second server on a live socket: %v, want the socket refused before the snapshot is read", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

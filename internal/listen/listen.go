@@ -54,18 +54,18 @@ func Parse(s string) (Address, error) {
 			return Address{}, err
 		}
 		if u.Host != "" {
-			return Address{}, fmt.Errorf("%q names %q as a host, not a path: write unix:%s for a path relative to the working directory, or unix:///absolute/path",
-				s, u.Host, strings.TrimPrefix(s, "unix://"))
+			return Address{}, fmt.Errorf("%q is read as a host, not a path: write unix:%s for a path relative to the working directory, or unix:///absolute/path",
+				u.Host, strings.TrimPrefix(s, "unix://"))
 		}
 		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-			return Address{}, fmt.Errorf("%q: a socket path with '?' or '#' must percent-encode them (unix:///path%%3F)", s)
+			return Address{}, errors.New("a socket path with '?' or '#' must percent-encode them (unix:///path%3F)")
 		}
 		path := u.Path // as gRPC-Go does: the path of unix:///p and unix:/p, else the opaque part of unix:p
 		if path == "" {
 			path = u.Opaque
 		}
 		if path == "" {
-			return Address{}, fmt.Errorf("%q: no socket path (want unix:///path/to.sock)", s)
+			return Address{}, errors.New("no socket path (want unix:///path/to.sock)")
 		}
 		return Address{Network: "unix", Addr: path}, nil
 	}
@@ -120,6 +120,24 @@ type Options struct {
 	SocketMode fs.FileMode
 }
 
+// Check reports early what Listen would refuse at addr: an unparsable address, or a unix socket path that is
+// too long, holds something other than a stale socket, or has a live server on it. A server calls it before
+// loading its tenants, so that a second copy started by mistake fails at once rather than after the load.
+func Check(addr string) error {
+	a, err := Parse(addr)
+	if err != nil || a.Network != "unix" {
+		return err
+	}
+	if len(a.Addr) > maxPath {
+		return tooLong(a.Addr)
+	}
+	return checkReplaceable(a.Addr)
+}
+
+func tooLong(path string) error {
+	return fmt.Errorf("socket path %s is %d bytes long: unix sockets allow at most %d", path, len(path), maxPath)
+}
+
 // Listen listens on addr (see Parse). cleanup closes the listener and, for a unix socket, removes the socket
 // file if it is still the one Listen made; it may be called after the listener was closed (gRPC's Stop and
 // http.Server's Shutdown close it) and more than once.
@@ -152,7 +170,7 @@ var maxPath = len(syscall.RawSockaddrUnix{}.Path) - 1
 // see the name missing.
 func listenUnix(path string, mode fs.FileMode) (net.Listener, func(), error) {
 	if len(path) > maxPath {
-		return nil, nil, fmt.Errorf("socket path %s is %d bytes long: unix sockets allow at most %d", path, len(path), maxPath)
+		return nil, nil, tooLong(path)
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+randomName())
 	if len(tmp) > maxPath {

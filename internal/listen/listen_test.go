@@ -261,3 +261,39 @@ func TestListenTCP(t *testing.T) {
 		t.Errorf("after cleanup: %v, want connection refused", err)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "stale.sock")
+	staleSocket(t, stale)
+	live := filepath.Join(dir, "live.sock")
+	listenOK(t, "unix://"+live, Options{})
+	tests := []struct {
+		addr string
+		want error // nil: no error
+	}{
+		{"127.0.0.1:0", nil},
+		{"unix://" + filepath.Join(dir, "free.sock"), nil},
+		{"unix://" + stale, nil},
+		{"unix://" + file, ErrNotSocket},
+		{"unix://" + live, ErrInUse},
+	}
+	for _, tt := range tests {
+		if err := Check(tt.addr); !errors.Is(err, tt.want) {
+			t.Errorf("Check(%s) = %v, want %v", tt.addr, err, tt.want)
+		}
+	}
+	if err := Check("unix://gg.sock"); err == nil {
+		t.Error("Check(unix://gg.sock) accepted an authority")
+	}
+	if err := Check("unix:///" + strings.Repeat("x", maxPath)); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Errorf("Check of a too long path: %v", err)
+	}
+	if _, err := os.Lstat(stale); err != nil {
+		t.Errorf("Check removed the stale socket: %v", err)
+	}
+}
