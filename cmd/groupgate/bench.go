@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -190,7 +191,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the groupgate run (with an in-process server: both)")
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
 	fl.StringVar(&memProfile, "memprofile", "", "after the groupgate run, write this process's allocation profile (pprof allocs; with an in-process server: both)")
-	fl.StringVar(&transport, "transport", "tcp", "without --addr: serve and load over tcp (loopback), unix (a socket in a temporary directory) or both (compared in one run)")
+	fl.StringVar(&transport, "transport", "tcp", "without --addr: serve and load over tcp (loopback), unix (a socket in a temporary directory), or both (tcp,unix; unix,tcp runs the socket first), compared in one run")
 	fl.BoolVar(&separate, "separate", false, "run groupgate and the no-op handler each in a process of its own (default: in this process)")
 	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
@@ -329,13 +330,17 @@ func parseTransports(transport, addr string, changed bool) ([]string, error) {
 		}
 		return []string{bench.Transport(addr)}, nil
 	}
-	switch transport {
-	case "tcp", "unix":
-		return []string{transport}, nil
-	case "both":
+	if transport == "both" {
 		return []string{"tcp", "unix"}, nil
 	}
-	return nil, fmt.Errorf("--transport %q: want tcp, unix or both", transport)
+	var out []string
+	for _, t := range strings.Split(transport, ",") {
+		if (t != "tcp" && t != "unix") || slices.Contains(out, t) {
+			return nil, fmt.Errorf("--transport %q: want tcp, unix, both, or tcp,unix / unix,tcp for the order of the runs", transport)
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 // printComparisons prints groupgate's throughput as a share of the no-op handler's over each transport, and,

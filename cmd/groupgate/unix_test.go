@@ -298,3 +298,32 @@ func TestBenchOverBothTransports(t *testing.T) {
 		}
 	})
 }
+
+func TestParseTransports(t *testing.T) {
+	tests := []struct {
+		transport, addr string
+		changed         bool
+		want            string // joined with ","; "error" for an error
+	}{
+		{"tcp", "", false, "tcp"},
+		{"unix", "", true, "unix"},
+		{"both", "", true, "tcp,unix"},
+		{"unix,tcp", "", true, "unix,tcp"},
+		{"tcp,tcp", "", true, "error"},
+		{"udp", "", true, "error"},
+		{"", "", true, "error"},
+		{"tcp", "unix:///run/gg.sock", false, "unix"},
+		{"tcp", "127.0.0.1:50051", false, "tcp"},
+		{"both", "127.0.0.1:50051", true, "error"},
+	}
+	for _, tt := range tests {
+		got, err := parseTransports(tt.transport, tt.addr, tt.changed)
+		s := strings.Join(got, ",")
+		if err != nil {
+			s = "error"
+		}
+		if s != tt.want {
+			t.Errorf("parseTransports(%q, addr %q) = %v, %v; want %s", tt.transport, tt.addr, got, err, tt.want)
+		}
+	}
+}
