@@ -409,8 +409,8 @@ func startBenchServer(ctx context.Context, transport, snapshot string, separate 
 	}
 }
 
-// benchListenAddress is where a bench server listens: a free loopback port, or a socket in a new temporary
-// directory (removed by cleanup).
+// benchListenAddress is where a bench server in this process listens: any free loopback port, or a socket in a
+// new temporary directory (removed by cleanup).
 func benchListenAddress(transport string) (addr string, cleanup func(), err error) {
 	if transport == "unix" {
 		dir, err := tempDir()
@@ -419,13 +419,7 @@ func benchListenAddress(transport string) (addr string, cleanup func(), err erro
 		}
 		return "unix://" + filepath.Join(dir, "gg.sock"), func() { os.RemoveAll(dir) }, nil
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr = l.Addr().String()
-	l.Close()
-	return addr, func() {}, nil
+	return "127.0.0.1:0", func() {}, nil
 }
 
 // noOpServer starts the no-op baseline in this process, or in a process of its own.
@@ -434,9 +428,6 @@ func noOpServer(ctx context.Context, transport string, separate bool) (addr stri
 		listenAddr, cleanup, err := benchListenAddress(transport)
 		if err != nil {
 			return "", nil, err
-		}
-		if transport == "tcp" {
-			listenAddr = "127.0.0.1:0"
 		}
 		addr, stop, err := bench.ServeNoOp(listenAddr)
 		if err != nil {
@@ -466,6 +457,14 @@ func spawnServer(ctx context.Context, transport string, args ...string) (*childS
 	addr, cleanup, err := benchListenAddress(transport)
 	if err != nil {
 		return nil, err
+	}
+	if transport == "tcp" { // the child cannot tell us which port it got: pick a free one for it
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		addr = l.Addr().String()
+		l.Close()
 	}
 	exe, err := os.Executable()
 	if err != nil {
