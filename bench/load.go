@@ -220,7 +220,7 @@ func (g *requests) send(ctx context.Context, c *client.Client, pick int, mix Mix
 // loopback port: the baseline that gRPC itself costs on this machine.
 func NoOpServer() (addr string, stop func(), err error) { return ServeNoOp("127.0.0.1:0") }
 
-// ServeNoOp is NoOpServer on a given address (host:port or unix:///path/to.sock); addr is its dial target.
+// ServeNoOp is NoOpServer on a given address (host:port or unix:///path/to.sock), returning its dial target.
 func ServeNoOp(addr string) (target string, stop func(), err error) {
 	lis, cleanup, err := listen.Listen(addr, listen.Options{})
 	if err != nil {

@@ -85,9 +85,11 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
-	socketMode, err := listen.ParseMode(f.socketMode)
-	if err != nil {
-		return fmt.Errorf("--socket-mode: %w", err)
+	socketMode := listen.DefaultSocketMode // when serve is called without flags (bench, tests, --snapshot)
+	if f.socketMode != "" {
+		if socketMode, err = listen.ParseMode(f.socketMode); err != nil {
+			return fmt.Errorf("--socket-mode: %w", err)
+		}
 	}
 	secured := f.tokenFile != "" || f.tlsCert != ""
 	if err := checkListenAddress("--listen", f.listen, f.insecure || secured); err != nil {
@@ -99,8 +101,13 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 		}
 	}
 	// A socket path that is taken is refused now, not after the tenants have loaded (seconds on a large one).
-	if err := listen.Check(f.listen); err != nil {
-		return fmt.Errorf("--listen: %w", err)
+	for flag, addr := range map[string]string{"--listen": f.listen, "--metrics": f.metrics} {
+		if addr == "" {
+			continue
+		}
+		if err := listen.Check(addr); err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
 	}
 	var tokens *server.Tokens
 	if f.tokenFile != "" {

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -324,6 +327,61 @@ func TestParseTransports(t *testing.T) {
 		}
 		if s != tt.want {
 			t.Errorf("parseTransports(%q, addr %q) = %v, %v; want %s", tt.transport, tt.addr, got, err, tt.want)
+		}
+	}
+}
+
+// TestMetricsOnUnixSocket: --metrics takes a socket too (scraped over HTTP on it), with --socket-mode, and its file
+// goes away with the server.
+func TestMetricsOnUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	grpcSock, metricsSock := filepath.Join(dir, "gg.sock"), filepath.Join(dir, "metrics.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, &serveFlags{listen: "unix://" + grpcSock, metrics: "unix://" + metricsSock, socketMode: "0640",
+			logLevel: "error", logFormat: "text", shutdownTimeout: time.Second}, ready)
+	}()
+	var target string
+	select {
+	case target = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	c, err := client.Dial(target, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.CheckMembership(ctx, "contoso", "grp-finance", "u-erin"); err != nil {
+		t.Fatal(err)
+	}
+	httpc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", metricsSock)
+	}}}
+	resp, err := httpc.Get("http://groupgate/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `grpc_server_handled_total{grpc_code="OK",grpc_method="CheckMembership"`) {
+		t.Errorf("metrics over the socket lack the call:\n%.2000s", body)
+	}
+	for _, p := range []string{grpcSock, metricsSock} {
+		if mode := socketMode(t, p); mode != 0o640 {
+			t.Errorf("%s: mode %v, want --socket-mode 0640", p, mode)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{grpcSock, metricsSock} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s after shutdown: %v, want it removed", p, err)
 		}
 	}
 }
