@@ -104,11 +104,15 @@ func Target(a net.Addr) string {
 	return "unix:" + p
 }
 
-// ParseMode reads a socket file mode in octal ("0660", "660", "0o600").
+// ParseMode reads a socket file mode in octal ("0660", "660", "0o600"). Connecting to a socket needs write
+// permission, so a mode without the owner's write bit (which would shut out the owner too) is refused.
 func ParseMode(s string) (fs.FileMode, error) {
 	n, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O"), 8, 32)
 	if err != nil || n > 0o777 {
 		return 0, fmt.Errorf("%q: want an octal file mode such as 0660", s)
+	}
+	if n&0o200 == 0 {
+		return 0, fmt.Errorf("%q: the owner could not connect (connecting to a socket needs write permission): want e.g. 0600 or 0660", s)
 	}
 	return fs.FileMode(n), nil
 }

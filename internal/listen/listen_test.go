@@ -66,12 +66,12 @@ func TestTargetRoundTrip(t *testing.T) {
 }
 
 func TestParseMode(t *testing.T) {
-	for in, want := range map[string]fs.FileMode{"0660": 0o660, "600": 0o600, "0o666": 0o666, "0": 0} {
+	for in, want := range map[string]fs.FileMode{"0660": 0o660, "600": 0o600, "0o666": 0o666, "0200": 0o200} {
 		if got, err := ParseMode(in); err != nil || got != want {
 			t.Errorf("ParseMode(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "rw", "0888", "01777", "-1"} {
+	for _, in := range []string{"", "rw", "0888", "01777", "-1", "0", "0440", "0066"} {
 		if got, err := ParseMode(in); err == nil {
 			t.Errorf("ParseMode(%q) = %v; want an error", in, got)
 		}
