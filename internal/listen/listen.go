@@ -182,6 +182,10 @@ func listenUnix(path string, mode fs.FileMode) (net.Listener, func(), error) {
 	}
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) { // the temporary name in the message would only confuse
+			return nil, nil, fmt.Errorf("socket %s: cannot create a socket in %s: %w", path, filepath.Dir(path), errno)
+		}
 		return nil, nil, fmt.Errorf("socket %s: %w", path, err)
 	}
 	l.SetUnlinkOnClose(false) // cleanup removes the file, and only if it is still ours

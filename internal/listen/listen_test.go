@@ -297,3 +297,11 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check removed the stale socket: %v", err)
 	}
 }
+
+func TestListenUnixMissingDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	_, _, err := Listen("unix://"+filepath.Join(dir, "gg.sock"), Options{})
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "cannot create a socket in "+dir) || strings.Contains(err.Error(), "/.") {
+		t.Errorf("Listen in a missing directory: %v; want ENOENT naming the directory and not the temporary name", err)
+	}
+}
