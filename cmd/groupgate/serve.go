@@ -144,7 +144,8 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
-	defer closeListener() // runs after Shutdown: removes a unix socket's file
+	// A socket's file goes when Shutdown's graceful stop closes the listener; this covers returns before that.
+	defer closeListener()
 	if f.metrics != "" {
 		stopMetrics, err := serveMetrics(f.metrics, listenOpts, metrics, logger)
 		if err != nil {

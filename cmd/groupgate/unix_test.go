@@ -17,6 +17,7 @@ import (
 
 	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/client"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/testcerts"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -383,5 +384,61 @@ func TestMetricsOnUnixSocket(t *testing.T) {
 		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s after shutdown: %v, want it removed", p, err)
 		}
+	}
+}
+
+// TestGracefulStopOnSocket: when the server stops accepting, the socket file goes at once (new clients are
+// refused, a replacement could take the path) while a call in flight still finishes with its own answer.
+func TestGracefulStopOnSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gg.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, &serveFlags{listen: "unix://" + path, logLevel: "error", logFormat: "text", shutdownTimeout: 10 * time.Second}, ready)
+	}()
+	target := <-ready
+	c, err := client.Dial(target, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.CheckMembership(context.Background(), "contoso", "grp-finance", "u-erin"); err != nil {
+		t.Fatal(err)
+	}
+	// In flight: a revision the tenant never reaches, so the server waits for it until the call's deadline.
+	callErr := make(chan error, 1)
+	go func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer ccancel()
+		_, err := c.Decisions.CheckMembership(cctx, &pb.CheckMembershipRequest{TenantId: "contoso", GroupId: "grp-finance",
+			PrincipalId: "u-erin", Consistency: &pb.Consistency{MinRevision: 1000}})
+		callErr <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	cancel() // as SIGTERM does
+	deadline := time.Now().Add(time.Second)
+	for {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("socket file still there 1 s into the graceful stop")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-callErr:
+		t.Fatalf("the call in flight ended (%v) before the socket file was gone", err)
+	case err := <-done:
+		t.Fatalf("serve returned (%v) while a call was in flight", err)
+	default:
+	}
+	if err := <-callErr; status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("the call in flight: %v, want its own DEADLINE_EXCEEDED (it finished, not cut off)", err)
+	}
+	if err := <-done; err != nil {
+		t.Error(err)
 	}
 }

@@ -142,9 +142,11 @@ func tooLong(path string) error {
 	return fmt.Errorf("socket path %s is %d bytes long: unix sockets allow at most %d", path, len(path), maxPath)
 }
 
-// Listen listens on addr (see Parse). cleanup closes the listener and, for a unix socket, removes the socket
-// file if it is still the one Listen made; it may be called after the listener was closed (gRPC's Stop and
-// http.Server's Shutdown close it) and more than once.
+// Listen listens on addr (see Parse). Closing a unix socket's listener also removes its file, if the file is
+// still the one Listen made: gRPC's GracefulStop and http.Server's Shutdown close their listeners as they stop
+// accepting, so new clients are refused at once while calls in flight finish, and a replacement server can
+// take the path during the drain. cleanup closes the listener; it may be called after the listener was closed,
+// and more than once.
 func Listen(addr string, opts Options) (lis net.Listener, cleanup func(), err error) {
 	a, err := Parse(addr)
 	if err != nil {
@@ -188,7 +190,7 @@ func listenUnix(path string, mode fs.FileMode) (net.Listener, func(), error) {
 		}
 		return nil, nil, fmt.Errorf("socket %s: %w", path, err)
 	}
-	l.SetUnlinkOnClose(false) // cleanup removes the file, and only if it is still ours
+	l.SetUnlinkOnClose(false) // Close removes the file under its final name, and only if it is still ours
 	fail := func(err error) (net.Listener, func(), error) {
 		_ = l.Close()
 		_ = os.Remove(tmp)
@@ -208,18 +210,8 @@ func listenUnix(path string, mode fs.FileMode) (net.Listener, func(), error) {
 	if err != nil {
 		return fail(fmt.Errorf("socket %s: %w", path, err))
 	}
-	var once sync.Once
-	cleanup := func() {
-		once.Do(func() {
-			_ = l.Close()
-			// A later server may have replaced the socket after this one was killed and restarted; its file is
-			// not ours to remove.
-			if now, err := os.Lstat(path); err == nil && os.SameFile(now, created) {
-				_ = os.Remove(path)
-			}
-		})
-	}
-	return &unixListener{UnixListener: l, addr: &net.UnixAddr{Name: path, Net: "unix"}}, cleanup, nil
+	ul := &unixListener{UnixListener: l, addr: &net.UnixAddr{Name: path, Net: "unix"}, created: created}
+	return ul, func() { _ = ul.Close() }, nil
 }
 
 // checkReplaceable returns nil when path is free or holds a stale socket (nobody accepts on it: its server was
@@ -270,10 +262,25 @@ func randomName() string {
 	return strings.ToLower(base32.StdEncoding.EncodeToString(b))
 }
 
-// unixListener reports the socket's final path as its address, not the temporary name it was bound under.
+// unixListener reports the socket's final path as its address, not the temporary name it was bound under, and
+// removes the socket file when closed.
 type unixListener struct {
 	*net.UnixListener
-	addr net.Addr
+	addr    *net.UnixAddr
+	created fs.FileInfo // the socket file as Listen made it
+	once    sync.Once
 }
 
 func (l *unixListener) Addr() net.Addr { return l.addr }
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		// Someone may have removed the file and started another server on the path since: that server's file
+		// is not ours to remove.
+		if now, err := os.Lstat(l.addr.Name); err == nil && os.SameFile(now, l.created) {
+			_ = os.Remove(l.addr.Name)
+		}
+	})
+	return err
+}

@@ -122,12 +122,12 @@ func TestListenUnixModeAndCleanup(t *testing.T) {
 		if len(entries) != 1 {
 			t.Errorf("directory holds %d entries, want only the socket (no temporary name left)", len(entries))
 		}
-		l.Close() // as gRPC's Stop does: the file stays until cleanup
-		cleanup()
-		cleanup()
+		l.Close() // as gRPC's GracefulStop does when it stops accepting
 		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("after cleanup: %v, want the socket file gone", err)
+			t.Errorf("after Close: %v, want the socket file gone", err)
 		}
+		cleanup() // harmless after Close, and twice
+		cleanup()
 	}
 }
 
@@ -228,16 +228,18 @@ func TestListenUnixRefuses(t *testing.T) {
 	}
 }
 
-// TestCleanupLeavesAnotherServersSocket: a server killed and replaced must not, when its cleanup finally runs,
-// remove the socket of the server that replaced it.
-func TestCleanupLeavesAnotherServersSocket(t *testing.T) {
+// TestCloseLeavesAnotherServersSocket: a server whose socket file was deleted, and taken by a second server, must
+// not remove the second server's socket when it stops.
+func TestCloseLeavesAnotherServersSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gg.sock")
-	first, cleanupFirst := listenOK(t, "unix://"+path, Options{})
-	first.Close() // the first server stops accepting but has not cleaned up: its socket is stale
+	first, _ := listenOK(t, "unix://"+path, Options{})
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
 	listenOK(t, "unix://"+path, Options{})
-	cleanupFirst()
+	first.Close()
 	if !dialable(path) {
-		t.Error("the first server's cleanup removed the second server's socket")
+		t.Error("the first server's Close removed the second server's socket")
 	}
 }
 
