@@ -410,21 +410,21 @@ func TestGracefulStopOnSocket(t *testing.T) {
 	// In flight: a revision the tenant never reaches, so the server waits for it until the call's deadline.
 	callErr := make(chan error, 1)
 	go func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
+		cctx, ccancel := context.WithTimeout(context.Background(), 4*time.Second)
 		defer ccancel()
 		_, err := c.Decisions.CheckMembership(cctx, &pb.CheckMembershipRequest{TenantId: "contoso", GroupId: "grp-finance",
 			PrincipalId: "u-erin", Consistency: &pb.Consistency{MinRevision: 1000}})
 		callErr <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
-	cancel() // as SIGTERM does
-	deadline := time.Now().Add(time.Second)
+	time.Sleep(500 * time.Millisecond) // the call reaches the server (it waits there until its deadline)
+	cancel()                           // as SIGTERM does
+	deadline := time.Now().Add(3 * time.Second)
 	for {
 		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("socket file still there 1 s into the graceful stop")
+			t.Fatal("socket file still there 3 s into the graceful stop")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
