@@ -7,8 +7,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,6 +17,7 @@ import (
 	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/client"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/listen"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 )
@@ -31,7 +32,8 @@ var DefaultMix = Mix{AddMember: 60, CheckMembership: 30, Batch: 10}
 
 // Config is one load run.
 type Config struct {
-	// Addr is the gRPC server to load; with HTTPURL set, the load goes to that HTTP/JSON API instead.
+	// Addr is the gRPC server to load (host:port, or unix:///path/to.sock); with HTTPURL set, the load goes to
+	// that HTTP/JSON API instead.
 	Addr        string
 	HTTPURL     string
 	Token       string
@@ -49,6 +51,7 @@ type Config struct {
 // Report is the outcome of one run.
 type Report struct {
 	Target     string         `json:"target"`
+	Transport  string         `json:"transport"` // "tcp" or "unix" (gRPC), or "http"
 	Requests   int64          `json:"requests"`
 	Errors     int64          `json:"errors"`
 	ErrorCodes map[string]int `json:"error_codes,omitempty"`
@@ -68,8 +71,8 @@ type Report struct {
 }
 
 func (r Report) String() string {
-	s := fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  cpu/req %6s  errors %d %v",
-		r.Target, r.Requests, r.Seconds, r.PerSecond, r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond),
+	s := fmt.Sprintf("%-10s %-4s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  cpu/req %6s  errors %d %v",
+		r.Target, r.Transport, r.Requests, r.Seconds, r.PerSecond, r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond),
 		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.CPUPerRequest.Round(100*time.Nanosecond), r.Errors, r.ErrorCodes)
 	if r.ServerCPUPerRequest > 0 {
 		s += fmt.Sprintf("  server cpu/req %s", r.ServerCPUPerRequest.Round(100*time.Nanosecond))
@@ -168,7 +171,7 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 		}
 		return all[min(len(all)-1, int(q*float64(len(all))))]
 	}
-	r := Report{Target: name, Requests: done.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+	r := Report{Target: name, Transport: cfg.transport(), Requests: done.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
 		P50: pct(0.50), P95: pct(0.95), P99: pct(0.99), ErrorCodes: map[string]int{}}
 	if len(all) > 0 {
 		r.Max = all[len(all)-1]
@@ -182,6 +185,22 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 		return true
 	})
 	return r, nil
+}
+
+// transport is how the load reaches the server: "http" for the HTTP/JSON API, else its gRPC transport.
+func (c Config) transport() string {
+	if c.HTTPURL != "" {
+		return "http"
+	}
+	return Transport(c.Addr)
+}
+
+// Transport is "unix" for a unix socket target, else "tcp".
+func Transport(addr string) string {
+	if strings.HasPrefix(addr, "unix:") {
+		return "unix"
+	}
+	return "tcp"
 }
 
 // requests makes random requests on the generated tenant's ids.
@@ -269,9 +288,9 @@ func (t grpcTarget) Close() error { return t.c.Close() }
 // loopback port: the baseline that gRPC itself costs on this machine.
 func NoOpServer() (addr string, stop func(), err error) { return ServeNoOp("127.0.0.1:0") }
 
-// ServeNoOp is NoOpServer on a given address.
-func ServeNoOp(listen string) (addr string, stop func(), err error) {
-	lis, err := net.Listen("tcp", listen)
+// ServeNoOp is NoOpServer on a given address (host:port or unix:///path/to.sock), returning its dial target.
+func ServeNoOp(addr string) (target string, stop func(), err error) {
+	lis, cleanup, err := listen.Listen(addr, listen.Options{})
 	if err != nil {
 		return "", nil, err
 	}
@@ -279,7 +298,7 @@ func ServeNoOp(listen string) (addr string, stop func(), err error) {
 	pb.RegisterDecisionServiceServer(s, noOp{})
 	pb.RegisterDirectoryServiceServer(s, noOpDirectory{})
 	go func() { _ = s.Serve(lis) }()
-	return lis.Addr().String(), s.Stop, nil
+	return listen.Target(lis.Addr()), func() { s.Stop(); cleanup() }, nil
 }
 
 type noOp struct {

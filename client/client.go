@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/listen"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -23,7 +25,9 @@ import (
 
 // Options configure a connection.
 type Options struct {
-	// TLS, when set, secures the connection; otherwise it is plaintext (loopback use).
+	// TLS, when set, secures the connection; otherwise it is plaintext (loopback or unix socket use). Over a
+	// unix socket the name verified is "localhost" (gRPC's authority for unix targets) unless the credentials
+	// set another.
 	TLS credentials.TransportCredentials
 	// Token, when set, is sent as "authorization: Bearer <token>" on every call.
 	Token string
@@ -39,8 +43,15 @@ type Client struct {
 	Health    healthpb.HealthClient
 }
 
-// Dial connects to addr (host:port). The connection is made lazily, on the first call.
+// Dial connects to addr: host:port, or a unix domain socket in gRPC's target syntax, unix:///path/to.sock
+// (also unix:/abs/path and unix:relative/path). The connection is made lazily, on the first call.
 func Dial(addr string, opts Options) (*Client, error) {
+	if strings.HasPrefix(addr, "unix:") {
+		// gRPC would accept unix://name and fail only on the first call; say at once what to write instead.
+		if _, err := listen.Parse(addr); err != nil {
+			return nil, fmt.Errorf("address %q: %w", addr, err)
+		}
+	}
 	creds := opts.TLS
 	if creds == nil {
 		creds = insecure.NewCredentials()
@@ -140,8 +151,8 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 	return map[string]string{"authorization": "Bearer " + b.token}, nil
 }
 
-// RequireTransportSecurity is false so that a token can be used over plaintext loopback; the server refuses
-// plaintext on other addresses.
+// RequireTransportSecurity is false so that a token can be used over plaintext loopback or a unix socket; the
+// server refuses plaintext on other addresses.
 func (b bearer) RequireTransportSecurity() bool { return false }
 
 // TLSFromFiles builds client TLS credentials: caFile is the CA that signed the server's certificate (empty: the

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +37,7 @@ func newBenchCmd() *cobra.Command {
 	var sampleEvery time.Duration
 	var memProfile string
 	var separate bool
+	var transport string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a server with decisions (and optional writes) over gRPC and HTTP/JSON, and a no-op gRPC handler in the same run",
@@ -45,6 +48,8 @@ DecisionService in this process; the ratios of throughputs are printed (SPEC §7
 no-op; issue 12: HTTP >= 50% of gRPC).
 With --separate, groupgate and the no-op handler each run in a process of their own instead (the production
 setup: the load generator does not share their heap), started from this executable.
+--transport unix serves (and loads) over a unix domain socket instead of loopback TCP; --transport both runs
+groupgate and the no-op handler over each, every run on a server of its own, and compares the two transports.
 Request ids come from the generated tenant: --preset and --seed must match the tenant the server holds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -67,41 +72,22 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 				return err
 			}
 			cfg.Mix = m
+			transports, err := parseTransports(transport, cfg.Addr, cmd.Flags().Changed("transport"))
+			if err != nil {
+				return err
+			}
+			if cfg.Addr != "" && separate {
+				return errors.New("--separate starts its own servers: leave out --addr")
+			}
 			ctx := cmd.Context()
-			var serverRSS func() int64
-			var serverCPU func() time.Duration // the server process's CPU time so far, with --separate
-			switch {
-			case cfg.Addr == "" && separate:
+			snapshotPath := ""
+			if cfg.Addr == "" {
 				path, cleanup, err := snapshotFile(cfg.Params, snapshot)
 				if err != nil {
 					return err
 				}
 				defer cleanup()
-				httpListen := ""
-				if !noHTTP {
-					if httpListen, err = freeLoopbackAddr(); err != nil {
-						return err
-					}
-					httpURL = "http://" + httpListen
-				}
-				child, err := spawnServer(ctx, "serve", "--snapshot", path, "--log-level", "warn", "--http-listen", httpListen)
-				if err != nil {
-					return err
-				}
-				defer child.stop()
-				cfg.Addr, serverRSS, serverCPU = child.addr, child.rss, child.cpu
-			case cfg.Addr == "":
-				url, stop, err := benchServer(ctx, &cfg, snapshot, !noHTTP)
-				if err != nil {
-					return err
-				}
-				defer stop()
-				httpURL = url
-			case separate:
-				return errors.New("--separate starts its own servers: leave out --addr")
-			}
-			if noHTTP {
-				httpURL = ""
+				snapshotPath = path
 			}
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
@@ -113,10 +99,38 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 				}
 				defer f.Close()
 			}
-			reports := []bench.Report{}
-			stopSampling := sampleResources(sampleEvery)
-			r, err := runMeasuringServer(ctx, "groupgate", cfg, serverCPU)
-			samples := stopSampling()
+			// groupgate over each transport, each on a server of its own that starts cold (no run finds a cache the
+			// run before it warmed). All of them are started first and stay up to the end, so that every run, the
+			// no-op ones included, sees the same processes and heaps. The first one also serves the HTTP/JSON API,
+			// loaded after the gRPC runs.
+			servers := make([]*benchServer, len(transports))
+			for i, t := range transports {
+				if cfg.Addr != "" {
+					servers[i] = &benchServer{addr: cfg.Addr, httpURL: httpURL, rss: func() int64 { return -1 }}
+					continue
+				}
+				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && i == 0)
+				if err != nil {
+					return err
+				}
+				defer s.stop()
+				servers[i] = s
+			}
+			var reports []bench.Report
+			var samples [][]resourceSample
+			var serverRSS []int64
+			for i, s := range servers {
+				runCfg := cfg
+				runCfg.Addr = s.addr
+				stopSampling := sampleResources(sampleEvery)
+				r, err := runMeasuringServer(ctx, "groupgate", runCfg, s.cpu)
+				samples = append(samples, stopSampling())
+				serverRSS = append(serverRSS, servers[i].rss()) // at the end of the run, as the samples are
+				if err != nil {
+					return err
+				}
+				reports = append(reports, r)
+			}
 			if memProfile != "" {
 				if err := writeAllocProfile(memProfile); err != nil {
 					return err
@@ -125,36 +139,30 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			if cpuProfile != "" {
 				pprof.StopCPUProfile()
 			}
-			if err != nil {
-				return err
-			}
-			reports = append(reports, r)
-			serverRSSBytes := int64(-1)
-			if serverRSS != nil {
-				serverRSSBytes = serverRSS() // at the end of the groupgate run, as the samples are
-			}
-			if httpURL != "" {
+			if first := servers[0]; first.httpURL != "" && !noHTTP {
 				overHTTP := cfg
-				overHTTP.HTTPURL = strings.TrimSuffix(httpURL, "/")
-				hr, err := runMeasuringServer(ctx, "http", overHTTP, serverCPU)
+				overHTTP.Addr, overHTTP.HTTPURL = first.addr, strings.TrimSuffix(first.httpURL, "/")
+				hr, err := runMeasuringServer(ctx, "http", overHTTP, first.cpu)
 				if err != nil {
 					return err
 				}
 				reports = append(reports, hr)
 			}
 			if !noNoOp {
-				addr, stop, err := noOpServer(ctx, separate)
-				if err != nil {
-					return err
+				for _, t := range transports {
+					addr, stop, err := noOpServer(ctx, t, separate)
+					if err != nil {
+						return err
+					}
+					noop := cfg
+					noop.Addr = addr
+					nr, err := bench.Run(ctx, "no-op", noop)
+					stop()
+					if err != nil {
+						return err
+					}
+					reports = append(reports, nr)
 				}
-				noop := cfg
-				noop.Addr = addr
-				nr, err := bench.Run(ctx, "no-op", noop)
-				stop()
-				if err != nil {
-					return err
-				}
-				reports = append(reports, nr)
 			}
 			if output == "json" {
 				b, _ := json.MarshalIndent(reports, "", "  ")
@@ -166,22 +174,18 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			for _, r := range reports {
 				fmt.Fprintln(stdout(), r)
 			}
-			for _, s := range samples {
-				fmt.Fprintln(stdout(), s)
+			for i, t := range transports {
+				if len(samples[i]) > 0 && len(transports) > 1 {
+					fmt.Fprintf(stdout(), "groupgate over %s:\n", t)
+				}
+				for _, s := range samples[i] {
+					fmt.Fprintln(stdout(), s)
+				}
+				if serverRSS[i] >= 0 {
+					fmt.Fprintf(stdout(), "server process rss %7.1f MiB at the end of the run (%s)\n", float64(serverRSS[i])/(1<<20), t)
+				}
 			}
-			if serverRSSBytes >= 0 {
-				fmt.Fprintf(stdout(), "server process rss %7.1f MiB at the end of the run\n", float64(serverRSSBytes)/(1<<20))
-			}
-			byName := map[string]bench.Report{}
-			for _, r := range reports {
-				byName[r.Target] = r
-			}
-			if noop, ok := byName["no-op"]; ok && noop.PerSecond > 0 {
-				fmt.Fprintf(stdout(), "groupgate / no-op throughput: %.0f%%\n", 100*reports[0].PerSecond/noop.PerSecond)
-			}
-			if h, ok := byName["http"]; ok && reports[0].PerSecond > 0 {
-				fmt.Fprintf(stdout(), "http / groupgate throughput: %.0f%% (the same load over HTTP/JSON, as a share of gRPC's)\n", 100*h.PerSecond/reports[0].PerSecond)
-			}
+			printComparisons(reports)
 			return nil
 		},
 	}
@@ -202,6 +206,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the groupgate run (with an in-process server: both)")
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
 	fl.StringVar(&memProfile, "memprofile", "", "after the groupgate run, write this process's allocation profile (pprof allocs; with an in-process server: both)")
+	fl.StringVar(&transport, "transport", "tcp", "without --addr: serve and load over tcp (loopback), unix (a socket in a temporary directory), or both (tcp,unix; unix,tcp runs the socket first), compared in one run")
 	fl.BoolVar(&separate, "separate", false, "run groupgate and the no-op handler each in a process of its own (default: in this process)")
 	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
@@ -331,31 +336,122 @@ func snapshotFile(p workload.Params, snapshot string) (path string, cleanup func
 	return path, func() { os.RemoveAll(dir) }, nil
 }
 
-// benchServer starts groupgate in this process on the snapshot file or the generated preset, with its HTTP/JSON
-// API on a free loopback port when withHTTP (its URL is returned).
-func benchServer(ctx context.Context, cfg *bench.Config, snapshot string, withHTTP bool) (httpURL string, stop func(), err error) {
-	path, cleanup, err := snapshotFile(cfg.Params, snapshot)
+// parseTransports reads --transport: the transports to run groupgate (and the no-op handler) over. With --addr
+// the address names its transport.
+func parseTransports(transport, addr string, changed bool) ([]string, error) {
+	if addr != "" {
+		if changed {
+			return nil, errors.New("--transport starts its own servers: leave out --addr (which names its transport: unix:///path for a socket)")
+		}
+		return []string{bench.Transport(addr)}, nil
+	}
+	if transport == "both" {
+		return []string{"tcp", "unix"}, nil
+	}
+	var out []string
+	for _, t := range strings.Split(transport, ",") {
+		if (t != "tcp" && t != "unix") || slices.Contains(out, t) {
+			return nil, fmt.Errorf("--transport %q: want tcp, unix, both, or tcp,unix / unix,tcp for the order of the runs", transport)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// printComparisons prints groupgate's throughput as a share of the no-op handler's over each transport, and,
+// when both transports ran, how the unix socket compares with loopback TCP.
+func printComparisons(reports []bench.Report) {
+	find := func(target, transport string) *bench.Report {
+		for i := range reports {
+			if reports[i].Target == target && reports[i].Transport == transport {
+				return &reports[i]
+			}
+		}
+		return nil
+	}
+	var ratios []string
+	for _, t := range []string{"tcp", "unix"} {
+		gg, noop := find("groupgate", t), find("no-op", t)
+		if gg != nil && noop != nil && noop.PerSecond > 0 {
+			ratios = append(ratios, fmt.Sprintf("%s %.0f%%", t, 100*gg.PerSecond/noop.PerSecond))
+		}
+	}
+	switch len(ratios) {
+	case 1:
+		fmt.Fprintf(stdout(), "groupgate / no-op throughput: %s\n", strings.SplitN(ratios[0], " ", 2)[1])
+	case 2:
+		fmt.Fprintf(stdout(), "groupgate / no-op throughput: %s\n", strings.Join(ratios, ", "))
+	}
+	if h := find("http", "http"); h != nil && reports[0].PerSecond > 0 {
+		// reports[0] is groupgate over gRPC on the server whose HTTP/JSON API h loaded.
+		fmt.Fprintf(stdout(), "http / groupgate throughput: %.0f%% (the same load over HTTP/JSON, as a share of gRPC's)\n", 100*h.PerSecond/reports[0].PerSecond)
+	}
+	for _, target := range []string{"groupgate", "no-op"} {
+		tcp, unix := find(target, "tcp"), find(target, "unix")
+		if tcp == nil || unix == nil || tcp.PerSecond == 0 || tcp.P50 == 0 || tcp.P99 == 0 {
+			continue
+		}
+		change := func(u, t float64) string { return fmt.Sprintf("%+.1f%%", 100*(u-t)/t) }
+		fmt.Fprintf(stdout(), "%s over unix socket vs loopback tcp: throughput %s, p50 %s, p99 %s\n", target,
+			change(unix.PerSecond, tcp.PerSecond), change(float64(unix.P50), float64(tcp.P50)), change(float64(unix.P99), float64(tcp.P99)))
+	}
+}
+
+// benchServer is a groupgate server that bench loads: its gRPC address, its HTTP/JSON API's URL (or ""), and,
+// for a process of its own, its resident set size and CPU time (-1 and nil in this process, where --sample
+// covers it).
+type benchServer struct {
+	addr, httpURL string
+	stop          func()
+	rss           func() int64
+	cpu           func() time.Duration
+}
+
+// startBenchServer starts groupgate on the snapshot file, listening on loopback TCP or on a unix socket in a
+// temporary directory, in this process or (separate) in a process of its own; withHTTP also serves its HTTP/JSON
+// API on a free loopback port.
+func startBenchServer(ctx context.Context, transport, snapshot string, separate, withHTTP bool) (*benchServer, error) {
+	httpListen := ""
+	if separate {
+		if withHTTP {
+			var err error
+			if httpListen, err = freeLoopbackAddr(); err != nil {
+				return nil, err
+			}
+		}
+		child, err := spawnServer(ctx, transport, "serve", "--snapshot", snapshot, "--log-level", "warn", "--http-listen", httpListen)
+		if err != nil {
+			return nil, err
+		}
+		s := &benchServer{addr: child.addr, stop: child.stop, rss: child.rss, cpu: child.cpu}
+		if withHTTP {
+			s.httpURL = "http://" + httpListen
+		}
+		return s, nil
+	}
+	listenAddr, cleanup, err := benchListenAddress(transport)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	ready, httpReady := make(chan string, 1), make(chan string, 1)
-	f := &serveFlags{listen: "127.0.0.1:0", snapshots: []string{path}, logLevel: "warn", logFormat: "text", shutdownTimeout: time.Second}
+	f := &serveFlags{listen: listenAddr, socketMode: "0600", snapshots: []string{snapshot}, logLevel: "warn", logFormat: "text", shutdownTimeout: time.Second}
 	if withHTTP {
 		f.httpListen, f.httpReady = "127.0.0.1:0", httpReady
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- serve(ctx, f, ready) }()
 	select {
-	case cfg.Addr = <-ready:
+	case addr := <-ready:
+		s := &benchServer{addr: addr, stop: func() { cancel(); <-errc; cleanup() }, rss: func() int64 { return -1 }}
 		if withHTTP {
-			httpURL = "http://" + <-httpReady // sent before ready
+			s.httpURL = "http://" + <-httpReady // sent before ready
 		}
-		return httpURL, func() { cancel(); <-errc; cleanup() }, nil
+		return s, nil
 	case err := <-errc:
 		cancel()
 		cleanup()
-		return "", nil, err
+		return nil, err
 	}
 }
 
@@ -384,12 +480,34 @@ func freeLoopbackAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// noOpServer starts the no-op baseline in this process, or in a process of its own.
-func noOpServer(ctx context.Context, separate bool) (addr string, stop func(), err error) {
-	if !separate {
-		return bench.NoOpServer()
+// benchListenAddress is where a bench server in this process listens: any free loopback port, or a socket in a
+// new temporary directory (removed by cleanup).
+func benchListenAddress(transport string) (addr string, cleanup func(), err error) {
+	if transport == "unix" {
+		dir, err := tempDir()
+		if err != nil {
+			return "", nil, err
+		}
+		return "unix://" + filepath.Join(dir, "gg.sock"), func() { os.RemoveAll(dir) }, nil
 	}
-	child, err := spawnServer(ctx, "noop-serve")
+	return "127.0.0.1:0", func() {}, nil
+}
+
+// noOpServer starts the no-op baseline in this process, or in a process of its own.
+func noOpServer(ctx context.Context, transport string, separate bool) (addr string, stop func(), err error) {
+	if !separate {
+		listenAddr, cleanup, err := benchListenAddress(transport)
+		if err != nil {
+			return "", nil, err
+		}
+		addr, stop, err := bench.ServeNoOp(listenAddr)
+		if err != nil {
+			cleanup()
+			return "", nil, err
+		}
+		return addr, func() { stop(); cleanup() }, nil
+	}
+	child, err := spawnServer(ctx, transport, "noop-serve")
 	if err != nil {
 		return "", nil, err
 	}
@@ -398,29 +516,36 @@ func noOpServer(ctx context.Context, separate bool) (addr string, stop func(), e
 
 // childServer is a server process started by bench --separate.
 type childServer struct {
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
+	addr    string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	cleanup func() // removes a socket's temporary directory
 }
 
-// spawnServer runs this executable with args and --listen on a free loopback port, and waits until it answers.
-func spawnServer(ctx context.Context, args ...string) (*childServer, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// spawnServer runs this executable with args and --listen on a free loopback port or a unix socket in a
+// temporary directory, and waits until it answers.
+func spawnServer(ctx context.Context, transport string, args ...string) (*childServer, error) {
+	addr, cleanup, err := benchListenAddress(transport)
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
+	if transport == "tcp" { // the child cannot tell us which port it got: pick a free one for it
+		if addr, err = freeLoopbackAddr(); err != nil {
+			return nil, err
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
+		cleanup()
 		return nil, err
 	}
 	cmd := exec.Command(exe, append(args, "--listen", addr)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
+		cleanup()
 		return nil, err
 	}
-	c := &childServer{addr: addr, cmd: cmd, done: make(chan struct{})}
+	c := &childServer{addr: addr, cmd: cmd, done: make(chan struct{}), cleanup: cleanup}
 	go func() { _ = cmd.Wait(); close(c.done) }()
 	conn, err := client.Dial(addr, client.Options{})
 	if err != nil {
@@ -439,6 +564,7 @@ func spawnServer(ctx context.Context, args ...string) (*childServer, error) {
 		}
 		select {
 		case <-c.done:
+			c.cleanup()
 			return nil, fmt.Errorf("%s exited before serving", strings.Join(args, " "))
 		default:
 		}
@@ -484,6 +610,7 @@ func (c *childServer) stop() {
 		_ = c.cmd.Process.Kill()
 		<-c.done
 	}
+	c.cleanup()
 }
 
 func newNoOpServeCmd() *cobra.Command {

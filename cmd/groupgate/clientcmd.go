@@ -32,14 +32,14 @@ type clientFlags struct {
 
 func (f *clientFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.addr, "addr", "127.0.0.1:50051", "server address")
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:50051", "server address: host:port, or a unix socket as unix:///path/to.sock")
 	fl.StringVarP(&f.tenant, "tenant", "t", "contoso", "tenant id")
 	fl.StringVar(&f.token, "token", "", "bearer token")
 	fl.BoolVar(&f.tls, "tls", false, "connect with TLS (implied by the other --tls-* flags)")
 	fl.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) that signed the server's certificate (default: system roots)")
 	fl.StringVar(&f.tlsCert, "tls-client-cert", "", "client certificate (PEM) for mTLS")
 	fl.StringVar(&f.tlsKey, "tls-client-key", "", "client private key (PEM) for mTLS")
-	fl.StringVar(&f.tlsName, "tls-server-name", "", "name to verify the server's certificate against (default: from --addr)")
+	fl.StringVar(&f.tlsName, "tls-server-name", "", "name to verify the server's certificate against (default: the host of --addr; localhost for a unix socket)")
 	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "deadline of the call")
 	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "answer in-process from these snapshot files instead of a server ('demo' for the demo tenant)")

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/directory/demo"
+	"github.com/groupgate/groupgate/internal/listen"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/gateway"
@@ -30,6 +30,7 @@ import (
 type serveFlags struct {
 	listen          string
 	httpListen      string
+	socketMode      string
 	snapshots       []string
 	storeURL        string
 	insecure        bool
@@ -62,8 +63,9 @@ func newServeCmd() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.listen, "listen", "127.0.0.1:50051", "address to listen on")
-	fl.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP/JSON API (POST /v1/{rpc}, GET /healthz, GET /openapi.json), same TLS and tokens as --listen; empty disables it")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:50051", "address to listen on: host:port, or a unix socket as unix:///path/to.sock (also unix:/abs/path, unix:relative/path)")
+	fl.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP/JSON API (POST /v1/{rpc}, GET /healthz, GET /openapi.json), same TLS and tokens as --listen, host:port or unix:///path/to.sock; empty disables it")
+	fl.StringVar(&f.socketMode, "socket-mode", "0660", "file mode (octal) of a unix socket that --listen, --http-listen or --metrics names; connecting needs write permission")
 	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "snapshot file of one tenant (.json, .json.gz, .pb, .pb.gz); repeat for more tenants (default: the demo tenant contoso)")
 	fl.StringVar(&f.storeURL, "store", "memory", "where tenants live: memory, or postgres://… shared by replicas (with --snapshot, seeds tenants the database does not hold yet)")
 	fl.BoolVar(&f.insecure, "insecure", false, "allow listening on a non-loopback address without TLS or tokens")
@@ -90,6 +92,12 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
+	socketMode := listen.DefaultSocketMode // when serve is called without flags (bench, tests, --snapshot)
+	if f.socketMode != "" {
+		if socketMode, err = listen.ParseMode(f.socketMode); err != nil {
+			return fmt.Errorf("--socket-mode: %w", err)
+		}
+	}
 	secured := f.tokenFile != "" || f.tlsCert != ""
 	if err := checkListenAddress("--listen", f.listen, f.insecure || secured); err != nil {
 		return err
@@ -102,6 +110,15 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	if f.metrics != "" {
 		if err := checkListenAddress("--metrics", f.metrics, f.insecure); err != nil {
 			return err
+		}
+	}
+	// A socket path that is taken is refused now, not after the tenants have loaded (seconds on a large one).
+	for flag, addr := range map[string]string{"--listen": f.listen, "--http-listen": f.httpListen, "--metrics": f.metrics} {
+		if addr == "" {
+			continue
+		}
+		if err := listen.Check(addr); err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
 		}
 	}
 	var tokens *server.Tokens
@@ -143,14 +160,16 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	}
 	srv := server.New(server.Config{Store: st, Resolver: res, Logger: logger, Tokens: tokens, Limits: f.limits,
 		Metrics: metrics, ServerOptions: serverOpts})
-	lis, err := net.Listen("tcp", f.listen)
+	listenOpts := listen.Options{SocketMode: socketMode}
+	lis, closeListener, err := listen.Listen(f.listen, listenOpts)
 	if err != nil {
-		return err
+		return fmt.Errorf("--listen: %w", err)
 	}
+	// A socket's file goes when Shutdown's graceful stop closes the listener; this covers returns before that.
+	defer closeListener()
 	if f.metrics != "" {
-		stopMetrics, err := serveMetrics(f.metrics, metrics, logger)
+		stopMetrics, err := serveMetrics(f.metrics, listenOpts, metrics, logger)
 		if err != nil {
-			lis.Close()
 			return err
 		}
 		defer stopMetrics()
@@ -160,7 +179,7 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	var webDone <-chan error
 	if inProcess != nil {
 		go func() { errc <- srv.GRPC().Serve(inProcess) }()
-		if web, err = startHTTP(f.httpListen, srv, inProcess, tlsConfig, f.limits.MaxRecvBytes, logger); err != nil {
+		if web, err = startHTTP(f.httpListen, listenOpts, srv, inProcess, tlsConfig, f.limits.MaxRecvBytes, logger); err != nil {
 			lis.Close()
 			srv.Shutdown(context.Background())
 			return err
@@ -168,7 +187,8 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 		webDone = web.Done()
 	}
 	srv.MarkServing()
-	logger.Info("serving", "address", lis.Addr().String(), "store", st.Name(), "tenants", st.Tenants())
+	target := listen.Target(lis.Addr())
+	logger.Info("serving", "address", target, "store", st.Name(), "tenants", st.Tenants())
 	if web != nil {
 		logger.Info("serving HTTP/JSON", "address", web.URL)
 		if f.httpReady != nil {
@@ -176,7 +196,7 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 		}
 	}
 	if ready != nil {
-		ready <- lis.Addr().String()
+		ready <- target
 	}
 	go func() { errc <- srv.GRPC().Serve(lis) }()
 	select {
@@ -208,26 +228,20 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 // here. nil answers 404.
 func httpRoot() http.Handler { return nil }
 
-// startHTTP serves the HTTP/JSON API on addr in front of the gRPC server that serves inProcess (see
-// server/gateway), with the gRPC port's TLS configuration.
-func startHTTP(addr string, srv *server.Server, inProcess *gateway.InProcess, tlsConfig *tls.Config, maxBody int, logger *slog.Logger) (*gateway.Server, error) {
-	lis, err := listenHTTP(addr)
+// startHTTP serves the HTTP/JSON API on addr (host:port or a unix socket) in front of the gRPC server that
+// serves inProcess (see server/gateway), with the gRPC port's TLS configuration.
+func startHTTP(addr string, listenOpts listen.Options, srv *server.Server, inProcess *gateway.InProcess, tlsConfig *tls.Config, maxBody int, logger *slog.Logger) (*gateway.Server, error) {
+	lis, closeListener, err := listen.Listen(addr, listenOpts)
 	if err != nil {
 		return nil, fmt.Errorf("--http-listen: %w", err)
 	}
 	web, err := gateway.Start(lis, srv, inProcess, tlsConfig, gateway.Options{MaxBodyBytes: int64(maxBody), Root: httpRoot()},
 		slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
 	if err != nil {
-		lis.Close()
+		closeListener()
 		return nil, err
 	}
 	return web, nil
-}
-
-// listenHTTP opens the HTTP listener (a function of its own so that other address forms, such as unix sockets,
-// can be added in one place).
-func listenHTTP(addr string) (net.Listener, error) {
-	return net.Listen("tcp", addr)
 }
 
 // openStore opens the store --store names and puts the --snapshot tenants in it: all of them in a memory
@@ -322,16 +336,14 @@ func loadTenants(paths []string) ([]*directory.Directory, error) {
 }
 
 // checkListenAddress refuses a non-loopback address unless allowed: without TLS or tokens, anything that can
-// reach the port could ask, and write.
+// reach the port could ask, and write. A unix socket counts as local: only this machine reaches it, and its file
+// mode (--socket-mode) decides which users.
 func checkListenAddress(flag, addr string, allowed bool) error {
-	host, _, err := net.SplitHostPort(addr)
+	a, err := listen.Parse(addr)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", flag, addr, err)
 	}
-	if allowed || host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if allowed || a.Local() {
 		return nil
 	}
 	return fmt.Errorf("%s %s is not a loopback address: refusing to serve it without TLS or tokens (pass --insecure to do it anyway)", flag, addr)
@@ -339,8 +351,8 @@ func checkListenAddress(flag, addr string, allowed bool) error {
 
 // serveMetrics serves Prometheus metrics on their own listener, so that scraping never competes with the gRPC
 // port and can be firewalled apart.
-func serveMetrics(addr string, m *server.Metrics, logger *slog.Logger) (stop func(), err error) {
-	lis, err := net.Listen("tcp", addr)
+func serveMetrics(addr string, opts listen.Options, m *server.Metrics, logger *slog.Logger) (stop func(), err error) {
+	lis, closeListener, err := listen.Listen(addr, opts)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
@@ -348,8 +360,12 @@ func serveMetrics(addr string, m *server.Metrics, logger *slog.Logger) (stop fun
 	mux.Handle("/metrics", m.Handler())
 	web := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = web.Serve(lis) }()
-	logger.Info("serving metrics", "address", "http://"+lis.Addr().String()+"/metrics")
-	return func() { _ = web.Close() }, nil
+	if lis.Addr().Network() == "unix" {
+		logger.Info("serving metrics", "address", listen.Target(lis.Addr()), "path", "/metrics")
+	} else {
+		logger.Info("serving metrics", "address", "http://"+lis.Addr().String()+"/metrics")
+	}
+	return func() { _ = web.Close(); closeListener() }, nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -9,13 +9,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/groupgate/groupgate/internal/listen"
 	"github.com/groupgate/groupgate/server"
 )
 
 // Server is the HTTP/JSON API serving one listener, in front of a server whose gRPC server serves an InProcess
 // listener. cmd/groupgate serve and the tests build it alike, through Start.
 type Server struct {
-	// Addr is the listener's address; URL is http://Addr or https://Addr.
+	// Addr is the listener's address; URL is http://Addr or https://Addr, or for a unix socket its
+	// unix:///path form (curl --unix-socket PATH http://localhost/...).
 	Addr, URL string
 	http      *http.Server
 	gw        *Gateway
@@ -46,6 +48,10 @@ func Start(lis net.Listener, srv *server.Server, inProcess *InProcess, tlsConfig
 	if tlsConfig != nil {
 		s.http.TLSConfig = tlsConfig.Clone()
 		s.URL = "https://" + lis.Addr().String()
+	}
+	if lis.Addr().Network() == "unix" {
+		s.Addr = listen.Target(lis.Addr())
+		s.URL = s.Addr
 	}
 	go func() {
 		var err error
