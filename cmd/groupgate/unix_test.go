@@ -258,7 +258,8 @@ func TestDialRefusesAnAuthorityInAUnixTarget(t *testing.T) {
 }
 
 // TestBenchOverBothTransports: --transport both loads groupgate and the no-op handler over loopback TCP and over a
-// unix socket in one run, without errors, and compares the two; --addr accepts a socket.
+// unix socket in one run, without errors, and compares the two (the HTTP/JSON run, on the first server, once);
+// --addr accepts a socket.
 func TestBenchOverBothTransports(t *testing.T) {
 	for _, extra := range [][]string{nil, {"--separate"}} {
 		t.Run(strings.Join(append([]string{"transport both"}, extra...), " "), func(t *testing.T) {
@@ -272,10 +273,11 @@ func TestBenchOverBothTransports(t *testing.T) {
 					}
 				}
 			}
-			if requestLines != 4 {
-				t.Errorf("%d runs, want groupgate and no-op over tcp and unix:\n%s", requestLines, out)
+			if requestLines != 5 {
+				t.Errorf("%d runs, want groupgate and no-op over tcp and unix, and http once:\n%s", requestLines, out)
 			}
-			for _, want := range []string{"groupgate  tcp ", "groupgate  unix ", "no-op      tcp ", "no-op      unix ",
+			for _, want := range []string{"groupgate  tcp ", "groupgate  unix ", "http       http ", "no-op      tcp ", "no-op      unix ",
+				"http / groupgate throughput: ",
 				"groupgate / no-op throughput: tcp ", "groupgate over unix socket vs loopback tcp: throughput ",
 				"no-op over unix socket vs loopback tcp: throughput "} {
 				if !strings.Contains(out, want) {
