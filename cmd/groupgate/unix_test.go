@@ -28,7 +28,7 @@ import (
 func startSocketServer(t *testing.T, path string, env []string, extraArgs ...string) *replica {
 	t.Helper()
 	r := &replica{t: t, addr: "unix://" + path}
-	r.args = append([]string{"serve", "--listen", r.addr, "--log-level", "warn"}, extraArgs...)
+	r.args = append([]string{"serve", "--listen", r.addr, "--http-listen", "", "--log-level", "warn"}, extraArgs...)
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v) // the child inherits the test's environment
@@ -135,6 +135,39 @@ func TestServeOnUnixSocket(t *testing.T) {
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("socket file after SIGTERM: %v, want it removed", err)
+	}
+}
+
+// TestHTTPOnUnixSocket: --http-listen takes a socket as --listen does: the HTTP/JSON API answers on it with the
+// socket mode of --socket-mode, and SIGTERM removes its file.
+func TestHTTPOnUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	httpPath := filepath.Join(dir, "http.sock")
+	r := startSocketServer(t, filepath.Join(dir, "gg.sock"), nil, "--http-listen", "unix://"+httpPath, "--socket-mode", "0600")
+	if mode := socketMode(t, httpPath); mode != 0o600 {
+		t.Errorf("HTTP socket mode %v, want --socket-mode's 0600", mode)
+	}
+	web := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", httpPath)
+	}}}
+	resp, err := web.Get("http://groupgate/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /healthz over the socket: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = web.Post("http://groupgate/v1/checkMembership", "application/json",
+		strings.NewReader(`{"tenantId":"contoso","groupId":"grp-finance","principalId":"u-erin"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"isMember":true`) {
+		t.Errorf("POST /v1/checkMembership over the socket: %d %s", resp.StatusCode, body)
+	}
+	r.kill(syscall.SIGTERM)
+	if _, err := os.Lstat(httpPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("HTTP socket file after SIGTERM: %v, want it removed", err)
 	}
 }
 
