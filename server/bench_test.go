@@ -43,3 +43,44 @@ func BenchmarkEffectiveMembersOverGRPC(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEffectiveGroupsOverGRPC streams every effective group of random generated users (each in ~10 groups of
+// the deepest layer) through a real server on loopback, client in the same process: p50/p99 are the whole
+// stream, first-message-p50/p99 the wait for its first message.
+//
+//	GROUPGATE_BENCH_LARGE=1 go test ./server -run '^$' -bench EffectiveGroupsOverGRPC -benchtime 20000x
+func BenchmarkEffectiveGroupsOverGRPC(b *testing.B) {
+	for _, preset := range benchtenant.Presets() {
+		b.Run(preset, func(b *testing.B) {
+			d, p := benchtenant.Load(b, preset)
+			srv := servertest.Start(b, d)
+			_, users := benchtenant.Refs(b, d, p, 4096)
+			reqs := make([]*pb.EffectiveGroupsRequest, len(users))
+			for i, u := range users {
+				reqs[i] = &pb.EffectiveGroupsRequest{TenantId: d.TenantID(), PrincipalId: d.Node(u).ID()}
+			}
+			var whole, first benchtenant.Latencies
+			groups := 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start, n, messages := time.Now(), 0, 0
+				err := srv.Client.EachGroup(context.Background(), reqs[i%len(reqs)], func(r *pb.EffectiveGroupsResponse) error {
+					if messages++; messages == 1 {
+						first.Record(time.Since(start))
+					}
+					n += len(r.GetGroups())
+					return nil
+				})
+				if err != nil || n == 0 {
+					b.Fatalf("%d groups: %v", n, err)
+				}
+				whole.Record(time.Since(start))
+				groups += n
+			}
+			b.StopTimer()
+			whole.Report(b)
+			first.ReportAs(b, "first-message-")
+			b.ReportMetric(float64(groups)/float64(b.N), "groups/op")
+		})
+	}
+}
