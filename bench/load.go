@@ -23,6 +23,8 @@ import (
 // Mix weighs the kinds of request; weights need not add up to anything.
 type Mix struct {
 	AddMember, CheckMembership, Batch, Write int
+	// EffectiveGroups streams every group a random user belongs to (one request = the whole stream).
+	EffectiveGroups int
 }
 
 // DefaultMix is mostly CanAddMember (with transitive guest and cycle checks) and CheckMembership.
@@ -74,7 +76,7 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 	if cfg.MaxSamples <= 0 {
 		cfg.MaxSamples = 5_000_000
 	}
-	total := cfg.Mix.AddMember + cfg.Mix.CheckMembership + cfg.Mix.Batch + cfg.Mix.Write
+	total := cfg.Mix.AddMember + cfg.Mix.CheckMembership + cfg.Mix.Batch + cfg.Mix.EffectiveGroups + cfg.Mix.Write
 	if total <= 0 {
 		return Report{}, fmt.Errorf("empty request mix")
 	}
@@ -191,6 +193,8 @@ func (g *requests) send(ctx context.Context, c *client.Client, pick int, mix Mix
 			req.Checks = append(req.Checks, &pb.CheckBatchItem{Check: &pb.CheckBatchItem_CanAddMember{CanAddMember: g.addMember()}})
 		}
 		_, err = c.Decisions.CheckBatch(ctx, req)
+	case pick < mix.AddMember+mix.CheckMembership+mix.Batch+mix.EffectiveGroups:
+		err = c.EachGroup(ctx, &pb.EffectiveGroupsRequest{TenantId: g.tenant, PrincipalId: g.user()}, func(*pb.EffectiveGroupsResponse) error { return nil })
 	default:
 		// Membership churn: add a random user to a random group, and take it out again with the next write.
 		change := &pb.Change{}
@@ -237,6 +241,10 @@ func (noOp) CheckMembership(context.Context, *pb.CheckMembershipRequest) (*pb.Ch
 
 func (noOp) CheckBatch(_ context.Context, r *pb.CheckBatchRequest) (*pb.CheckBatchResponse, error) {
 	return &pb.CheckBatchResponse{Results: make([]*pb.CheckBatchResult, len(r.GetChecks()))}, nil
+}
+
+func (noOp) EffectiveGroups(_ *pb.EffectiveGroupsRequest, s grpc.ServerStreamingServer[pb.EffectiveGroupsResponse]) error {
+	return s.Send(&pb.EffectiveGroupsResponse{})
 }
 
 type noOpDirectory struct {
