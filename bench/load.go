@@ -1,6 +1,6 @@
-// Package bench is the gRPC load driver behind `groupgate bench`: it sends a mix of decision requests (and
-// optionally writes) from many concurrent workers, then runs the same load against a no-op DecisionService in the
-// same process, and reports throughput, latency percentiles, errors by code and the ratio between the two.
+// Package bench is the load driver behind `groupgate bench`: it sends a mix of decision requests (and optionally
+// writes) from many concurrent workers, over gRPC or over the HTTP/JSON API, and reports throughput, latency
+// percentiles and errors by code; the command runs the same load against a no-op DecisionService to compare.
 package bench
 
 import (
@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/groupgate/groupgate/bench/workload"
@@ -32,7 +33,9 @@ var DefaultMix = Mix{AddMember: 60, CheckMembership: 30, Batch: 10}
 
 // Config is one load run.
 type Config struct {
+	// Addr is the gRPC server to load; with HTTPURL set, the load goes to that HTTP/JSON API instead.
 	Addr        string
+	HTTPURL     string
 	Token       string
 	Tenant      string
 	Params      workload.Params // the generated tenant the ids come from
@@ -57,16 +60,20 @@ type Report struct {
 	P95        time.Duration  `json:"p95_ns"`
 	P99        time.Duration  `json:"p99_ns"`
 	Max        time.Duration  `json:"max_ns"`
+	// CPUPerRequest is this process's CPU time (user and system) during the run per request: with the server in
+	// this process, the client's and the server's cost of a request together. On a machine shared with other
+	// work it varies far less than throughput does.
+	CPUPerRequest time.Duration `json:"cpu_per_request_ns"`
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  errors %d %v",
+	return fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  cpu/req %6s  errors %d %v",
 		r.Target, r.Requests, r.Seconds, r.PerSecond, r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond),
-		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors, r.ErrorCodes)
+		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.CPUPerRequest.Round(100*time.Nanosecond), r.Errors, r.ErrorCodes)
 }
 
 // Run sends the load to cfg.Addr.
-func Run(ctx context.Context, target string, cfg Config) (Report, error) {
+func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	if cfg.Concurrency < 1 {
 		cfg.Concurrency = 1
 	}
@@ -80,9 +87,15 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 	if total <= 0 {
 		return Report{}, fmt.Errorf("empty request mix")
 	}
-	c, err := client.Dial(cfg.Addr, client.Options{Token: cfg.Token})
-	if err != nil {
-		return Report{}, err
+	var c target
+	if cfg.HTTPURL != "" {
+		c = newHTTPTarget(cfg.HTTPURL, cfg.Token, cfg.Concurrency)
+	} else {
+		gc, err := client.Dial(cfg.Addr, client.Options{Token: cfg.Token})
+		if err != nil {
+			return Report{}, err
+		}
+		c = grpcTarget{gc}
 	}
 	defer c.Close()
 	// Calls do not carry the run's deadline: a call in flight when the run ends finishes normally (the server
@@ -101,6 +114,7 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 	for w := range samples { // allocated up front: the driver's own memory stays flat during the run
 		samples[w] = make([]time.Duration, 0, perWorker)
 	}
+	cpuStart := processCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Concurrency; w++ {
@@ -137,6 +151,7 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpuStart
 	var all []time.Duration
 	for _, s := range samples {
 		all = append(all, s...)
@@ -148,12 +163,15 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 		}
 		return all[min(len(all)-1, int(q*float64(len(all))))]
 	}
-	r := Report{Target: target, Requests: done.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+	r := Report{Target: name, Requests: done.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
 		P50: pct(0.50), P95: pct(0.95), P99: pct(0.99), ErrorCodes: map[string]int{}}
 	if len(all) > 0 {
 		r.Max = all[len(all)-1]
 	}
 	r.PerSecond = float64(r.Requests) / elapsed.Seconds()
+	if r.Requests > 0 && cpu > 0 {
+		r.CPUPerRequest = cpu / time.Duration(r.Requests)
+	}
 	codes.Range(func(k, v any) bool {
 		r.ErrorCodes[k.(string)] = int(v.(*atomic.Int64).Load())
 		return true
@@ -180,21 +198,21 @@ func (g *requests) addMember() *pb.CanAddMemberRequest {
 	return &pb.CanAddMemberRequest{TenantId: g.tenant, GroupId: g.group(), MemberId: g.group(), ActorId: workload.AdminID}
 }
 
-func (g *requests) send(ctx context.Context, c *client.Client, pick int, mix Mix) error {
+func (g *requests) send(ctx context.Context, c target, pick int, mix Mix) error {
 	var err error
 	switch {
 	case pick < mix.AddMember:
-		_, err = c.Decisions.CanAddMember(ctx, g.addMember())
+		err = c.CanAddMember(ctx, g.addMember())
 	case pick < mix.AddMember+mix.CheckMembership:
-		_, err = c.Decisions.CheckMembership(ctx, &pb.CheckMembershipRequest{TenantId: g.tenant, GroupId: g.group(), PrincipalId: g.user()})
+		err = c.CheckMembership(ctx, &pb.CheckMembershipRequest{TenantId: g.tenant, GroupId: g.group(), PrincipalId: g.user()})
 	case pick < mix.AddMember+mix.CheckMembership+mix.Batch:
 		req := &pb.CheckBatchRequest{TenantId: g.tenant}
 		for i := 0; i < 10; i++ {
 			req.Checks = append(req.Checks, &pb.CheckBatchItem{Check: &pb.CheckBatchItem_CanAddMember{CanAddMember: g.addMember()}})
 		}
-		_, err = c.Decisions.CheckBatch(ctx, req)
+		err = c.CheckBatch(ctx, req)
 	case pick < mix.AddMember+mix.CheckMembership+mix.Batch+mix.EffectiveGroups:
-		err = c.EachGroup(ctx, &pb.EffectiveGroupsRequest{TenantId: g.tenant, PrincipalId: g.user()}, func(*pb.EffectiveGroupsResponse) error { return nil })
+		err = c.EffectiveGroups(ctx, &pb.EffectiveGroupsRequest{TenantId: g.tenant, PrincipalId: g.user()})
 	default:
 		// Membership churn: add a random user to a random group, and take it out again with the next write.
 		change := &pb.Change{}
@@ -205,10 +223,50 @@ func (g *requests) send(ctx context.Context, c *client.Client, pick int, mix Mix
 			change.Change = &pb.Change_RemoveMember{RemoveMember: g.added}
 			g.added = nil
 		}
-		_, err = c.Directory.WriteChanges(ctx, &pb.WriteChangesRequest{TenantId: g.tenant, Changes: []*pb.Change{change}})
+		err = c.WriteChanges(ctx, &pb.WriteChangesRequest{TenantId: g.tenant, Changes: []*pb.Change{change}})
 	}
 	return err
 }
+
+// target is where the load goes: the gRPC API or the HTTP/JSON API. Each call decodes the whole answer, as a
+// real client would.
+type target interface {
+	CanAddMember(context.Context, *pb.CanAddMemberRequest) error
+	CheckMembership(context.Context, *pb.CheckMembershipRequest) error
+	CheckBatch(context.Context, *pb.CheckBatchRequest) error
+	// EffectiveGroups reads the whole stream.
+	EffectiveGroups(context.Context, *pb.EffectiveGroupsRequest) error
+	WriteChanges(context.Context, *pb.WriteChangesRequest) error
+	Close() error
+}
+
+type grpcTarget struct{ c *client.Client }
+
+func (t grpcTarget) CanAddMember(ctx context.Context, r *pb.CanAddMemberRequest) error {
+	_, err := t.c.Decisions.CanAddMember(ctx, r)
+	return err
+}
+
+func (t grpcTarget) CheckMembership(ctx context.Context, r *pb.CheckMembershipRequest) error {
+	_, err := t.c.Decisions.CheckMembership(ctx, r)
+	return err
+}
+
+func (t grpcTarget) CheckBatch(ctx context.Context, r *pb.CheckBatchRequest) error {
+	_, err := t.c.Decisions.CheckBatch(ctx, r)
+	return err
+}
+
+func (t grpcTarget) EffectiveGroups(ctx context.Context, r *pb.EffectiveGroupsRequest) error {
+	return t.c.EachGroup(ctx, r, func(*pb.EffectiveGroupsResponse) error { return nil })
+}
+
+func (t grpcTarget) WriteChanges(ctx context.Context, r *pb.WriteChangesRequest) error {
+	_, err := t.c.Directory.WriteChanges(ctx, r)
+	return err
+}
+
+func (t grpcTarget) Close() error { return t.c.Close() }
 
 // NoOpServer serves a DecisionService and DirectoryService that answer at once with empty responses, on a
 // loopback port: the baseline that gRPC itself costs on this machine.
@@ -253,4 +311,13 @@ type noOpDirectory struct {
 
 func (noOpDirectory) WriteChanges(context.Context, *pb.WriteChangesRequest) (*pb.WriteChangesResponse, error) {
 	return &pb.WriteChangesResponse{}, nil
+}
+
+// processCPU is the user and system CPU time this process has used (0 where getrusage is unavailable).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -92,11 +92,6 @@ type Target interface {
 	Check(t *testing.T, item *pb.CheckBatchItem) (*pb.Decision, codes.Code)
 	Plan(t *testing.T, req *pb.EvaluatePlanRequest) ([]*pb.PlanStepResult, codes.Code)
 	Audit(t *testing.T, req *pb.AuditRequest) ([]*pb.Finding, codes.Code)
-}
-
-// GroupsTarget is a Target that also answers EffectiveGroups, which effectiveGroups cases need (a target without
-// it skips them, saying so).
-type GroupsTarget interface {
 	// EffectiveGroups returns every group streamed, in order, and fails the test if the messages of the call
 	// do not all carry one revision.
 	EffectiveGroups(t *testing.T, req *pb.EffectiveGroupsRequest) ([]*pb.EffectiveGroup, codes.Code)
@@ -240,14 +235,10 @@ func (c *Case) run(t *testing.T, target Target, tenant string) {
 			t.Errorf("findings\n got %v\nwant %v", sorted(got), sorted(c.Want.Findings))
 		}
 	case c.EffectiveGroups != nil:
-		gt, ok := target.(GroupsTarget)
-		if !ok {
-			t.Skipf("%T does not answer EffectiveGroups", target)
-		}
 		req := &pb.EffectiveGroupsRequest{}
 		mustUnmarshal(t, c.EffectiveGroups, req)
 		req.TenantId = tenant
-		groups, code := gt.EffectiveGroups(t, req)
+		groups, code := target.EffectiveGroups(t, req)
 		if !c.Want.checkCode(t, code) {
 			return
 		}
