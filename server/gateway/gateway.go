@@ -1,12 +1,15 @@
 // Package gateway is the HTTP/JSON face of the gRPC server (SPEC §11): POST /v1/{rpc} for every RPC, newline-
 // delimited JSON for server streams, GET /healthz, GET /openapi.json, and whatever handler is given for the rest
 // (the explorer page at GET /). The routes are grpc-gateway reverse proxies generated from the proto's
-// google.api.http annotations; they call the server as an ordinary gRPC client over an InProcess listener, so
-// every HTTP call passes the same interceptors as a gRPC call: auth, roles, validation, limits, logging, metrics
-// and recovery.
+// google.api.http annotations. They reach the server through its interceptor chain, never around it: unary calls
+// through server.Server.Invoke (in-process, the gRPC server's own chained interceptor), streams as gRPC calls over
+// an InProcess listener. So every HTTP call passes the same auth, roles, validation, limits, logging, metrics and
+// recovery as a gRPC call (grpc-gateway's Register…HandlerServer, which calls the implementations directly, is not
+// used for that reason).
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +28,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // Options configure a Gateway.
@@ -67,6 +71,10 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 		// The server sends no header metadata meant for HTTP clients; without this its content-type would
 		// come out as Grpc-Metadata-Content-Type.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithForwardResponseOption(startStream),
+		// A unary answer goes out with its Content-Length rather than chunked (net/http chunks anything over
+		// 2 KiB written without one, e.g. a CheckBatch answer).
+		runtime.WithWriteContentLength(),
 	)
 	ctx := context.Background()
 	calls := serverConn{ClientConn: conn, srv: srv}
@@ -94,9 +102,9 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 }
 
 // serverConn is how the gateway calls the server: unary calls through server.Invoke, which runs them in-process
-// through the gRPC server's own interceptor chain (a third of an HTTP call's CPU went to gRPC's HTTP/2 framing and
-// protobuf encoding between the gateway and the server, in the same process); streams, and anything Invoke does
-// not serve, as gRPC calls over the in-memory connection.
+// through the gRPC server's own interceptor chain (gRPC's client, HTTP/2 framing, protobuf encoding and server
+// transport between the gateway and the server, in the same process, took about a fifth of all CPU under HTTP
+// load by pprof); streams, and anything Invoke does not serve, as gRPC calls over the in-memory connection.
 type serverConn struct {
 	*grpc.ClientConn
 	srv *server.Server
@@ -126,13 +134,32 @@ func marshaler() runtime.Marshaler {
 	}}
 }
 
+// startStream answers a server stream's 200 and flushes it as soon as the server has sent its headers, before the
+// first message: a Watch may wait long for its first change, and an HTTP client that sees no status by then gives
+// up. grpc-gateway calls it with a nil message when a stream starts (and with each message, ignored here). A stream
+// that fails before sending anything has no headers, so its error still gets its own HTTP status.
+func startStream(ctx context.Context, w http.ResponseWriter, msg proto.Message) error {
+	if msg != nil {
+		return nil
+	}
+	if md, ok := runtime.ServerMetadataFromContext(ctx); !ok || md.HeaderMD == nil {
+		return nil
+	}
+	w.Header().Set("Content-Type", streamContentType)
+	w.WriteHeader(http.StatusOK)
+	_ = http.NewResponseController(w).Flush()
+	return nil
+}
+
+const streamContentType = "application/x-ndjson"
+
 // ndjsonMarshaler labels server streams as newline-delimited JSON, one {"result": …} object per line, and
 // writes compact JSON: protojson puts a space after some separators, differently in each build, on purpose, so
 // that nobody relies on its bytes; the answers of an HTTP API are compared and quoted in documentation, so they
 // are compacted to one stable form.
 type ndjsonMarshaler struct{ runtime.JSONPb }
 
-func (*ndjsonMarshaler) StreamContentType(any) string { return "application/x-ndjson" }
+func (*ndjsonMarshaler) StreamContentType(any) string { return streamContentType }
 
 func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
 	b, err := m.JSONPb.Marshal(v)
@@ -145,6 +172,47 @@ func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
 // compact drops the spaces protojson puts between tokens, in place. It is not json.Compact, which validates as
 // it goes and cost 4% of an HTTP call's CPU: protojson's output is valid JSON whose only whitespace outside
 // strings is those single spaces (it writes no newlines or indentation without Multiline).
+// NewDecoder reads a request body. A unary request's body is one JSON object: it is read whole (the body limit
+// bounds it) and handed to protojson at once, which costs half of what grpc-gateway's decoder does (that one
+// scans the body with encoding/json first, to find where the object ends). A body that is not one message (a
+// client stream's objects one after another, or bad JSON) goes to grpc-gateway's decoder after all, which splits
+// the objects and words the error.
+func (m *ndjsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	return &bodyDecoder{r: r, m: m}
+}
+
+type bodyDecoder struct {
+	r    io.Reader
+	m    *ndjsonMarshaler
+	read bool
+	dec  runtime.Decoder // set once the body has gone to grpc-gateway's decoder
+}
+
+func (d *bodyDecoder) Decode(v any) error {
+	if d.dec != nil {
+		return d.dec.Decode(v)
+	}
+	msg, ok := v.(proto.Message)
+	if !ok || d.read {
+		d.dec = d.m.JSONPb.NewDecoder(d.r)
+		return d.dec.Decode(v)
+	}
+	d.read = true
+	body, err := io.ReadAll(d.r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return io.EOF
+	}
+	if err := d.m.UnmarshalOptions.Unmarshal(body, msg); err == nil {
+		return nil
+	}
+	proto.Reset(msg)
+	d.dec = d.m.JSONPb.NewDecoder(bytes.NewReader(body))
+	return d.dec.Decode(v)
+}
+
 func compact(b []byte) []byte {
 	out := b[:0]
 	inString, escaped := false, false
@@ -170,21 +238,18 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 }
 
 // limitBody refuses bodies over max with 413: at once when Content-Length says so, and otherwise once the
-// decoder has read past the limit (then writeError sees the mark left in the request's context).
+// decoder has read past the limit (then writeError finds the mark on the request's body, which grpc-gateway
+// hands it with the request).
 func limitBody(next http.Handler, max int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
 			writeStatus(w, r, http.StatusRequestEntityTooLarge, tooLarge(max))
 			return
 		}
-		b := &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, max), max: max}
-		r = r.WithContext(context.WithValue(r.Context(), limitedBodyKey{}, b))
-		r.Body = b
+		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, max), max: max}
 		next.ServeHTTP(w, r)
 	})
 }
-
-type limitedBodyKey struct{}
 
 type limitedBody struct {
 	io.ReadCloser
@@ -228,7 +293,7 @@ func HTTPStatus(st *status.Status) int {
 // writeError is the gateway's error handler: the google.rpc.Status as JSON, with its details, under the HTTP
 // status of its code.
 func writeError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if b, ok := r.Context().Value(limitedBodyKey{}).(*limitedBody); ok && b.exceeded {
+	if b, ok := r.Body.(*limitedBody); ok && b.exceeded {
 		writeStatus(w, r, http.StatusRequestEntityTooLarge, tooLarge(b.max))
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupgate/groupgate/directory/demo"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/gateway"
@@ -373,6 +374,13 @@ func TestHTTPStreamsAreNDJSON(t *testing.T) {
 		}
 	})
 
+	t.Run("a watch of an unknown tenant", func(t *testing.T) {
+		code, _, lines := stream(t, srv.HTTPURL, "/v1/watch", writerToken, `{"tenantId":"nope"}`)
+		if code != 404 || len(lines) != 1 || statusOf(t, lines[0]["error"]).Code() != codes.NotFound {
+			t.Errorf("HTTP %d %v, want 404 and one NOT_FOUND line", code, lines)
+		}
+	})
+
 	t.Run("a checker may not watch", func(t *testing.T) {
 		code, _, _ := stream(t, srv.HTTPURL, "/v1/watch", checkerToken, `{"tenantId":"contoso"}`)
 		if code != 403 {
@@ -456,6 +464,9 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatalf("HTTP %d", a.code)
 	}
 	var doc struct {
+		Info struct {
+			Title, Description string
+		} `json:"info"`
 		Swagger             string   `json:"swagger"`
 		Consumes            []string `json:"consumes"`
 		SecurityDefinitions map[string]struct {
@@ -469,6 +480,10 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	if doc.Swagger != "2.0" || !slices.Equal(doc.Consumes, []string{"application/json"}) {
 		t.Errorf("swagger %q consuming %v, want 2.0 and JSON", doc.Swagger, doc.Consumes)
+	}
+	// A connector's title has at most 30 characters, and neither it nor the description may say "API".
+	if len(doc.Info.Title) == 0 || len(doc.Info.Title) > 30 || strings.Contains(doc.Info.Title+" "+doc.Info.Description, "API") {
+		t.Errorf("info %+v: want a title of 1-30 characters and no word API", doc.Info)
 	}
 	if sd := doc.SecurityDefinitions["bearer"]; sd.Type != "apiKey" || sd.In != "header" || sd.Name != "Authorization" {
 		t.Errorf("securityDefinitions %v, want bearer: an apiKey in the Authorization header", doc.SecurityDefinitions)
@@ -495,6 +510,12 @@ func TestOpenAPIDocument(t *testing.T) {
 			if id != name || summary == "" || ids[id] {
 				t.Errorf("POST %s: operationId %q (want %q, unique), summary %q", path, id, name, summary)
 			}
+			// The custom connector string guidance: the summary is the action's name in the flow designer, at
+			// most 80 characters, no slash, ending in a letter or digit. It is the first paragraph of the
+			// RPC's proto comment, followed by an empty comment line.
+			if last := summary[len(summary)-1:]; len(summary) > 80 || strings.Contains(summary, "/") || !strings.ContainsAny(last, alnum) {
+				t.Errorf("POST %s: summary %q: want at most 80 characters, no '/', a letter or digit at the end", path, summary)
+			}
 			ids[id] = true
 		}
 	}
@@ -520,3 +541,69 @@ func TestCompactKeepsStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPImportSnapshotTakesSeveralParts: the client-streaming route reads the body's JSON objects one after
+// another, each a part of the snapshot, as the gRPC stream's messages.
+func TestHTTPImportSnapshotTakesSeveralParts(t *testing.T) {
+	srv := servertest.StartWith(t, servertest.Options{HTTP: true, Tokens: tokens(t)})
+	snap := demo.Snapshot()
+	snap.TenantId = "fabrikam"
+	groups := snap.Groups
+	snap.Groups = nil
+	first := protojson.Format(&pb.ImportSnapshotRequest{TenantId: "fabrikam", Snapshot: snap})
+	second := protojson.Format(&pb.ImportSnapshotRequest{Snapshot: &pb.Snapshot{Groups: groups}})
+	a := do(t, srv.HTTPURL, call{path: "/v1/importSnapshot", token: writerToken, body: first + "\n" + second})
+	if a.code != 200 || !strings.Contains(string(a.body), `"revision":"1"`) {
+		t.Fatalf("importSnapshot: HTTP %d %s", a.code, a.body)
+	}
+	m := do(t, srv.HTTPURL, call{path: "/v1/checkMembership", token: checkerToken, body: `{"tenantId":"fabrikam","groupId":"grp-finance","principalId":"u-erin"}`})
+	if !strings.Contains(string(m.body), `"isMember":true`) {
+		t.Errorf("after the import: HTTP %d %s", m.code, m.body)
+	}
+}
+
+// TestHTTPWatchStreamsLiveChanges: a Watch over HTTP delivers each new revision as its own NDJSON line while the
+// response is still open (the line is flushed, not held until the stream ends).
+func TestHTTPWatchStreamsLiveChanges(t *testing.T) {
+	srv := servertest.StartWith(t, servertest.Options{HTTP: true, Tokens: tokens(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.HTTPURL+"/v1/watch", strings.NewReader(`{"tenantId":"contoso","afterRevision":"1"}`))
+	req.Header.Set("Authorization", "Bearer "+writerToken)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("watch: HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := make(chan []byte)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- append([]byte(nil), sc.Bytes()...)
+		}
+		close(lines)
+	}()
+	w := do(t, srv.HTTPURL, call{path: "/v1/writeChanges", token: writerToken,
+		body: `{"tenantId":"contoso","changes":[{"addMember":{"groupId":"grp-finance","memberId":"u-oscar"}}]}`})
+	if w.code != 200 {
+		t.Fatalf("writeChanges: HTTP %d %s", w.code, w.body)
+	}
+	select {
+	case line := <-lines:
+		var l struct{ Result json.RawMessage }
+		var got pb.WatchResponse
+		if err := json.Unmarshal(line, &l); err != nil || protojson.Unmarshal(l.Result, &got) != nil {
+			t.Fatalf("line %s", line)
+		}
+		if got.GetRevision() != 2 || got.GetChanges()[0].GetAddMember().GetMemberId() != "u-oscar" {
+			t.Errorf("watch line %v, want revision 2 adding u-oscar", &got)
+		}
+	case <-ctx.Done():
+		t.Fatal("no watch line for the write")
+	}
+}
+
+const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
