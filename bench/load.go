@@ -25,6 +25,8 @@ import (
 // Mix weighs the kinds of request; weights need not add up to anything.
 type Mix struct {
 	AddMember, CheckMembership, Batch, Write int
+	// EffectiveGroups streams every group a random user belongs to (one request = the whole stream).
+	EffectiveGroups int
 }
 
 // DefaultMix is mostly CanAddMember (with transitive guest and cycle checks) and CheckMembership.
@@ -91,7 +93,7 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	if cfg.MaxSamples <= 0 {
 		cfg.MaxSamples = 5_000_000
 	}
-	total := cfg.Mix.AddMember + cfg.Mix.CheckMembership + cfg.Mix.Batch + cfg.Mix.Write
+	total := cfg.Mix.AddMember + cfg.Mix.CheckMembership + cfg.Mix.Batch + cfg.Mix.EffectiveGroups + cfg.Mix.Write
 	if total <= 0 {
 		return Report{}, fmt.Errorf("empty request mix")
 	}
@@ -235,6 +237,8 @@ func (g *requests) send(ctx context.Context, c target, pick int, mix Mix) error 
 			req.Checks = append(req.Checks, &pb.CheckBatchItem{Check: &pb.CheckBatchItem_CanAddMember{CanAddMember: g.addMember()}})
 		}
 		err = c.CheckBatch(ctx, req)
+	case pick < mix.AddMember+mix.CheckMembership+mix.Batch+mix.EffectiveGroups:
+		err = c.EffectiveGroups(ctx, &pb.EffectiveGroupsRequest{TenantId: g.tenant, PrincipalId: g.user()})
 	default:
 		// Membership churn: add a random user to a random group, and take it out again with the next write.
 		change := &pb.Change{}
@@ -256,6 +260,8 @@ type target interface {
 	CanAddMember(context.Context, *pb.CanAddMemberRequest) error
 	CheckMembership(context.Context, *pb.CheckMembershipRequest) error
 	CheckBatch(context.Context, *pb.CheckBatchRequest) error
+	// EffectiveGroups reads the whole stream.
+	EffectiveGroups(context.Context, *pb.EffectiveGroupsRequest) error
 	WriteChanges(context.Context, *pb.WriteChangesRequest) error
 	Close() error
 }
@@ -275,6 +281,10 @@ func (t grpcTarget) CheckMembership(ctx context.Context, r *pb.CheckMembershipRe
 func (t grpcTarget) CheckBatch(ctx context.Context, r *pb.CheckBatchRequest) error {
 	_, err := t.c.Decisions.CheckBatch(ctx, r)
 	return err
+}
+
+func (t grpcTarget) EffectiveGroups(ctx context.Context, r *pb.EffectiveGroupsRequest) error {
+	return t.c.EachGroup(ctx, r, func(*pb.EffectiveGroupsResponse) error { return nil })
 }
 
 func (t grpcTarget) WriteChanges(ctx context.Context, r *pb.WriteChangesRequest) error {
@@ -315,6 +325,10 @@ func (noOp) CheckMembership(context.Context, *pb.CheckMembershipRequest) (*pb.Ch
 
 func (noOp) CheckBatch(_ context.Context, r *pb.CheckBatchRequest) (*pb.CheckBatchResponse, error) {
 	return &pb.CheckBatchResponse{Results: make([]*pb.CheckBatchResult, len(r.GetChecks()))}, nil
+}
+
+func (noOp) EffectiveGroups(_ *pb.EffectiveGroupsRequest, s grpc.ServerStreamingServer[pb.EffectiveGroupsResponse]) error {
+	return s.Send(&pb.EffectiveGroupsResponse{})
 }
 
 type noOpDirectory struct {

@@ -16,13 +16,15 @@ import (
 // TestConformance runs testdata/conformance in-process; server/conformance_test.go runs the same files over gRPC.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, "../testdata/conformance", func(t *testing.T, d *directory.Directory) conformance.Target {
-		return &engineTarget{engine: policy.New(resolver.New(resolver.Options{})), dir: d}
+		r := resolver.New(resolver.Options{})
+		return &engineTarget{engine: policy.New(r), resolver: r, dir: d}
 	})
 }
 
 type engineTarget struct {
-	engine *policy.Engine
-	dir    *directory.Directory
+	engine   *policy.Engine
+	resolver *resolver.Resolver
+	dir      *directory.Directory
 }
 
 // code maps the engine's errors the way the server does.
@@ -67,4 +69,23 @@ func (e *engineTarget) Audit(t *testing.T, req *pb.AuditRequest) ([]*pb.Finding,
 		return nil
 	})
 	return out, code(err)
+}
+
+// EffectiveGroups asks the resolver directly: the question involves no policy.
+func (e *engineTarget) EffectiveGroups(t *testing.T, req *pb.EffectiveGroupsRequest) ([]*pb.EffectiveGroup, codes.Code) {
+	p, ok := e.dir.Lookup(req.GetPrincipalId())
+	if !ok {
+		return nil, codes.NotFound
+	}
+	var out []*pb.EffectiveGroup
+	filter := resolver.GroupFilter{LabelledOnly: req.GetLabelledOnly(), RoleAssignableOnly: req.GetRoleAssignableOnly()}
+	for ref, path := range e.resolver.At(e.dir).GroupPaths(p.Ref(), filter) {
+		n := e.dir.Node(ref)
+		g := &pb.EffectiveGroup{Id: n.ID(), Depth: int32(len(path) - 1), LabelId: n.Group().GetLabelId(), IsAssignableToRole: n.Group().GetIsAssignableToRole()}
+		if req.GetIncludePaths() {
+			g.Path = e.dir.IDs(path)
+		}
+		out = append(out, g)
+	}
+	return out, codes.OK
 }

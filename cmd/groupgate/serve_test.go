@@ -221,10 +221,10 @@ func TestBenchCommand(t *testing.T) {
 		want []string
 	}{
 		{"in process, with resource samples",
-			[]string{"-n", "3000", "--sample", "50ms", "--mix", "add-member=40,check-membership=30,batch=10,write=20"},
+			[]string{"-n", "3000", "--sample", "50ms", "--mix", "add-member=40,check-membership=20,batch=10,effective-groups=10,write=20"},
 			[]string{"live heap"}},
 		{"separate processes",
-			[]string{"-n", "2000", "--separate", "--mix", "add-member=50,check-membership=30,write=20"},
+			[]string{"-n", "2000", "--separate", "--mix", "add-member=50,check-membership=20,effective-groups=10,write=20"},
 			[]string{"server process rss", "server cpu/req"}},
 	}
 	for _, tc := range cases {

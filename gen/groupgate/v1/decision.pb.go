@@ -2211,6 +2211,240 @@ func (x *AuditResponse) GetRevision() int64 {
 	return 0
 }
 
+type EffectiveGroupsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Consistency *Consistency           `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// A user, group or service principal.
+	PrincipalId string `protobuf:"bytes,3,opt,name=principal_id,json=principalId,proto3" json:"principal_id,omitempty"`
+	// Only groups that carry a sensitivity label. Unlabelled groups are still walked through: a labelled group
+	// reached only through unlabelled ones is listed, with its full depth.
+	LabelledOnly bool `protobuf:"varint,4,opt,name=labelled_only,json=labelledOnly,proto3" json:"labelled_only,omitempty"`
+	// Only role-assignable groups (walked through the same way).
+	RoleAssignableOnly bool `protobuf:"varint,5,opt,name=role_assignable_only,json=roleAssignableOnly,proto3" json:"role_assignable_only,omitempty"`
+	// Groups per message; 0 means the server default.
+	PageSize int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Also give each group's shortest nesting path (the evidence of an access review), at the cost of one list per
+	// group.
+	IncludePaths  bool `protobuf:"varint,7,opt,name=include_paths,json=includePaths,proto3" json:"include_paths,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EffectiveGroupsRequest) Reset() {
+	*x = EffectiveGroupsRequest{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EffectiveGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EffectiveGroupsRequest) ProtoMessage() {}
+
+func (x *EffectiveGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EffectiveGroupsRequest.ProtoReflect.Descriptor instead.
+func (*EffectiveGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *EffectiveGroupsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *EffectiveGroupsRequest) GetConsistency() *Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+func (x *EffectiveGroupsRequest) GetPrincipalId() string {
+	if x != nil {
+		return x.PrincipalId
+	}
+	return ""
+}
+
+func (x *EffectiveGroupsRequest) GetLabelledOnly() bool {
+	if x != nil {
+		return x.LabelledOnly
+	}
+	return false
+}
+
+func (x *EffectiveGroupsRequest) GetRoleAssignableOnly() bool {
+	if x != nil {
+		return x.RoleAssignableOnly
+	}
+	return false
+}
+
+func (x *EffectiveGroupsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *EffectiveGroupsRequest) GetIncludePaths() bool {
+	if x != nil {
+		return x.IncludePaths
+	}
+	return false
+}
+
+// EffectiveGroup is one group a principal belongs to at some depth.
+type EffectiveGroup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// 1 for a group the principal is a direct member of; the length of the shortest nesting path otherwise.
+	Depth int32 `protobuf:"varint,2,opt,name=depth,proto3" json:"depth,omitempty"`
+	// The group's sensitivity label; empty when it has none.
+	LabelId            string `protobuf:"bytes,3,opt,name=label_id,json=labelId,proto3" json:"label_id,omitempty"`
+	IsAssignableToRole bool   `protobuf:"varint,4,opt,name=is_assignable_to_role,json=isAssignableToRole,proto3" json:"is_assignable_to_role,omitempty"`
+	// With include_paths: the shortest nesting path id → … → principal_id (depth + 1 ids), as CheckMembership
+	// gives it.
+	Path          []string `protobuf:"bytes,5,rep,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EffectiveGroup) Reset() {
+	*x = EffectiveGroup{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EffectiveGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EffectiveGroup) ProtoMessage() {}
+
+func (x *EffectiveGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EffectiveGroup.ProtoReflect.Descriptor instead.
+func (*EffectiveGroup) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *EffectiveGroup) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EffectiveGroup) GetDepth() int32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *EffectiveGroup) GetLabelId() string {
+	if x != nil {
+		return x.LabelId
+	}
+	return ""
+}
+
+func (x *EffectiveGroup) GetIsAssignableToRole() bool {
+	if x != nil {
+		return x.IsAssignableToRole
+	}
+	return false
+}
+
+func (x *EffectiveGroup) GetPath() []string {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+type EffectiveGroupsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// In order of depth (breadth-first), each group once.
+	Groups []*EffectiveGroup `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	// The same on every message of one call.
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EffectiveGroupsResponse) Reset() {
+	*x = EffectiveGroupsResponse{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EffectiveGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EffectiveGroupsResponse) ProtoMessage() {}
+
+func (x *EffectiveGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EffectiveGroupsResponse.ProtoReflect.Descriptor instead.
+func (*EffectiveGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *EffectiveGroupsResponse) GetGroups() []*EffectiveGroup {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *EffectiveGroupsResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_groupgate_v1_decision_proto protoreflect.FileDescriptor
 
 const file_groupgate_v1_decision_proto_rawDesc = "" +
@@ -2335,6 +2569,23 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x04path\x18\x04 \x03(\tR\x04path\"^\n" +
 	"\rAuditResponse\x121\n" +
 	"\bfindings\x18\x01 \x03(\v2\x15.groupgate.v1.FindingR\bfindings\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\xae\x02\n" +
+	"\x16EffectiveGroupsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
+	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\x12!\n" +
+	"\fprincipal_id\x18\x03 \x01(\tR\vprincipalId\x12#\n" +
+	"\rlabelled_only\x18\x04 \x01(\bR\flabelledOnly\x120\n" +
+	"\x14role_assignable_only\x18\x05 \x01(\bR\x12roleAssignableOnly\x12\x1b\n" +
+	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12#\n" +
+	"\rinclude_paths\x18\a \x01(\bR\fincludePaths\"\x98\x01\n" +
+	"\x0eEffectiveGroup\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05depth\x18\x02 \x01(\x05R\x05depth\x12\x19\n" +
+	"\blabel_id\x18\x03 \x01(\tR\alabelId\x121\n" +
+	"\x15is_assignable_to_role\x18\x04 \x01(\bR\x12isAssignableToRole\x12\x12\n" +
+	"\x04path\x18\x05 \x03(\tR\x04path\"k\n" +
+	"\x17EffectiveGroupsResponse\x124\n" +
+	"\x06groups\x18\x01 \x03(\v2\x1c.groupgate.v1.EffectiveGroupR\x06groups\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision*G\n" +
 	"\aVerdict\x12\x17\n" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n" +
@@ -2391,7 +2642,8 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x10MEMBER_TYPE_USER\x10\x01\x12\x15\n" +
 	"\x11MEMBER_TYPE_GUEST\x10\x02\x12\x15\n" +
 	"\x11MEMBER_TYPE_GROUP\x10\x03\x12!\n" +
-	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\xbf\t\n" +
+	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\xc2\n" +
+	"\n" +
 	"\x0fDecisionService\x12r\n" +
 	"\fCanAddMember\x12!.groupgate.v1.CanAddMemberRequest\x1a\".groupgate.v1.CanAddMemberResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/canAddMember\x12v\n" +
 	"\rCanApplyLabel\x12\".groupgate.v1.CanApplyLabelRequest\x1a#.groupgate.v1.CanApplyLabelResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/canApplyLabel\x12z\n" +
@@ -2403,7 +2655,8 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\n" +
 	"CheckBatch\x12\x1f.groupgate.v1.CheckBatchRequest\x1a .groupgate.v1.CheckBatchResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/checkBatch\x12r\n" +
 	"\fEvaluatePlan\x12!.groupgate.v1.EvaluatePlanRequest\x1a\".groupgate.v1.EvaluatePlanResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/evaluatePlan\x12X\n" +
-	"\x05Audit\x12\x1a.groupgate.v1.AuditRequest\x1a\x1b.groupgate.v1.AuditResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/audit0\x01B\xf5\x04\x92A\xb4\x04\x12\xe2\x02\n" +
+	"\x05Audit\x12\x1a.groupgate.v1.AuditRequest\x1a\x1b.groupgate.v1.AuditResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/audit0\x01\x12\x80\x01\n" +
+	"\x0fEffectiveGroups\x12$.groupgate.v1.EffectiveGroupsRequest\x1a%.groupgate.v1.EffectiveGroupsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/effectiveGroups0\x01B\xf5\x04\x92A\xb4\x04\x12\xe2\x02\n" +
 	"\tgroupgate\x12\xd0\x02Policy decisions for Microsoft Entra ID group governance: ask whether a directory change is allowed before making it. Every route is POST /v1/{rpc} with the request message as protobuf JSON; server streams answer newline-delimited JSON, one {\"result\": ...} per line. Errors are a google.rpc.Status with the HTTP status of its gRPC code.2\x02v1*\x02\x02\x012\x10application/json:\x10application/jsonZ\x96\x01\n" +
 	"\x93\x01\n" +
 	"\x06bearer\x12\x88\x01\b\x02\x12s\"Bearer TOKEN\" with a token of the server's --token-file (checker: DecisionService; writer: also DirectoryService).\x1a\rAuthorization \x02b\f\n" +
@@ -2424,7 +2677,7 @@ func file_groupgate_v1_decision_proto_rawDescGZIP() []byte {
 }
 
 var file_groupgate_v1_decision_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_groupgate_v1_decision_proto_goTypes = []any{
 	(Verdict)(0),                       // 0: groupgate.v1.Verdict
 	(Rule)(0),                          // 1: groupgate.v1.Rule
@@ -2459,11 +2712,14 @@ var file_groupgate_v1_decision_proto_goTypes = []any{
 	(*AuditRequest)(nil),               // 30: groupgate.v1.AuditRequest
 	(*Finding)(nil),                    // 31: groupgate.v1.Finding
 	(*AuditResponse)(nil),              // 32: groupgate.v1.AuditResponse
-	(*Consistency)(nil),                // 33: groupgate.v1.Consistency
-	(*Group)(nil),                      // 34: groupgate.v1.Group
-	(UserType)(0),                      // 35: groupgate.v1.UserType
-	(*status.Status)(nil),              // 36: google.rpc.Status
-	(*Change)(nil),                     // 37: groupgate.v1.Change
+	(*EffectiveGroupsRequest)(nil),     // 33: groupgate.v1.EffectiveGroupsRequest
+	(*EffectiveGroup)(nil),             // 34: groupgate.v1.EffectiveGroup
+	(*EffectiveGroupsResponse)(nil),    // 35: groupgate.v1.EffectiveGroupsResponse
+	(*Consistency)(nil),                // 36: groupgate.v1.Consistency
+	(*Group)(nil),                      // 37: groupgate.v1.Group
+	(UserType)(0),                      // 38: groupgate.v1.UserType
+	(*status.Status)(nil),              // 39: google.rpc.Status
+	(*Change)(nil),                     // 40: groupgate.v1.Change
 }
 var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	1,  // 0: groupgate.v1.Violation.rule:type_name -> groupgate.v1.Rule
@@ -2471,69 +2727,73 @@ var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	0,  // 2: groupgate.v1.Decision.entra_verdict:type_name -> groupgate.v1.Verdict
 	5,  // 3: groupgate.v1.Decision.violations:type_name -> groupgate.v1.Violation
 	5,  // 4: groupgate.v1.Decision.warnings:type_name -> groupgate.v1.Violation
-	33, // 5: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
+	36, // 5: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 6: groupgate.v1.CanAddMemberResponse.decision:type_name -> groupgate.v1.Decision
-	33, // 7: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	36, // 7: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 8: groupgate.v1.CanApplyLabelResponse.decision:type_name -> groupgate.v1.Decision
-	33, // 9: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	36, // 9: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 10: groupgate.v1.CanChangeLabelResponse.decision:type_name -> groupgate.v1.Decision
-	33, // 11: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
-	34, // 12: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
+	36, // 11: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
+	37, // 12: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
 	6,  // 13: groupgate.v1.CanCreateRoleGroupResponse.decision:type_name -> groupgate.v1.Decision
-	33, // 14: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
+	36, // 14: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
 	2,  // 15: groupgate.v1.CanModifyUserRequest.action:type_name -> groupgate.v1.UserAction
 	6,  // 16: groupgate.v1.CanModifyUserResponse.decision:type_name -> groupgate.v1.Decision
-	33, // 17: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
-	33, // 18: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
+	36, // 17: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
+	36, // 18: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
 	4,  // 19: groupgate.v1.EffectiveMembersRequest.types:type_name -> groupgate.v1.MemberType
 	3,  // 20: groupgate.v1.EffectiveMember.kind:type_name -> groupgate.v1.ObjectKind
-	35, // 21: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
+	38, // 21: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
 	20, // 22: groupgate.v1.EffectiveMembersResponse.members:type_name -> groupgate.v1.EffectiveMember
 	7,  // 23: groupgate.v1.CheckBatchItem.can_add_member:type_name -> groupgate.v1.CanAddMemberRequest
 	9,  // 24: groupgate.v1.CheckBatchItem.can_apply_label:type_name -> groupgate.v1.CanApplyLabelRequest
 	11, // 25: groupgate.v1.CheckBatchItem.can_change_label:type_name -> groupgate.v1.CanChangeLabelRequest
 	13, // 26: groupgate.v1.CheckBatchItem.can_create_role_group:type_name -> groupgate.v1.CanCreateRoleGroupRequest
 	15, // 27: groupgate.v1.CheckBatchItem.can_modify_user:type_name -> groupgate.v1.CanModifyUserRequest
-	33, // 28: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
+	36, // 28: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
 	22, // 29: groupgate.v1.CheckBatchRequest.checks:type_name -> groupgate.v1.CheckBatchItem
 	6,  // 30: groupgate.v1.CheckBatchResult.decision:type_name -> groupgate.v1.Decision
-	36, // 31: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
+	39, // 31: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
 	24, // 32: groupgate.v1.CheckBatchResponse.results:type_name -> groupgate.v1.CheckBatchResult
-	37, // 33: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
-	33, // 34: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
+	40, // 33: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
+	36, // 34: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
 	26, // 35: groupgate.v1.EvaluatePlanRequest.steps:type_name -> groupgate.v1.PlanStep
 	6,  // 36: groupgate.v1.PlanStepResult.decision:type_name -> groupgate.v1.Decision
-	36, // 37: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
+	39, // 37: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
 	28, // 38: groupgate.v1.EvaluatePlanResponse.results:type_name -> groupgate.v1.PlanStepResult
-	33, // 39: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
+	36, // 39: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
 	1,  // 40: groupgate.v1.AuditRequest.rules:type_name -> groupgate.v1.Rule
 	1,  // 41: groupgate.v1.Finding.rule:type_name -> groupgate.v1.Rule
 	31, // 42: groupgate.v1.AuditResponse.findings:type_name -> groupgate.v1.Finding
-	7,  // 43: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
-	9,  // 44: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
-	11, // 45: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
-	13, // 46: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
-	15, // 47: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
-	17, // 48: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
-	19, // 49: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
-	23, // 50: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
-	27, // 51: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
-	30, // 52: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
-	8,  // 53: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
-	10, // 54: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
-	12, // 55: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
-	14, // 56: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
-	16, // 57: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
-	18, // 58: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
-	21, // 59: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
-	25, // 60: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
-	29, // 61: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
-	32, // 62: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
-	53, // [53:63] is the sub-list for method output_type
-	43, // [43:53] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	36, // 43: groupgate.v1.EffectiveGroupsRequest.consistency:type_name -> groupgate.v1.Consistency
+	34, // 44: groupgate.v1.EffectiveGroupsResponse.groups:type_name -> groupgate.v1.EffectiveGroup
+	7,  // 45: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
+	9,  // 46: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
+	11, // 47: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
+	13, // 48: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
+	15, // 49: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
+	17, // 50: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
+	19, // 51: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
+	23, // 52: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
+	27, // 53: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
+	30, // 54: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
+	33, // 55: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
+	8,  // 56: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
+	10, // 57: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
+	12, // 58: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
+	14, // 59: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
+	16, // 60: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
+	18, // 61: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
+	21, // 62: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
+	25, // 63: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
+	29, // 64: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
+	32, // 65: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
+	35, // 66: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
+	56, // [56:67] is the sub-list for method output_type
+	45, // [45:56] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_groupgate_v1_decision_proto_init() }
@@ -2559,7 +2819,7 @@ func file_groupgate_v1_decision_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groupgate_v1_decision_proto_rawDesc), len(file_groupgate_v1_decision_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	DecisionService_CheckBatch_FullMethodName         = "/groupgate.v1.DecisionService/CheckBatch"
 	DecisionService_EvaluatePlan_FullMethodName       = "/groupgate.v1.DecisionService/EvaluatePlan"
 	DecisionService_Audit_FullMethodName              = "/groupgate.v1.DecisionService/Audit"
+	DecisionService_EffectiveGroups_FullMethodName    = "/groupgate.v1.DecisionService/EffectiveGroups"
 )
 
 // DecisionServiceClient is the client API for DecisionService service.
@@ -77,6 +78,11 @@ type DecisionServiceClient interface {
 	//
 	// Today's policy violations in the directory (drift), on one revision.
 	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditResponse], error)
+	// List every group a principal belongs to through any nesting
+	//
+	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), nearest first,
+	// in batches, all on one revision.
+	EffectiveGroups(ctx context.Context, in *EffectiveGroupsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EffectiveGroupsResponse], error)
 }
 
 type decisionServiceClient struct {
@@ -205,6 +211,25 @@ func (c *decisionServiceClient) Audit(ctx context.Context, in *AuditRequest, opt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_AuditClient = grpc.ServerStreamingClient[AuditResponse]
 
+func (c *decisionServiceClient) EffectiveGroups(ctx context.Context, in *EffectiveGroupsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EffectiveGroupsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DecisionService_ServiceDesc.Streams[2], DecisionService_EffectiveGroups_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[EffectiveGroupsRequest, EffectiveGroupsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DecisionService_EffectiveGroupsClient = grpc.ServerStreamingClient[EffectiveGroupsResponse]
+
 // DecisionServiceServer is the server API for DecisionService service.
 // All implementations must embed UnimplementedDecisionServiceServer
 // for forward compatibility.
@@ -251,6 +276,11 @@ type DecisionServiceServer interface {
 	//
 	// Today's policy violations in the directory (drift), on one revision.
 	Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error
+	// List every group a principal belongs to through any nesting
+	//
+	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), nearest first,
+	// in batches, all on one revision.
+	EffectiveGroups(*EffectiveGroupsRequest, grpc.ServerStreamingServer[EffectiveGroupsResponse]) error
 	mustEmbedUnimplementedDecisionServiceServer()
 }
 
@@ -290,6 +320,9 @@ func (UnimplementedDecisionServiceServer) EvaluatePlan(context.Context, *Evaluat
 }
 func (UnimplementedDecisionServiceServer) Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error {
 	return status.Error(codes.Unimplemented, "method Audit not implemented")
+}
+func (UnimplementedDecisionServiceServer) EffectiveGroups(*EffectiveGroupsRequest, grpc.ServerStreamingServer[EffectiveGroupsResponse]) error {
+	return status.Error(codes.Unimplemented, "method EffectiveGroups not implemented")
 }
 func (UnimplementedDecisionServiceServer) mustEmbedUnimplementedDecisionServiceServer() {}
 func (UnimplementedDecisionServiceServer) testEmbeddedByValue()                         {}
@@ -478,6 +511,17 @@ func _DecisionService_Audit_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_AuditServer = grpc.ServerStreamingServer[AuditResponse]
 
+func _DecisionService_EffectiveGroups_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(EffectiveGroupsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DecisionServiceServer).EffectiveGroups(m, &grpc.GenericServerStream[EffectiveGroupsRequest, EffectiveGroupsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DecisionService_EffectiveGroupsServer = grpc.ServerStreamingServer[EffectiveGroupsResponse]
+
 // DecisionService_ServiceDesc is the grpc.ServiceDesc for DecisionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -527,6 +571,11 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Audit",
 			Handler:       _DecisionService_Audit_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "EffectiveGroups",
+			Handler:       _DecisionService_EffectiveGroups_Handler,
 			ServerStreams: true,
 		},
 	},
