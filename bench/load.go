@@ -41,6 +41,9 @@ type Config struct {
 	Seed        uint64
 	// MaxSamples bounds the latencies kept for percentiles (a uniform prefix per worker beyond it).
 	MaxSamples int
+	// Rate, when > 0, caps the requests sent per second by all workers together (a soak at a steady write
+	// rate, rather than as fast as the server answers).
+	Rate float64
 }
 
 // Report is the outcome of one run.
@@ -99,6 +102,14 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 	for w := range samples { // allocated up front: the driver's own memory stays flat during the run
 		samples[w] = make([]time.Duration, 0, perWorker)
 	}
+	var pace <-chan time.Time
+	if cfg.Rate > 0 {
+		// One shared ticker: a worker takes a tick per request; ticks nobody is free to take are dropped, so a
+		// slow server gets fewer requests, never a burst to catch up.
+		tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
+		defer tick.Stop()
+		pace = tick.C
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Concurrency; w++ {
@@ -108,6 +119,13 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)))
 			gen := requests{p: cfg.Params, tenant: cfg.Tenant, rng: rng, worker: w}
 			for runCtx.Err() == nil {
+				if pace != nil {
+					select {
+					case <-pace:
+					case <-runCtx.Done():
+						return
+					}
+				}
 				if cfg.Requests > 0 && sent.Add(1) > int64(cfg.Requests) {
 					return
 				}
