@@ -639,7 +639,7 @@ func (s *Store) Watch(ctx context.Context, tenantID string, afterRevision int64,
 // metrics scrape of many tenants costs the database nothing). StoreRevision is the newest revision the
 // follower's last pass (or this replica's own write) saw in the database. Lag is how long ago the follower
 // first saw a revision this replica has not applied yet (0 when current); when the follower has not completed a
-// pass for three poll intervals (database unreachable), it is at least the time since its last one.
+// pass for five poll intervals and 10 s (database unreachable), it is at least the time since its last one.
 func (s *Store) Status(ctx context.Context, tenantID string) (store.Status, error) {
 	d, err := s.Directory(ctx, tenantID, 0)
 	if err != nil {
@@ -650,7 +650,8 @@ func (s *Store) Status(ctx context.Context, tenantID string) (store.Status, erro
 	if since := t.behindSince.Load(); since != 0 && d.Revision() < st.StoreRevision {
 		st.Lag = max(time.Since(time.Unix(0, since)), 0)
 	}
-	if stale := time.Since(time.Unix(0, s.lastSync.Load())); stale > 3*s.opts.PollInterval {
+	// A pass may be late on a busy machine: only a follower silent for several polls (and 10 s) counts as cut off.
+	if stale := time.Since(time.Unix(0, s.lastSync.Load())); stale > max(5*s.opts.PollInterval, 10*time.Second) {
 		st.Lag = max(st.Lag, stale)
 	}
 	return st, nil
