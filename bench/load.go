@@ -102,13 +102,12 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 	for w := range samples { // allocated up front: the driver's own memory stays flat during the run
 		samples[w] = make([]time.Duration, 0, perWorker)
 	}
-	var pace <-chan time.Time
+	// With a rate, request n is due at start + n/rate: a worker takes the next slot and waits for its time. A
+	// stalled server is caught up afterwards (at most Concurrency requests at once), so the average holds.
+	var slot atomic.Int64
+	var interval time.Duration
 	if cfg.Rate > 0 {
-		// One shared ticker: a worker takes a tick per request; ticks nobody is free to take are dropped, so a
-		// slow server gets fewer requests, never a burst to catch up.
-		tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
-		defer tick.Stop()
-		pace = tick.C
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -119,11 +118,15 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)))
 			gen := requests{p: cfg.Params, tenant: cfg.Tenant, rng: rng, worker: w}
 			for runCtx.Err() == nil {
-				if pace != nil {
-					select {
-					case <-pace:
-					case <-runCtx.Done():
-						return
+				if interval > 0 {
+					if wait := time.Until(start.Add(time.Duration(slot.Add(1)-1) * interval)); wait > 0 {
+						timer := time.NewTimer(wait)
+						select {
+						case <-timer.C:
+						case <-runCtx.Done():
+							timer.Stop()
+							return
+						}
 					}
 				}
 				if cfg.Requests > 0 && sent.Add(1) > int64(cfg.Requests) {
