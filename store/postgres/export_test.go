@@ -1,6 +1,9 @@
 package postgres
 
-import "context"
+import (
+	"context"
+	"io/fs"
+)
 
 // StopFollowing stops the follower, the listener and the pruner, as if this replica lost its database for a
 // while: tests then change the database behind its back and call Sync.
@@ -17,3 +20,9 @@ func (s *Store) WaitCheckpoints() { s.checkpoints.Wait() }
 
 // PruneLock is the advisory lock a pruning replica holds.
 const PruneLock = pruneLock
+
+// MigrationCount is how many migrations the package embeds.
+func MigrationCount() int {
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	return len(names)
+}
