@@ -184,11 +184,15 @@ func openStore(ctx context.Context, f *serveFlags, res *resolver.Resolver, logge
 	}
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if f.retention.Revisions < 0 || f.retention.For < 0 || f.retention.Every < 0 {
-		return nil, nil, errors.New("--retain-revisions, --retain-for and --prune-every must not be negative")
-	}
-	if f.checkpointEvery == 0 {
-		return nil, nil, errors.New("--checkpoint-every must not be 0 (-1 turns checkpoints off)")
+	switch {
+	case f.retention.Revisions < 0:
+		return nil, nil, fmt.Errorf("--retain-revisions %d: must not be negative", f.retention.Revisions)
+	case f.retention.For < 0:
+		return nil, nil, fmt.Errorf("--retain-for %s: must not be negative", f.retention.For)
+	case f.retention.Every < 0:
+		return nil, nil, fmt.Errorf("--prune-every %s: must not be negative (0 keeps everything)", f.retention.Every)
+	case f.checkpointEvery == 0:
+		return nil, nil, errors.New("--checkpoint-every 0: want N > 0, or -1 for no checkpoints")
 	}
 	st, err := postgres.Open(openCtx, f.storeURL, postgres.Options{OnChange: res.Invalidate, Logger: logger,
 		Retention: f.retention, CheckpointEvery: f.checkpointEvery})

@@ -257,3 +257,26 @@ func TestServeRefusesAnUnknownStoreWithoutEchoingIt(t *testing.T) {
 		t.Fatalf("got %v, want a --store error without the password", err)
 	}
 }
+
+func TestServeRefusesBadRetention(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(f *serveFlags)
+		want string
+	}{
+		{"NegativeRevisions", func(f *serveFlags) { f.retention.Revisions = -1 }, "--retain-revisions"},
+		{"NegativeDuration", func(f *serveFlags) { f.retention.For = -time.Hour }, "--retain-for"},
+		{"NegativeInterval", func(f *serveFlags) { f.retention.Every = -time.Second }, "--prune-every"},
+		{"NoCheckpoints", func(f *serveFlags) { f.checkpointEvery = 0 }, "--checkpoint-every"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Refused before connecting: nothing listens on port 1.
+			f := &serveFlags{listen: "127.0.0.1:0", storeURL: "postgres://postgres@127.0.0.1:1/groupgate", logLevel: "warn", logFormat: "text",
+				checkpointEvery: 10_000}
+			tc.set(f)
+			if err := serve(context.Background(), f, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}
