@@ -522,8 +522,12 @@ func (s *Store) sync(ctx context.Context) error {
 		if t.head.Load().Revision() >= rev {
 			continue
 		}
-		t.behindSince.CompareAndSwap(0, time.Now().UnixNano())
 		t.applyMu.Lock()
+		// Under applyMu, which every publish holds: a write that caught up meanwhile is seen, so behindSince is
+		// never set for a tenant that is current.
+		if t.head.Load().Revision() < rev {
+			t.behindSince.CompareAndSwap(0, time.Now().UnixNano())
+		}
 		err := s.catchUpLocked(ctx, s.pool, t, rev)
 		t.applyMu.Unlock()
 		if err != nil {
