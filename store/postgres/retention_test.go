@@ -69,12 +69,20 @@ func TestRetention(t *testing.T) {
 		oldest         int64 // the oldest log entry left of tenant t
 		snapshots      string
 		prunedSnapshot int64
+		age            string // SQL run before pruning, to make rows older than they are
 	}{
-		{"EverythingBelowTheCheckpoint", postgres.Retention{}, 21, "[20]", 1},
-		{"RevisionsWindowBelowTheCheckpoint", postgres.Retention{Revisions: 8}, 18, "[20]", 1},
-		{"RevisionsWindowAboveTheCheckpoint", postgres.Retention{Revisions: 2}, 21, "[20]", 1},
-		{"RevisionsWindowKeepsAll", postgres.Retention{Revisions: 100}, 1, "[10 20]", 0},
-		{"TimeWindowKeepsAll", postgres.Retention{For: time.Hour}, 1, "[10 20]", 0},
+		{"EverythingBelowTheCheckpoint", postgres.Retention{}, 21, "[20]", 1, ""},
+		{"RevisionsWindowBelowTheCheckpoint", postgres.Retention{Revisions: 8}, 18, "[20]", 1, ""},
+		{"RevisionsWindowAboveTheCheckpoint", postgres.Retention{Revisions: 2}, 21, "[20]", 1, ""},
+		{"RevisionsWindowKeepsAll", postgres.Retention{Revisions: 100}, 1, "[10 20]", 0, ""},
+		{"TimeWindowKeepsAll", postgres.Retention{For: time.Hour}, 1, "[10 20]", 0, ""},
+		// Revisions 1..15 committed two hours ago: the log from 16 is inside the hour kept, and the superseded
+		// checkpoint at 10, written just now, waits out its grace period.
+		{"TimeWindowBelowTheCheckpoint", postgres.Retention{For: time.Hour}, 16, "[10 20]", 0,
+			`UPDATE changes SET committed = now() - interval '2 hours' WHERE tenant_id = 't' AND revision <= 15`},
+		{"SupersededCheckpointAfterItsGracePeriod", postgres.Retention{For: time.Hour}, 16, "[20]", 1,
+			`UPDATE changes SET committed = now() - interval '2 hours' WHERE tenant_id = 't' AND revision <= 15;
+			 UPDATE snapshots SET created = now() - interval '2 hours' WHERE tenant_id = 't'`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url := pg.NewDatabase()
@@ -86,11 +94,16 @@ func TestRetention(t *testing.T) {
 			writeRevisions(t, s, "t", 25)
 			writeRevisions(t, s, "no-checkpoint", 5)
 			s.WaitCheckpoints()
+			conn := connect(t, url)
+			if tc.age != "" {
+				if _, err := conn.Exec(ctx, tc.age); err != nil {
+					t.Fatal(err)
+				}
+			}
 			st, err := s.Prune(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			conn := connect(t, url)
 			oldest, newest, snapshots := kept(t, conn, "t")
 			if oldest != tc.oldest || newest != 25 || fmt.Sprint(snapshots) != tc.snapshots {
 				t.Errorf("kept log %d..%d and snapshots %v; want %d..25 and %s", oldest, newest, snapshots, tc.oldest, tc.snapshots)
