@@ -48,6 +48,9 @@ type Config struct {
 	Seed        uint64
 	// MaxSamples bounds the latencies kept for percentiles (a uniform prefix per worker beyond it).
 	MaxSamples int
+	// Rate, when > 0, caps the requests sent per second by all workers together (a soak at a steady write
+	// rate, rather than as fast as the server answers).
+	Rate float64
 }
 
 // Report is the outcome of one run.
@@ -125,6 +128,13 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 		samples[w] = make([]time.Duration, 0, perWorker)
 	}
 	cpuStart := processCPU()
+	// With a rate, request n is due at start + n/rate: a worker takes the next slot and waits for its time. A
+	// stalled server is caught up afterwards (at most Concurrency requests at once), so the average holds.
+	var slot atomic.Int64
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Concurrency; w++ {
@@ -134,6 +144,17 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(w)))
 			gen := requests{p: cfg.Params, tenant: cfg.Tenant, rng: rng, worker: w}
 			for runCtx.Err() == nil {
+				if interval > 0 {
+					if wait := time.Until(start.Add(time.Duration(slot.Add(1)-1) * interval)); wait > 0 {
+						timer := time.NewTimer(wait)
+						select {
+						case <-timer.C:
+						case <-runCtx.Done():
+							timer.Stop()
+							return
+						}
+					}
+				}
 				if cfg.Requests > 0 && sent.Add(1) > int64(cfg.Requests) {
 					return
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/groupgate/groupgate/directory"
@@ -12,6 +13,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
+)
+
+// ErrorInfo of Watch from a revision the change log no longer holds (OUT_OF_RANGE): metadata oldest_revision
+// is the oldest revision kept, min_after_revision the smallest after_revision that Watch accepts.
+const (
+	ErrorDomain     = "groupgate.v1"
+	CompactedReason = "REVISION_COMPACTED"
 )
 
 // toStatus maps an error from the layers below to a gRPC status. It is the one place that knows the mapping
@@ -26,6 +34,7 @@ func toStatus(err error) *status.Status {
 	var notFound *directory.NotFoundError
 	var invalid *directory.ValidationError
 	var mismatch *store.RevisionMismatchError
+	var compacted *store.CompactedError
 	var badRequest *fieldError
 	switch {
 	case errors.As(err, &badRequest):
@@ -50,8 +59,21 @@ func toStatus(err error) *status.Status {
 				Type: "REVISION", Subject: "expected_revision", Description: mismatch.Error(),
 			}},
 		})
+	case errors.As(err, &compacted):
+		// OUT_OF_RANGE, as for reading past the end of a file: the request is fine, the revision is not kept. The
+		// ErrorInfo carries the numbers so that a client need not parse the message.
+		return withDetails(status.New(codes.OutOfRange, compacted.Error()+": export the tenant and watch after its revision"), &errdetails.ErrorInfo{
+			Reason: CompactedReason,
+			Domain: ErrorDomain,
+			Metadata: map[string]string{
+				"tenant_id":          compacted.TenantID,
+				"after_revision":     strconv.FormatInt(compacted.After, 10),
+				"oldest_revision":    strconv.FormatInt(compacted.Oldest, 10),
+				"min_after_revision": strconv.FormatInt(compacted.Oldest-1, 10),
+			},
+		})
 	case errors.Is(err, store.ErrCompacted):
-		return status.New(codes.FailedPrecondition, err.Error()+": export the tenant and watch from its revision")
+		return status.New(codes.OutOfRange, err.Error()+": export the tenant and watch after its revision")
 	case errors.Is(err, store.ErrUnavailable):
 		return status.New(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

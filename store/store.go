@@ -79,6 +79,22 @@ var ErrUnavailable = errors.New("store unavailable")
 // ErrCompacted is returned by Watch when the revisions asked for are no longer in the change log.
 var ErrCompacted = errors.New("revision is older than the change log kept")
 
+// CompactedError is ErrCompacted with what a watcher needs to start again: the oldest revision still in the
+// log. Watching after Oldest-1 or later replays; from further back, export the tenant and watch after its
+// revision.
+type CompactedError struct {
+	TenantID string
+	After    int64 // the after_revision asked for
+	Oldest   int64 // the oldest revision still kept (the tenant's revision + 1 when the log is empty)
+}
+
+func (e *CompactedError) Error() string {
+	return fmt.Sprintf("tenant %q: revisions after %d are no longer kept; the change log starts at revision %d (watch after revision %d or later)",
+		e.TenantID, e.After, e.Oldest, e.Oldest-1)
+}
+
+func (e *CompactedError) Is(target error) bool { return target == ErrCompacted }
+
 // ChangeListener hears of every new revision, e.g. to invalidate caches. delta is nil when the whole tenant
 // was replaced.
 type ChangeListener func(prev, next *directory.Directory, delta *directory.Delta)

@@ -199,6 +199,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.IntVarP(&cfg.Concurrency, "concurrency", "c", 16, "concurrent workers")
 	fl.DurationVarP(&cfg.Duration, "duration", "d", 10*time.Second, "how long to run (each target)")
 	fl.IntVarP(&cfg.Requests, "requests", "n", 0, "stop after this many requests (0: run for --duration)")
+	fl.Float64Var(&cfg.Rate, "rate", 0, "at most this many requests per second from all workers together (0: as fast as answered)")
 	fl.StringVar(&mix, "mix", "add-member=60,check-membership=30,batch=10", "request weights: add-member, check-membership, batch (10 checks), effective-groups (a user's whole stream), write")
 	fl.BoolVar(&noNoOp, "no-baseline", false, "skip the no-op comparison")
 	fl.BoolVar(&noHTTP, "no-http", false, "skip the run over the HTTP/JSON API")

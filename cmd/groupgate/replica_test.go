@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,8 @@ import (
 	"github.com/groupgate/groupgate/internal/pgtest"
 	"github.com/groupgate/groupgate/server/servertest"
 	"github.com/groupgate/groupgate/store/storetest"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -355,4 +358,114 @@ func TestKillDuringWrites(t *testing.T) {
 		t.Errorf("%d users, want %d", st.GetCounts().GetUsers(), want)
 	}
 	t.Logf("killed after %d of %d writes were acknowledged; all %d present once after retries", ackedBefore, writes, writes)
+}
+
+// TestReplicaDownLongerThanTheRetentionWindow runs two replicas with a retention window of 5 revisions, pruning
+// every 100 ms and a checkpoint every 10 revisions. Replica B is killed, 30 revisions are written through A and
+// the log B stopped at is pruned; B restarted starts from the newest checkpoint and catches up, and a Watch from
+// before the kept log answers OUT_OF_RANGE with the oldest revision kept, from which a Watch replays.
+func TestReplicaDownLongerThanTheRetentionWindow(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.NewDatabase()
+	retention := []string{"--checkpoint-every", "10", "--retain-revisions", "5", "--retain-for", "0s", "--prune-every", "100ms"}
+	a, b := startReplica(t, url, retention...), startReplica(t, url, retention...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d, err := demo.Directory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.client.ImportSnapshot(ctx, d.Snapshot(), nil); err != nil {
+		t.Fatal(err)
+	}
+	down, err := a.write(ctx, "", storetest.User("u-before"), storetest.AddMember("grp-finance", "u-before"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isMember(t, b, down, "grp-finance", "u-before") {
+		t.Fatal("replica B does not see A's write")
+	}
+
+	b.kill(syscall.SIGKILL)
+	var last int64
+	for i := range 30 {
+		id := fmt.Sprintf("u-while-b-down-%02d", i)
+		if last, err = a.write(ctx, "", storetest.User(id), storetest.AddMember("grp-finance", id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait for A's pruner: the log from B's revision on must be gone, or the test proves nothing.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var oldest int64
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, `SELECT min(revision) FROM changes WHERE tenant_id = 'contoso'`).Scan(&oldest); err != nil {
+			t.Fatal(err)
+		}
+		if oldest > down+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log still starts at revision %d, B stopped at %d: nothing pruned", oldest, down)
+		}
+	}
+
+	b.restart()
+	for i := range 30 {
+		if !isMember(t, b, last, "grp-finance", fmt.Sprintf("u-while-b-down-%02d", i)) {
+			t.Errorf("restarted replica B misses write %d", i)
+		}
+	}
+	statusA, err := a.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusB, err := b.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if statusB.GetRevision() != last || statusB.GetStoreRevision() != last || !proto.Equal(statusA.GetCounts(), statusB.GetCounts()) {
+		t.Errorf("after restart: A %v, B %v (want revision %d)", statusA, statusB, last)
+	}
+
+	// A watcher that was down as long as B: OUT_OF_RANGE, and the ErrorInfo says where to start again.
+	stream, err := b.client.Directory.Watch(ctx, &pb.WatchRequest{TenantId: "contoso", AfterRevision: down})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	st := status.Convert(err)
+	var info *errdetails.ErrorInfo
+	for _, d := range st.Details() {
+		if i, ok := d.(*errdetails.ErrorInfo); ok && i.GetReason() == "REVISION_COMPACTED" {
+			info = i
+		}
+	}
+	if st.Code() != codes.OutOfRange || info == nil {
+		t.Fatalf("watch after revision %d: %v, want OUT_OF_RANGE with an ErrorInfo", down, err)
+	}
+	after, err := strconv.ParseInt(info.GetMetadata()["min_after_revision"], 10, 64)
+	if err != nil || after <= down || after >= last {
+		t.Fatalf("min_after_revision %q: want a revision after %d and before %d", info.GetMetadata()["min_after_revision"], down, last)
+	}
+	stream, err = b.client.Directory.Watch(ctx, &pb.WatchRequest{TenantId: "contoso", AfterRevision: after})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rev := after + 1; rev <= last; rev++ {
+		if r, err := stream.Recv(); err != nil || r.GetRevision() != rev {
+			t.Fatalf("watch after %d: got revision %d, %v; want %d", after, r.GetRevision(), err, rev)
+		}
+	}
+
+	// B writes again, and A follows.
+	rev, err := b.write(ctx, "", storetest.User("u-after"), storetest.AddMember("grp-finance", "u-after"))
+	if err != nil || rev != last+1 {
+		t.Fatalf("write through the restarted B: %d, %v; want %d", rev, err, last+1)
+	}
+	if !isMember(t, a, rev, "grp-finance", "u-after") {
+		t.Error("replica A does not see B's write")
+	}
 }

@@ -43,6 +43,8 @@ type serveFlags struct {
 	logFormat       string
 	cacheBytes      int64
 	shutdownTimeout time.Duration
+	retention       postgres.Retention
+	checkpointEvery int64
 	// httpReady, when set, receives the HTTP listener's address (tests; not a flag).
 	httpReady chan<- string
 }
@@ -82,6 +84,10 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fl.Int64Var(&f.cacheBytes, "cache-bytes", 0, "memory bound of the resolver cache in bytes (0: the default)")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight calls")
+	fl.Int64Var(&f.checkpointEvery, "checkpoint-every", 10_000, "postgres: store a tenant's snapshot every N revisions, where replicas start and retention may prune below (-1: never)")
+	fl.Int64Var(&f.retention.Revisions, "retain-revisions", 10_000, "postgres: keep at least the newest N revisions of each tenant's change log for Watch (the log above the newest checkpoint is always kept)")
+	fl.DurationVar(&f.retention.For, "retain-for", 24*time.Hour, "postgres: keep at least the revisions (and superseded checkpoints) written within this period")
+	fl.DurationVar(&f.retention.Every, "prune-every", time.Minute, "postgres: how often one replica prunes what --retain-revisions and --retain-for no longer keep (0: keep everything)")
 	annotateEnv(cmd)
 	return cmd
 }
@@ -268,7 +274,18 @@ func openStore(ctx context.Context, f *serveFlags, res *resolver.Resolver, logge
 	}
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	st, err := postgres.Open(openCtx, f.storeURL, postgres.Options{OnChange: res.Invalidate, Logger: logger})
+	switch {
+	case f.retention.Revisions < 0:
+		return nil, nil, fmt.Errorf("--retain-revisions %d: must not be negative", f.retention.Revisions)
+	case f.retention.For < 0:
+		return nil, nil, fmt.Errorf("--retain-for %s: must not be negative", f.retention.For)
+	case f.retention.Every < 0:
+		return nil, nil, fmt.Errorf("--prune-every %s: must not be negative (0 keeps everything)", f.retention.Every)
+	case f.checkpointEvery == 0:
+		return nil, nil, errors.New("--checkpoint-every 0: want N > 0, or -1 for no checkpoints")
+	}
+	st, err := postgres.Open(openCtx, f.storeURL, postgres.Options{OnChange: res.Invalidate, Logger: logger,
+		Retention: f.retention, CheckpointEvery: f.checkpointEvery})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -102,6 +102,8 @@ func TestListenAddressGuard(t *testing.T) {
 func TestFlagsFromEnvironment(t *testing.T) {
 	t.Setenv("GROUPGATE_LISTEN", "127.0.0.1:6000")
 	t.Setenv("GROUPGATE_SNAPSHOT", "a.json,b.pb.gz")
+	t.Setenv("GROUPGATE_RETAIN_FOR", "36h")
+	t.Setenv("GROUPGATE_RETAIN_REVISIONS", "500")
 	cmd := newServeCmd()
 	if err := cmd.Flags().Parse([]string{"--log-level", "debug"}); err != nil {
 		t.Fatal(err)
@@ -112,6 +114,9 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	get := func(name string) string { return cmd.Flags().Lookup(name).Value.String() }
 	if get("listen") != "127.0.0.1:6000" || get("snapshot") != "[a.json,b.pb.gz]" || get("log-level") != "debug" {
 		t.Errorf("listen=%s snapshot=%s log-level=%s", get("listen"), get("snapshot"), get("log-level"))
+	}
+	if get("retain-for") != "36h0m0s" || get("retain-revisions") != "500" || get("prune-every") != "1m0s" {
+		t.Errorf("retain-for=%s retain-revisions=%s prune-every=%s", get("retain-for"), get("retain-revisions"), get("prune-every"))
 	}
 	// A flag on the command line wins over the environment.
 	t.Setenv("GROUPGATE_LOG_LEVEL", "error")
@@ -250,5 +255,28 @@ func TestServeRefusesAnUnknownStoreWithoutEchoingIt(t *testing.T) {
 		logLevel: "warn", logFormat: "text"}, nil)
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "--store") {
 		t.Fatalf("got %v, want a --store error without the password", err)
+	}
+}
+
+func TestServeRefusesBadRetention(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(f *serveFlags)
+		want string
+	}{
+		{"NegativeRevisions", func(f *serveFlags) { f.retention.Revisions = -1 }, "--retain-revisions"},
+		{"NegativeDuration", func(f *serveFlags) { f.retention.For = -time.Hour }, "--retain-for"},
+		{"NegativeInterval", func(f *serveFlags) { f.retention.Every = -time.Second }, "--prune-every"},
+		{"NoCheckpoints", func(f *serveFlags) { f.checkpointEvery = 0 }, "--checkpoint-every"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Refused before connecting: nothing listens on port 1.
+			f := &serveFlags{listen: "127.0.0.1:0", storeURL: "postgres://postgres@127.0.0.1:1/groupgate", logLevel: "warn", logFormat: "text",
+				checkpointEvery: 10_000}
+			tc.set(f)
+			if err := serve(context.Background(), f, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error naming %s", err, tc.want)
+			}
+		})
 	}
 }

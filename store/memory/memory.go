@@ -177,8 +177,9 @@ func (s *Store) Watch(ctx context.Context, tenantID string, afterRevision int64,
 		t.mu.Lock()
 		var pending []store.Revision
 		if len(t.log) > 0 && t.log[0].Revision > afterRevision+1 {
+			oldest := t.log[0].Revision
 			t.mu.Unlock()
-			return store.ErrCompacted
+			return &store.CompactedError{TenantID: tenantID, After: afterRevision, Oldest: oldest}
 		}
 		for _, e := range t.log {
 			if e.Revision > afterRevision {

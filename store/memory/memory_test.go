@@ -77,8 +77,9 @@ func TestWatchBeyondTheLogIsCompacted(t *testing.T) {
 		}
 	}
 	err := s.Watch(ctx, "t", 1, func(store.Revision) error { return nil })
-	if !errors.Is(err, store.ErrCompacted) {
-		t.Fatalf("watch from revision 1 with 2 revisions kept: %v, want ErrCompacted", err)
+	var compacted *store.CompactedError
+	if !errors.Is(err, store.ErrCompacted) || !errors.As(err, &compacted) || compacted.Oldest != 4 {
+		t.Fatalf("watch from revision 1 with 2 revisions kept: %v, want ErrCompacted with the log starting at 4", err)
 	}
 	var got []int64
 	stop := errors.New("stop")

@@ -45,6 +45,10 @@ type Options struct {
 	// at it, in the background, so that a starting replica replays at most that many log entries; 0 means
 	// 10,000, a negative value never.
 	CheckpointEvery int64
+	// Retention prunes the change log and superseded snapshots (see Retention); the zero value keeps everything.
+	Retention Retention
+	// QueryTracer, when set, sees every query (tracing; tests count round trips with it).
+	QueryTracer pgx.QueryTracer
 }
 
 // Store is a replica of the tenants in one PostgreSQL database.
@@ -68,8 +72,11 @@ type tenant struct {
 	head *store.Head
 	// applyMu serialises changes to head: the follower's and this replica's own writes.
 	applyMu sync.Mutex
-	// storeRevision is the newest revision the database was last seen to hold.
+	// storeRevision is the newest revision the database was last seen to hold (by the follower's pass, or this
+	// replica's own write); behindSince is when this replica first saw it ahead of head (unix ns, 0 when
+	// current). Status reads both, so a metrics scrape costs no query.
 	storeRevision atomic.Int64
+	behindSince   atomic.Int64
 }
 
 // Open connects, applies the schema migrations, loads every tenant and starts following the change log. It
@@ -89,6 +96,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--store: %w", err)
 	}
+	if opts.QueryTracer != nil {
+		cfg.ConnConfig.Tracer = opts.QueryTracer
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -107,6 +117,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	s.done.Add(2)
 	go s.listen(ctx, cfg.ConnConfig)
 	go s.follow(ctx)
+	if s.opts.Retention.Every > 0 {
+		s.done.Add(1)
+		go s.pruneEvery(ctx, s.opts.Retention.Every)
+	}
 	return s, nil
 }
 
@@ -339,8 +353,9 @@ func (s *Store) publishLocked(t *tenant, next *directory.Directory, delta *direc
 	if s.opts.OnChange != nil && prev.Revision() > 0 {
 		s.opts.OnChange(prev, next, delta)
 	}
-	if t.storeRevision.Load() < next.Revision() {
+	if t.storeRevision.Load() <= next.Revision() {
 		t.storeRevision.Store(next.Revision())
+		t.behindSince.Store(0)
 	}
 	t.head.Publish(next)
 }
@@ -391,8 +406,20 @@ func (s *Store) catchUpLocked(ctx context.Context, q querier, t *tenant, target 
 		if err != nil {
 			return err
 		}
-		if len(entries) == 0 {
-			return fmt.Errorf("tenant %q: change log ends at revision %d, before revision %d", t.id, cur.Revision(), target)
+		if len(entries) == 0 || entries[0].revision != cur.Revision()+1 {
+			// Retention pruned the log after this replica's revision (it was down, or behind, for longer than the
+			// retention window, or a checkpoint was pruned below while it started): only log above the newest
+			// snapshot is always kept, so start again from that snapshot.
+			if err := s.loadSnapshotLocked(ctx, q, t, target); err != nil {
+				return err
+			}
+			if t.head.Load().Revision() == cur.Revision() {
+				if len(entries) == 0 {
+					return fmt.Errorf("tenant %q: change log ends at revision %d, before revision %d", t.id, cur.Revision(), target)
+				}
+				return fmt.Errorf("tenant %q: change log jumps from revision %d to %d and no snapshot covers the gap", t.id, cur.Revision(), entries[0].revision)
+			}
+			continue
 		}
 		for _, e := range entries {
 			if e.revision != t.head.Load().Revision()+1 {
@@ -496,6 +523,11 @@ func (s *Store) sync(ctx context.Context) error {
 			continue
 		}
 		t.applyMu.Lock()
+		// Under applyMu, which every publish holds: a write that caught up meanwhile is seen, so behindSince is
+		// never set for a tenant that is current.
+		if t.head.Load().Revision() < rev {
+			t.behindSince.CompareAndSwap(0, time.Now().UnixNano())
+		}
 		err := s.catchUpLocked(ctx, s.pool, t, rev)
 		t.applyMu.Unlock()
 		if err != nil {
@@ -561,7 +593,7 @@ func (s *Store) logError(what string, err error) {
 }
 
 // Watch replays the log after afterRevision from the database, then follows it as this replica applies new
-// revisions. The whole log is kept, so no revision is ever compacted away.
+// revisions. Revisions that retention pruned answer a *store.CompactedError naming the oldest one kept.
 func (s *Store) Watch(ctx context.Context, tenantID string, afterRevision int64, fn func(store.Revision) error) error {
 	if _, err := s.Directory(ctx, tenantID, 0); err != nil {
 		return err
@@ -571,9 +603,15 @@ func (s *Store) Watch(ctx context.Context, tenantID string, afterRevision int64,
 	defer tick.Stop()
 	for {
 		changed := t.head.Changed()
+		held := t.head.Load().Revision() // taken before reading: every revision up to it is committed
 		entries, err := readLog(ctx, s.pool, tenantID, afterRevision)
 		if err != nil {
 			return storeError(err)
+		}
+		// Revisions are committed in order, and every one up to held before the read began, so a missing one
+		// was pruned.
+		if (len(entries) > 0 && entries[0].revision != afterRevision+1) || (len(entries) == 0 && afterRevision < held) {
+			return s.compacted(ctx, tenantID, afterRevision)
 		}
 		for _, e := range entries {
 			r := store.Revision{Revision: e.revision, Replaced: e.replaced}
@@ -601,27 +639,24 @@ func (s *Store) Watch(ctx context.Context, tenantID string, afterRevision int64,
 	}
 }
 
-// Status reports on a tenant as this replica holds it. StoreRevision is the database's revision (the last one
-// seen when the database cannot be reached); Lag is how long ago the oldest revision this replica has not
-// applied was written, or, while the database is unreachable, how long ago the follower last completed a pass.
+// Status reports on a tenant as this replica holds it, from what the follower already knows (no query, so a
+// metrics scrape of many tenants costs the database nothing). StoreRevision is the newest revision the
+// follower's last pass (or this replica's own write) saw in the database. Lag is how long ago the follower
+// first saw a revision this replica has not applied yet (0 when current); when the follower has not completed a
+// pass for five poll intervals and 10 s (database unreachable), it is at least the time since its last one.
 func (s *Store) Status(ctx context.Context, tenantID string) (store.Status, error) {
 	d, err := s.Directory(ctx, tenantID, 0)
 	if err != nil {
 		return store.Status{}, err
 	}
 	t := s.tenant(tenantID, false)
-	st := store.Status{Revision: d.Revision(), Counts: d.Counts(), Store: s.Name(), StoreRevision: t.storeRevision.Load()}
-	var storeRev int64
-	var oldest *time.Time
-	err = s.pool.QueryRow(ctx, `SELECT t.revision, (SELECT committed FROM changes c WHERE c.tenant_id = t.tenant_id AND c.revision = $2)
-		FROM tenants t WHERE t.tenant_id = $1`, tenantID, d.Revision()+1).Scan(&storeRev, &oldest)
-	if err != nil {
-		st.Lag = time.Since(time.Unix(0, s.lastSync.Load()))
-		return st, nil
+	st := store.Status{Revision: d.Revision(), Counts: d.Counts(), Store: s.Name(), StoreRevision: max(t.storeRevision.Load(), d.Revision())}
+	if since := t.behindSince.Load(); since != 0 && d.Revision() < st.StoreRevision {
+		st.Lag = max(time.Since(time.Unix(0, since)), 0)
 	}
-	st.StoreRevision = storeRev
-	if oldest != nil {
-		st.Lag = max(time.Since(*oldest), 0)
+	// A pass may be late on a busy machine: only a follower silent for several polls (and 10 s) counts as cut off.
+	if stale := time.Since(time.Unix(0, s.lastSync.Load())); stale > max(5*s.opts.PollInterval, 10*time.Second) {
+		st.Lag = max(st.Lag, stale)
 	}
 	return st, nil
 }
