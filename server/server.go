@@ -48,6 +48,7 @@ type Server struct {
 	engine *policy.Engine
 	grpc   *grpc.Server
 	health *health.Server
+	syncs  *syncRounds
 }
 
 // New builds a server; call Serve to accept connections.
@@ -61,7 +62,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer()}
+	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer(), syncs: newSyncRounds()}
 
 	recoveryOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		cfg.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -94,6 +95,7 @@ func New(cfg Config) *Server {
 	reflection.Register(s.grpc)
 	if cfg.Metrics != nil {
 		cfg.Metrics.grpc.InitializeMetrics(s.grpc)
+		cfg.Metrics.Registry.MustRegister(s.syncs)
 	}
 	return s
 }

@@ -1,0 +1,92 @@
+package entra
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/groupgate/groupgate/client"
+	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Destination receives rounds. Write applies a round whole or not at all.
+type Destination interface {
+	Write(ctx context.Context, r *Round) (string, error)
+}
+
+// SnapshotFile writes each round's whole snapshot to a file (any format directory.WriteSnapshotFile knows),
+// replacing it atomically, after checking that groupgate would load it.
+type SnapshotFile struct{ Path string }
+
+func (f SnapshotFile) Write(_ context.Context, r *Round) (string, error) {
+	if _, err := directory.FromSnapshot(r.Snapshot, 1); err != nil {
+		return "", fmt.Errorf("the snapshot read from Graph does not validate: %w", err)
+	}
+	dir, base := filepath.Split(f.Path)
+	// The temporary name keeps the extension: it chooses the format.
+	tmp := filepath.Join(dir, fmt.Sprintf(".%d.tmp-%s", os.Getpid(), base))
+	defer os.Remove(tmp)
+	if err := directory.WriteSnapshotFile(tmp, r.Snapshot); err != nil {
+		return "", err
+	}
+	if err := syncFile(tmp); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, f.Path); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("wrote %s", f.Path), nil
+}
+
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// Server writes rounds into a running groupgate: the first with ImportSnapshot, each later one as a single
+// WriteChanges carrying the round's request id and the revision the previous round left (expected_revision).
+// When the server refuses that (someone else wrote to the tenant, or a restarted in-memory server lost it), the
+// round is written with ImportSnapshot instead, so the tenant always ends up exactly as Graph describes it.
+type Server struct {
+	Client *client.Client
+	Tenant string
+
+	revision int64 // after our last write; 0 before the first
+}
+
+func (s *Server) Write(ctx context.Context, r *Round) (string, error) {
+	round := &pb.SyncRound{StartedAgo: durationpb.New(time.Since(r.Started)), ObjectsRead: int64(r.ObjectsRead), Changes: int64(len(r.Changes))}
+	if s.revision == 0 || r.Prev == nil {
+		return s.importSnapshot(ctx, r, round)
+	}
+	expected := s.revision
+	resp, err := s.Client.Directory.WriteChanges(ctx, &pb.WriteChangesRequest{
+		TenantId: s.Tenant, Changes: r.Changes, ExpectedRevision: &expected, RequestId: r.RequestID, SyncRound: round,
+	})
+	switch client.Code(err) {
+	case codes.OK:
+		s.revision = resp.GetRevision()
+		return fmt.Sprintf("wrote %d changes: revision %d", len(r.Changes), s.revision), nil
+	case codes.FailedPrecondition, codes.NotFound:
+		return s.importSnapshot(ctx, r, round)
+	}
+	return "", fmt.Errorf("WriteChanges: %w", err)
+}
+
+func (s *Server) importSnapshot(ctx context.Context, r *Round, round *pb.SyncRound) (string, error) {
+	rev, err := s.Client.ImportSnapshotRound(ctx, r.Snapshot, nil, round)
+	if err != nil {
+		return "", fmt.Errorf("ImportSnapshot: %w", err)
+	}
+	s.revision = rev
+	return fmt.Sprintf("imported the whole tenant: revision %d", rev), nil
+}
