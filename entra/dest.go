@@ -75,6 +75,9 @@ func (s *Server) Write(ctx context.Context, r *Round) (string, error) {
 	switch client.Code(err) {
 	case codes.OK:
 		s.revision = resp.GetRevision()
+		if len(r.Changes) == 0 {
+			return fmt.Sprintf("nothing changed: recorded the round at revision %d", s.revision), nil
+		}
 		return fmt.Sprintf("wrote %d changes: revision %d", len(r.Changes), s.revision), nil
 	case codes.FailedPrecondition, codes.NotFound:
 		return s.importSnapshot(ctx, r, round)

@@ -167,6 +167,13 @@ func (s *Server) AddFault(f Fault) {
 	s.faults = append(s.faults, &f)
 }
 
+// ClearFaults drops the faults still queued.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 // Deny answers 403 to requests under path, naming permission in Graph's message (as Graph does for some APIs).
 func (s *Server) Deny(path, permission string) {
 	s.mu.Lock()
