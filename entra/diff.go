@@ -31,6 +31,9 @@ func Diff(prev, next *pb.Snapshot) []*pb.Change {
 
 	mergeByID(prev.GetUsers(), next.GetUsers(), (*pb.User).GetId,
 		func(p, n *pb.User) {
+			if p == n {
+				return // reused by build: unchanged
+			}
 			if p == nil || p.GetDisplayName() != n.GetDisplayName() || p.GetUserType() != n.GetUserType() ||
 				!slices.Equal(p.GetDirectoryRoles(), n.GetDirectoryRoles()) {
 				out = append(out, &pb.Change{Change: &pb.Change_UpsertUser{UpsertUser: n}})
@@ -46,6 +49,9 @@ func Diff(prev, next *pb.Snapshot) []*pb.Change {
 	var edges []*pb.Change
 	mergeByID(prev.GetGroups(), next.GetGroups(), (*pb.Group).GetId,
 		func(p, n *pb.Group) {
+			if p == n {
+				return
+			}
 			if p == nil || !sameGroupAttributes(p, n) {
 				out = append(out, &pb.Change{Change: &pb.Change_UpsertGroup{UpsertGroup: n}})
 				return

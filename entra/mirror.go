@@ -43,11 +43,12 @@ func newMirror() *Mirror { return &Mirror{Users: map[string]User{}, Groups: map[
 // a failed round leaves the committed mirror untouched at the cost of one map copy.
 type working struct {
 	*Mirror
-	owned map[string]bool
+	owned   map[string]bool // groups copied for this round
+	touched map[string]bool // users and groups a delta entry named
 }
 
 func (m *Mirror) fork() *working {
-	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups)}, owned: map[string]bool{}}
+	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups)}, owned: map[string]bool{}, touched: map[string]bool{}}
 }
 
 func (w *working) group(id string) *Group {
@@ -71,6 +72,7 @@ func (w *working) group(id string) *Group {
 }
 
 func (w *working) applyUser(u deltaUser) {
+	w.touched[u.ID] = true
 	if u.Removed != nil {
 		delete(w.Users, u.ID)
 		return
@@ -93,6 +95,7 @@ func refKind(odataType string) byte {
 // applyGroup merges one groups/delta entry: the properties replace the group's, members@delta and owners@delta
 // are changes to its lists. A group split across entries is merged entry by entry.
 func (w *working) applyGroup(e deltaGroup) {
+	w.touched[e.ID] = true
 	if e.Removed != nil {
 		delete(w.Groups, e.ID)
 		delete(w.owned, e.ID)
@@ -150,9 +153,19 @@ func (e *UnknownLabelError) Error() string {
 	return fmt.Sprintf("group %s carries sensitivity label %s, which the --labels file does not define: add it (see docs/sync.md)", e.Group, e.Label)
 }
 
+// built indexes a built snapshot, so that the next build can reuse the objects a round did not change: a
+// delta round on a large tenant then allocates and compares only what changed.
+type built struct {
+	kind   map[string]byte
+	users  map[string]*pb.User
+	groups map[string]*pb.Group
+}
+
 // build turns the mirror, the overlay and the label definitions into a snapshot. References to objects the
-// tenant does not hold (yet) are left out; they stay in the mirror and appear once the object does.
-func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label) (*pb.Snapshot, error) {
+// tenant does not hold (yet) are left out; they stay in the mirror and appear once the object does. prev, when
+// set, is the previous build and touched the users and groups the round changed: every other object whose
+// roles did not change and whose members and owners all kept their existence is reused as it was.
+func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built, touched map[string]bool) (*pb.Snapshot, *built, error) {
 	kind := make(map[string]byte, len(m.Users)+len(m.Groups)+len(o.ServicePrincipals))
 	for id := range m.Users {
 		kind[id] = 'u'
@@ -163,6 +176,22 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label) (*pb.Snapsh
 	for id := range o.ServicePrincipals {
 		if _, dup := kind[id]; !dup {
 			kind[id] = 's'
+		}
+	}
+	next := &built{kind: kind, users: make(map[string]*pb.User, len(m.Users)), groups: make(map[string]*pb.Group, len(m.Groups))}
+	if prev == nil {
+		prev = &built{}
+	}
+	// Objects that appeared, disappeared or changed kind: a group naming one of them must be built again.
+	var existence []string
+	for id, k := range kind {
+		if prev.kind[id] != k {
+			existence = append(existence, id)
+		}
+	}
+	for id := range prev.kind {
+		if _, ok := kind[id]; !ok {
+			existence = append(existence, id)
 		}
 	}
 	labelIDs := map[string]bool{}
@@ -186,13 +215,21 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label) (*pb.Snapsh
 		s.Labels = append(s.Labels, c)
 	}
 	slices.SortFunc(s.Labels, func(a, b *pb.Label) int { return strings.Compare(a.GetId(), b.GetId()) })
+	s.Users = make([]*pb.User, 0, len(m.Users))
 	for _, id := range sortedKeys(m.Users) {
+		if pu := prev.users[id]; pu != nil && !touched[id] && slices.Equal(pu.GetDirectoryRoles(), o.Roles[id]) {
+			s.Users = append(s.Users, pu)
+			next.users[id] = pu
+			continue
+		}
 		u := m.Users[id]
 		t := pb.UserType_USER_TYPE_MEMBER
 		if u.Guest {
 			t = pb.UserType_USER_TYPE_GUEST
 		}
-		s.Users = append(s.Users, &pb.User{Id: id, DisplayName: u.Name, UserType: t, DirectoryRoles: o.Roles[id]})
+		pu := &pb.User{Id: id, DisplayName: u.Name, UserType: t, DirectoryRoles: o.Roles[id]}
+		s.Users = append(s.Users, pu)
+		next.users[id] = pu
 	}
 	for _, id := range sortedKeys(o.ServicePrincipals) {
 		if kind[id] != 's' {
@@ -202,20 +239,27 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label) (*pb.Snapsh
 		s.ServicePrincipals = append(s.ServicePrincipals, &pb.ServicePrincipal{Id: id, DisplayName: sp.Name,
 			AppPermissions: sp.Permissions, DirectoryRoles: o.Roles[id]})
 	}
+	s.Groups = make([]*pb.Group, 0, len(m.Groups))
 	for _, id := range sortedKeys(m.Groups) {
 		g := m.Groups[id]
 		if g.Label != "" && !labelIDs[g.Label] {
-			return nil, &UnknownLabelError{Label: g.Label, Group: id}
+			return nil, nil, &UnknownLabelError{Label: g.Label, Group: id}
+		}
+		var roles []string
+		if g.RoleAssignable {
+			roles = o.Roles[id]
+		}
+		if pg := prev.groups[id]; pg != nil && !touched[id] && slices.Equal(pg.GetDirectoryRoles(), roles) && !g.names(existence) {
+			s.Groups = append(s.Groups, pg)
+			next.groups[id] = pg
+			continue
 		}
 		membership := pb.Membership_MEMBERSHIP_ASSIGNED
 		if g.Dynamic {
 			membership = pb.Membership_MEMBERSHIP_DYNAMIC
 		}
 		pg := &pb.Group{Id: id, DisplayName: g.Name, Kind: g.Kind, Membership: membership, OnPremisesSynced: g.OnPremises,
-			LabelId: g.Label, IsAssignableToRole: g.RoleAssignable}
-		if g.RoleAssignable {
-			pg.DirectoryRoles = o.Roles[id]
-		}
+			LabelId: g.Label, IsAssignableToRole: g.RoleAssignable, DirectoryRoles: roles}
 		for _, mid := range sortedKeys(g.Members) {
 			if k := kind[mid]; k != 0 && k == g.Members[mid] && mid != id {
 				pg.Members = append(pg.Members, mid)
@@ -227,8 +271,22 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label) (*pb.Snapsh
 			}
 		}
 		s.Groups = append(s.Groups, pg)
+		next.groups[id] = pg
 	}
-	return s, nil
+	return s, next, nil
+}
+
+// names reports whether the group's members or owners include any of ids.
+func (g *Group) names(ids []string) bool {
+	for _, id := range ids {
+		if _, ok := g.Members[id]; ok {
+			return true
+		}
+		if _, ok := g.Owners[id]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -26,6 +26,7 @@ type Syncer struct {
 
 	state  *State
 	snap   *pb.Snapshot // build of state, the snapshot the destination holds after the last commit
+	built  *built       // snap's index
 	loaded bool
 }
 
@@ -50,7 +51,8 @@ type Round struct {
 	// ObjectsRead counts the entries read from Graph; Requests the HTTP requests made.
 	ObjectsRead, Requests int
 
-	next *State
+	next  *State
+	built *built
 }
 
 func (s *Syncer) logger() *slog.Logger {
@@ -79,11 +81,11 @@ func (s *Syncer) load(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("state: labels: %w", err)
 			}
-			snap, err := build(s.Tenant, st.Mirror, st.Overlay, labels)
+			snap, b, err := build(s.Tenant, st.Mirror, st.Overlay, labels, nil, nil)
 			if err != nil {
 				return fmt.Errorf("state: %w", err)
 			}
-			s.state, s.snap = st, snap
+			s.state, s.snap, s.built = st, snap, b
 		}
 	}
 	s.loaded = true
@@ -116,10 +118,15 @@ func (s *Syncer) Next(ctx context.Context) (*Round, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, err := build(s.Tenant, w.Mirror, overlay, s.Labels)
+	prev := s.built
+	if r.Full {
+		prev = nil // a full read replaced every object: nothing to reuse
+	}
+	snap, b, err := build(s.Tenant, w.Mirror, overlay, s.Labels, prev, w.touched)
 	if err != nil {
 		return nil, err
 	}
+	r.built = b
 	labels, err := encodeLabels(s.Labels)
 	if err != nil {
 		return nil, err
@@ -178,7 +185,7 @@ func requestID(tenant string, base *State, changes []*pb.Change) string {
 
 // Commit makes a written round the base of the next one and saves the state.
 func (s *Syncer) Commit(ctx context.Context, r *Round) error {
-	s.state, s.snap = r.next, r.Snapshot
+	s.state, s.snap, s.built = r.next, r.Snapshot, r.built
 	if s.Store == nil {
 		return nil
 	}

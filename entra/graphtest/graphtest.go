@@ -419,6 +419,9 @@ func (s *Server) groupEntries(since, cur *Tenant, selected map[string]bool) []an
 		if since != nil {
 			old = since.Groups[id]
 		}
+		if old != nil && sameProps(old, g) && slices.Equal(old.Members, g.Members) && slices.Equal(old.Owners, g.Owners) {
+			continue // the common case, without building sets
+		}
 		members, owners := refDelta(old, g, true), refDelta(old, g, false)
 		if old != nil && len(members) == 0 && len(owners) == 0 && sameProps(old, g) {
 			continue
