@@ -64,7 +64,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 				}
 				tokens = entra.StaticToken(t)
 			} else if tokens, err = entra.DefaultAzureTokens(f.endpoint); err != nil {
-				return fmt.Errorf("Azure credential: %w", err)
+				return fmt.Errorf("no Azure credential (use --token-env, or see docs/sync.md): %w", err)
 			}
 			s := &entra.Syncer{
 				Tenant: f.tenant,

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Ref is a member or owner: an object id and its @odata.type ("#microsoft.graph.user", ".group",
@@ -124,6 +125,7 @@ type Server struct {
 	faults   []*Fault
 	denied   map[string]string // path prefix -> missing permission named in the 403 message
 	requests []string
+	busy     time.Duration
 }
 
 type cursor struct {
@@ -198,9 +200,19 @@ func graphError(w http.ResponseWriter, status int, code, message string) {
 	}})
 }
 
+// Busy is the time spent answering so far: what a client waited for the stand-in, to subtract from its own
+// timings where Graph's latency is not what is measured.
+func (s *Server) Busy() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busy
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	start := time.Now()
+	defer func() { s.busy += time.Since(start) }()
 	s.requests = append(s.requests, r.URL.RequestURI())
 	if r.Header.Get("Authorization") != "Bearer "+s.Token {
 		// A token for another audience or a wrong one: 401 InvalidAuthenticationToken.
