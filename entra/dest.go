@@ -11,6 +11,7 @@ import (
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -68,6 +69,10 @@ func (s *Server) Write(ctx context.Context, r *Round) (string, error) {
 	if s.revision == 0 || r.Prev == nil {
 		return s.importSnapshot(ctx, r, round)
 	}
+	if len(r.Changes) > maxBatchChanges || batchBytes(r.Changes) > maxBatchBytes {
+		// Beyond what one WriteChanges may carry (the server's limits): one import is still one revision.
+		return s.importSnapshot(ctx, r, round)
+	}
 	expected := s.revision
 	resp, err := s.Client.Directory.WriteChanges(ctx, &pb.WriteChangesRequest{
 		TenantId: s.Tenant, Changes: r.Changes, ExpectedRevision: &expected, RequestId: r.RequestID, SyncRound: round,
@@ -83,6 +88,24 @@ func (s *Server) Write(ctx context.Context, r *Round) (string, error) {
 		return s.importSnapshot(ctx, r, round)
 	}
 	return "", fmt.Errorf("WriteChanges: %w", err)
+}
+
+// The server refuses batches of more than 10 000 changes and messages over 16 MiB (server.MaxWriteChanges,
+// Limits.MaxRecvBytes); a round beyond half that size goes as an import.
+const (
+	maxBatchChanges = 10_000
+	maxBatchBytes   = 8 << 20
+)
+
+func batchBytes(changes []*pb.Change) int {
+	n := 0
+	for _, c := range changes {
+		n += proto.Size(c) + 2
+		if n > maxBatchBytes {
+			break
+		}
+	}
+	return n
 }
 
 func (s *Server) importSnapshot(ctx context.Context, r *Round, round *pb.SyncRound) (string, error) {
