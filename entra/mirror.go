@@ -1,6 +1,7 @@
 package entra
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -24,17 +25,18 @@ type User struct {
 	Guest bool   `json:"g,omitempty"`
 }
 
-// Group is a group as groups/delta describes it, mapped to groupgate's attributes (SPEC §10).
+// Group is a group as groups/delta describes it, mapped to groupgate's attributes (SPEC §10). It is kept in
+// the state file as groupJSON.
 type Group struct {
-	Name           string       `json:"n,omitempty"`
-	Kind           pb.GroupKind `json:"k"`
-	Dynamic        bool         `json:"dyn,omitempty"`
-	OnPremises     bool         `json:"onp,omitempty"`
-	RoleAssignable bool         `json:"rag,omitempty"`
-	Label          string       `json:"l,omitempty"`
+	Name           string
+	Kind           pb.GroupKind
+	Dynamic        bool
+	OnPremises     bool
+	RoleAssignable bool
+	Label          string
 	// Members and Owners map ids to their kind ('u', 'g', 's').
-	Members map[string]byte `json:"m,omitempty"`
-	Owners  map[string]byte `json:"o,omitempty"`
+	Members map[string]byte
+	Owners  map[string]byte
 }
 
 func newMirror() *Mirror { return &Mirror{Users: map[string]User{}, Groups: map[string]*Group{}} }
@@ -296,4 +298,68 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// groupJSON is how a group is kept in the state file: members and owners as one id list per kind, which
+// encodes several times faster than a JSON object (encoding/json sorts object keys) on tenants with millions
+// of memberships.
+type groupJSON struct {
+	Name           string       `json:"n,omitempty"`
+	Kind           pb.GroupKind `json:"k"`
+	Dynamic        bool         `json:"dyn,omitempty"`
+	OnPremises     bool         `json:"onp,omitempty"`
+	RoleAssignable bool         `json:"rag,omitempty"`
+	Label          string       `json:"l,omitempty"`
+	Members        refsJSON     `json:"m"`
+	Owners         refsJSON     `json:"o"`
+}
+
+type refsJSON struct {
+	Users             []string `json:"u,omitempty"`
+	Groups            []string `json:"g,omitempty"`
+	ServicePrincipals []string `json:"s,omitempty"`
+}
+
+func toRefsJSON(m map[string]byte) refsJSON {
+	var r refsJSON
+	for id, k := range m {
+		switch k {
+		case 'u':
+			r.Users = append(r.Users, id)
+		case 'g':
+			r.Groups = append(r.Groups, id)
+		case 's':
+			r.ServicePrincipals = append(r.ServicePrincipals, id)
+		}
+	}
+	return r
+}
+
+func (r refsJSON) toMap() map[string]byte {
+	m := make(map[string]byte, len(r.Users)+len(r.Groups)+len(r.ServicePrincipals))
+	for _, id := range r.Users {
+		m[id] = 'u'
+	}
+	for _, id := range r.Groups {
+		m[id] = 'g'
+	}
+	for _, id := range r.ServicePrincipals {
+		m[id] = 's'
+	}
+	return m
+}
+
+func (g *Group) MarshalJSON() ([]byte, error) {
+	return json.Marshal(groupJSON{Name: g.Name, Kind: g.Kind, Dynamic: g.Dynamic, OnPremises: g.OnPremises, RoleAssignable: g.RoleAssignable,
+		Label: g.Label, Members: toRefsJSON(g.Members), Owners: toRefsJSON(g.Owners)})
+}
+
+func (g *Group) UnmarshalJSON(b []byte) error {
+	var j groupJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*g = Group{Name: j.Name, Kind: j.Kind, Dynamic: j.Dynamic, OnPremises: j.OnPremises, RoleAssignable: j.RoleAssignable, Label: j.Label,
+		Members: j.Members.toMap(), Owners: j.Owners.toMap()}
+	return nil
 }
