@@ -20,8 +20,7 @@ type syncFlags struct {
 	once                                              bool
 	interval                                          time.Duration
 	addr, token                                       string
-	tls                                               bool
-	tlsCA, tlsCert, tlsKey, tlsName                   string
+	tls                                               tlsFlags
 	logLevel, logFormat                               string
 }
 
@@ -83,10 +82,8 @@ See docs/sync.md for the Graph permissions it needs.`,
 				return s.RunRound(ctx, entra.SnapshotFile{Path: f.output})
 			}
 			opts := client.Options{Token: f.token}
-			if f.tls || f.tlsCA != "" || f.tlsCert != "" || f.tlsKey != "" || f.tlsName != "" {
-				if opts.TLS, err = client.TLSFromFiles(f.tlsCA, f.tlsCert, f.tlsKey, f.tlsName); err != nil {
-					return err
-				}
+			if opts.TLS, err = f.tls.credentials(); err != nil {
+				return err
 			}
 			c, err := client.Dial(f.addr, opts)
 			if err != nil {
@@ -107,11 +104,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 	fl.StringVar(&f.addr, "addr", "", "write into the groupgate server at this address")
 	fl.StringVar(&f.token, "token", "", "bearer token of the groupgate server (writer role)")
 	fl.DurationVar(&f.interval, "interval", 60*time.Second, "time between rounds with --addr")
-	fl.BoolVar(&f.tls, "tls", false, "connect to --addr with TLS (implied by the other --tls-* flags)")
-	fl.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) that signed the server's certificate (default: system roots)")
-	fl.StringVar(&f.tlsCert, "tls-client-cert", "", "client certificate (PEM) for mTLS")
-	fl.StringVar(&f.tlsKey, "tls-client-key", "", "client private key (PEM) for mTLS")
-	fl.StringVar(&f.tlsName, "tls-server-name", "", "name to verify the server's certificate against (default: from --addr)")
+	f.tls.register(fl)
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	annotateEnv(cmd)
