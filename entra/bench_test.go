@@ -3,7 +3,6 @@ package entra_test
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -27,15 +26,7 @@ func mediumStandIn(b *testing.B) (*graphtest.Server, workload.Params, []*pb.Labe
 	g := graphtest.New(tenant)
 	b.Cleanup(g.Close)
 	g.UserPage, g.GroupPage, g.OtherPage, g.MembersPerEntry = 999, 100, 999, 1000
-	path := filepath.Join(b.TempDir(), "labels.json")
-	if err := os.WriteFile(path, labelsJSON, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	labels, err := entra.LoadLabels(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return g, p, labels, snap
+	return g, p, labelsFile(b, labelsJSON), snap
 }
 
 func cacheCounter(b *testing.B, srv *servertest.Server, name string) float64 {

@@ -24,15 +24,16 @@ import (
 
 const tenant = "contoso-sync"
 
-func labels(t *testing.T) []*pb.Label {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "labels.json")
-	if err := os.WriteFile(path, []byte(graphtest.LabelsJSON), 0o644); err != nil {
-		t.Fatal(err)
+// labelsFile loads label definitions the way --labels does, from a file.
+func labelsFile(tb testing.TB, data []byte) []*pb.Label {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "labels.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		tb.Fatal(err)
 	}
 	l, err := entra.LoadLabels(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return l
 }
@@ -45,7 +46,21 @@ func newSyncer(t *testing.T, store entra.StateStore) (*entra.Syncer, *graphtest.
 	var waits []time.Duration
 	c := &entra.Client{Endpoint: g.URL, Tokens: entra.StaticToken(g.Token), HTTP: g.Client(),
 		Sleep: func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }}
-	return &entra.Syncer{Tenant: tenant, Graph: c, Labels: labels(t), Store: store}, g, &waits
+	return &entra.Syncer{Tenant: tenant, Graph: c, Labels: labelsFile(t, []byte(graphtest.LabelsJSON)), Store: store}, g, &waits
+}
+
+// committedSyncer is a syncer that has read and committed its first, full round.
+func committedSyncer(t *testing.T) (*entra.Syncer, *graphtest.Server) {
+	t.Helper()
+	s, g, _ := newSyncer(t, nil)
+	first, err := s.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	return s, g
 }
 
 func find[T interface{ GetId() string }](list []T, id string) T {
@@ -154,14 +169,7 @@ func changeStrings(cs []*pb.Change) []string {
 
 func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 	ctx := context.Background()
-	s, g, _ := newSyncer(t, nil)
-	first, err := s.Next(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, first); err != nil {
-		t.Fatal(err)
-	}
+	s, g := committedSyncer(t)
 	g.Update(func(t *graphtest.Tenant) {
 		m365 := t.Groups[graphtest.GroupM365]
 		m365.Members = append(m365.Members, graphtest.Ref{Type: "#microsoft.graph.user", ID: graphtest.UserGina})
@@ -234,14 +242,7 @@ func mustLoad(t *testing.T, s *pb.Snapshot) *directory.Directory {
 
 func TestGoneDeltaLinkResyncsEverything(t *testing.T) {
 	ctx := context.Background()
-	s, g, _ := newSyncer(t, nil)
-	first, err := s.Next(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, first); err != nil {
-		t.Fatal(err)
-	}
+	s, g := committedSyncer(t)
 	g.ExpireDeltaLinks()
 	g.Update(func(t *graphtest.Tenant) { t.Users[graphtest.UserGina].DisplayName = "Gina G." })
 	r, err := s.Next(ctx)
@@ -397,14 +398,7 @@ func TestDemoTenantRoundTrips(t *testing.T) {
 	}
 	g := graphtest.New(tenantG)
 	defer g.Close()
-	path := filepath.Join(t.TempDir(), "labels.json")
-	if err := os.WriteFile(path, labelsJSON, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := entra.LoadLabels(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := labelsFile(t, labelsJSON)
 	s := &entra.Syncer{Tenant: want.GetTenantId(), Graph: &entra.Client{Endpoint: g.URL, Tokens: entra.StaticToken(g.Token), HTTP: g.Client()}, Labels: l}
 	r, err := s.Next(context.Background())
 	if err != nil {
