@@ -60,9 +60,16 @@ func TestSyncToSnapshotFile(t *testing.T) {
 	g := graphtest.New(graphtest.Crafted())
 	defer g.Close()
 	path := filepath.Join(t.TempDir(), "contoso-sync.pb.gz")
+	// Graph throttles, then is briefly unavailable: the sync waits as told and goes on.
+	g.AddFault(graphtest.Fault{Path: "/v1.0/users/delta", Status: 429, RetryAfter: "1", Times: 1})
+	g.AddFault(graphtest.Fault{Path: "/v1.0/groups/delta", Status: 503, RetryAfter: "1", Times: 1})
 	cmd, out := syncCmd(t, g, g.Token, "-o", path)
+	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("sync -o: %v\n%s", err, out)
+	}
+	if took := time.Since(start); took < 2*time.Second || strings.Count(out.String(), "graph: retrying") != 2 {
+		t.Errorf("sync took %v with 2 retries logged?\n%s", took, out)
 	}
 	d, err := directory.LoadFile(path)
 	if err != nil {
@@ -204,6 +211,17 @@ func TestSyncIntoRunningServer(t *testing.T) {
 		r, err := c.CheckMembership(ctx, syncTenant, graphtest.GroupConf, "u-m1")
 		return err == nil && !r.GetIsMember()
 	})
+
+	// Graph forgets the delta links: the next round resyncs everything and still writes only the change.
+	g.ExpireDeltaLinks()
+	g.Update(func(t *graphtest.Tenant) { t.Users[graphtest.UserGina].DisplayName = "Gina G." })
+	waitFor(t, "the round after the resync", func() bool {
+		return strings.Contains(out.String(), "kind=resync") && strings.Contains(out.String(), "Graph asked for a full resync")
+	})
+	st, err = c.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: syncTenant})
+	if err != nil || st.GetRevision() != imported+3 {
+		t.Errorf("after the resync: %v, %v; want revision %d (one write for the renamed guest)", st, err, imported+3)
+	}
 
 	// Observability: status and metrics know the last round.
 	status := runCLI(t, "status", "--addr", srv.addr, "--tenant", syncTenant)
