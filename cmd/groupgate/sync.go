@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,6 +49,9 @@ See docs/sync.md for the Graph permissions it needs.`,
 			}
 			if (f.output == "") == (f.addr == "") {
 				return errors.New("give exactly one of -o SNAPSHOT and --addr ADDR")
+			}
+			if err := checkGraphEndpoint(f.endpoint); err != nil {
+				return err
 			}
 			if f.interval <= 0 {
 				return errors.New("--interval must be positive")
@@ -109,4 +114,19 @@ See docs/sync.md for the Graph permissions it needs.`,
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	annotateEnv(cmd)
 	return cmd
+}
+
+// checkGraphEndpoint refuses an endpoint the bearer token should not travel to: anything but https, except
+// plain http on a loopback address (a local stand-in).
+func checkGraphEndpoint(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("--graph-endpoint %q: want an https:// URL such as https://graph.microsoft.com", endpoint)
+	}
+	if u.Scheme == "http" {
+		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("--graph-endpoint %q: plain http only to a loopback address (the bearer token would travel unencrypted)", endpoint)
+		}
+	}
+	return nil
 }

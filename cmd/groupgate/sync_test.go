@@ -265,3 +265,20 @@ func grepLines(s, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestGraphEndpointMustKeepTheTokenSafe(t *testing.T) {
+	for endpoint, ok := range map[string]bool{
+		"https://graph.microsoft.com": true,
+		"https://graph.microsoft.us/": true,
+		"http://127.0.0.1:8080":       true,
+		"http://localhost:9000":       true,
+		"http://graph.microsoft.com":  false,
+		"http://10.0.0.5":             false,
+		"graph.microsoft.com":         false,
+		"ftp://graph.microsoft.com":   false,
+	} {
+		if err := checkGraphEndpoint(endpoint); (err == nil) != ok {
+			t.Errorf("%s: %v, want ok=%v", endpoint, err, ok)
+		}
+	}
+}
