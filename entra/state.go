@@ -2,11 +2,13 @@ package entra
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,58 +45,83 @@ type StateStore interface {
 	Save(ctx context.Context, s *State) error
 }
 
+// Lease is implemented by a StateStore that several sync processes share (one PostgreSQL database for a
+// replica set): only the holder of the lease may write. Load takes the lease or fails while another process
+// holds it; Save renews it; RunRound renews it right before writing to the destination, so a process that lost
+// it (paused past its expiry while another took over) stops before writing.
+type Lease interface {
+	Renew(ctx context.Context) error
+}
+
 // FileState keeps the state in one file, gzipped JSON when the name ends in .gz.
 type FileState struct{ Path string }
 
 func (f FileState) Load(context.Context) (*State, error) {
-	file, err := os.Open(f.Path)
+	data, err := os.ReadFile(f.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer file.Close()
-	var r = bufio.NewReader(file)
-	var dec *json.Decoder
-	if strings.HasSuffix(f.Path, ".gz") {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, fmt.Errorf("state %s: %w", f.Path, err)
-		}
-		defer zr.Close()
-		dec = json.NewDecoder(zr)
-	} else {
-		dec = json.NewDecoder(r)
-	}
-	s := &State{}
-	if err := dec.Decode(s); err != nil {
-		return nil, fmt.Errorf("state %s does not parse (delete it to start with a full sync): %w", f.Path, err)
-	}
-	if s.Version != stateVersion {
-		return nil, nil
+	s, err := UnmarshalState(data, strings.HasSuffix(f.Path, ".gz"))
+	if err != nil {
+		return nil, fmt.Errorf("state %s (delete it to start with a full sync): %w", f.Path, err)
 	}
 	return s, nil
 }
 
 func (f FileState) Save(_ context.Context, s *State) error {
+	data, err := MarshalState(s, strings.HasSuffix(f.Path, ".gz"))
+	if err != nil {
+		return err
+	}
 	return writeAtomic(f.Path, func(w *bufio.Writer) error {
-		var enc *json.Encoder
-		var zw *gzip.Writer
-		if strings.HasSuffix(f.Path, ".gz") {
-			zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
-			enc = json.NewEncoder(zw)
-		} else {
-			enc = json.NewEncoder(w)
-		}
-		if err := enc.Encode(s); err != nil {
-			return err
-		}
-		if zw != nil {
-			return zw.Close()
-		}
-		return nil
+		_, err := w.Write(data)
+		return err
 	})
+}
+
+// MarshalState encodes a state as JSON, gzipped when zip is set: the format of the state file, for other
+// StateStores too.
+func MarshalState(s *State, zip bool) ([]byte, error) {
+	var buf bytes.Buffer
+	var w io.Writer = &buf
+	var zw *gzip.Writer
+	if zip {
+		zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		w = zw
+	}
+	if err := json.NewEncoder(w).Encode(s); err != nil {
+		return nil, err
+	}
+	if zw != nil {
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// UnmarshalState decodes MarshalState's encoding. A state of another version is nil: a full sync follows.
+func UnmarshalState(data []byte, zip bool) (*State, error) {
+	var r io.Reader = bytes.NewReader(data)
+	if zip {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		r = zr
+	}
+	s := &State{}
+	if err := json.NewDecoder(r).Decode(s); err != nil {
+		return nil, fmt.Errorf("does not parse: %w", err)
+	}
+	if s.Version != stateVersion {
+		return nil, nil
+	}
+	return s, nil
 }
 
 // writeAtomic writes a file next to path and renames it over path once complete and synced.

@@ -189,7 +189,16 @@ func (s *Syncer) Commit(ctx context.Context, r *Round) error {
 	if s.Store == nil {
 		return nil
 	}
-	return s.Store.Save(ctx, r.next)
+	err := s.Store.Save(ctx, r.next)
+	if _, shared := s.Store.(Lease); err != nil && shared {
+		s.forget() // another process may hold the state now: start again from what the store holds
+	}
+	return err
+}
+
+// forget drops the state held in memory; the next round loads it from the store again.
+func (s *Syncer) forget() {
+	s.state, s.snap, s.built, s.loaded = nil, nil, nil, false
 }
 
 // Snapshot is the snapshot of the last committed round (nil before the first).
@@ -200,6 +209,12 @@ func (s *Syncer) RunRound(ctx context.Context, dest Destination) error {
 	r, err := s.Next(ctx)
 	if err != nil {
 		return err
+	}
+	if l, ok := s.Store.(Lease); ok {
+		if err := l.Renew(ctx); err != nil {
+			s.forget()
+			return err
+		}
 	}
 	result, err := dest.Write(ctx, r)
 	if err != nil {

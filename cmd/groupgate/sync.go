@@ -8,12 +8,14 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/groupgate/groupgate/client"
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/entra"
+	"github.com/groupgate/groupgate/entra/pgstate"
 	"github.com/spf13/cobra"
 )
 
@@ -80,7 +82,16 @@ See docs/sync.md for the Graph permissions it needs.`,
 					return err
 				}
 			}
-			if f.state != "" {
+			switch {
+			case strings.HasPrefix(f.state, "postgres://"), strings.HasPrefix(f.state, "postgresql://"):
+				// Shared by several sync processes: the lease outlives a round and the wait before the next.
+				st, err := pgstate.Open(ctx, f.state, f.tenant, "", max(3*f.interval, time.Minute))
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				s.Store = st
+			case f.state != "":
 				s.Store = entra.FileState{Path: f.state}
 			}
 			if f.output != "" {
@@ -103,7 +114,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 	fl.StringVar(&f.endpoint, "graph-endpoint", "https://graph.microsoft.com", "Microsoft Graph base URL")
 	fl.StringVar(&f.tokenEnv, "token-env", "", "environment variable holding a Graph bearer token (default: azidentity's DefaultAzureCredential)")
 	fl.StringVar(&f.labels, "labels", "", "JSON array of Label (protobuf JSON): the sensitivity labels' definitions")
-	fl.StringVar(&f.state, "state", "", "file keeping Graph's delta links and the mirrored tenant between runs (.gz: gzipped)")
+	fl.StringVar(&f.state, "state", "", "file keeping Graph's delta links and the mirrored tenant between runs (.gz: gzipped), or postgres://… to share it, with a lease, between sync processes")
 	fl.BoolVar(&f.once, "once", false, "run one round and exit")
 	fl.StringVarP(&f.output, "output", "o", "", "write the tenant to this snapshot file (.json, .json.gz, .pb, .pb.gz) and exit")
 	fl.StringVar(&f.addr, "addr", "", "write into the groupgate server at this address")
