@@ -188,9 +188,9 @@ type subscribedSku struct {
 // graphAppID is the appId of Microsoft Graph's service principal in every tenant.
 const graphAppID = "00000003-0000-0000-c000-000000000000"
 
-// readOverlay reads roles, service principals, application permissions, settings and licences. isGroup and
-// roleAssignable tell which principals can hold roles: a role assigned to a group goes to the group only when
-// the group is role-assignable (Entra allows no other).
+// readOverlay reads roles, service principals, application permissions, settings and licences, counting the
+// entries read in count. Roles are kept by principal id whatever the principal; build gives a group its roles
+// only when it is role-assignable (Entra assigns roles to no other group).
 func readOverlay(ctx context.Context, c *Client, count *int) (*Overlay, error) {
 	o := &Overlay{Roles: map[string][]string{}, ServicePrincipals: map[string]ServicePrincipal{}}
 
