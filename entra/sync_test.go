@@ -95,6 +95,7 @@ func TestFullSyncMapsEveryProperty(t *testing.T) {
 		graphtest.UserBob:   "Bob Scoped Admin USER_TYPE_MEMBER []", // scoped to an administrative unit: ignored
 		graphtest.UserGina:  "Gina (Northwind guest) USER_TYPE_GUEST []",
 		graphtest.UserPriya: "Priya Privileged Roles USER_TYPE_MEMBER [Privileged Role Administrator]",
+		graphtest.UserOscar: "Oscar Owner USER_TYPE_MEMBER []", // a custom role, named like a built-in one: ignored
 	} {
 		if users[id] != want {
 			t.Errorf("user %s = %q, want %q", id, users[id], want)

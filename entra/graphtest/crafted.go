@@ -61,11 +61,13 @@ func Crafted() *Tenant {
 	t.RoleDefinitions["rd-groups"] = "Groups Administrator"
 	t.RoleDefinitions["rd-helpdesk"] = "Helpdesk Administrator"
 	t.RoleDefinitions["rd-pra"] = "Privileged Role Administrator"
+	t.RoleDefinitions["custom-groups"] = "Groups Administrator" // a custom role named like a built-in one
 	t.RoleAssignments = []RoleAssignment{
 		{PrincipalID: UserAlice, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/"},
 		{PrincipalID: UserBob, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/administrativeUnits/au-emea"},
 		{PrincipalID: GroupRole, RoleDefinitionID: "rd-helpdesk", DirectoryScopeID: "/"},
 		{PrincipalID: UserPriya, RoleDefinitionID: "rd-pra", DirectoryScopeID: "/"},
+		{PrincipalID: UserOscar, RoleDefinitionID: "custom-groups", DirectoryScopeID: "/"},
 	}
 	t.GraphAppRoles["ar-groupmember-rw"] = "GroupMember.ReadWrite.All"
 	t.GraphAppRoles["ar-group-rw"] = "Group.ReadWrite.All"

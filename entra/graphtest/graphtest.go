@@ -54,7 +54,7 @@ type Tenant struct {
 	Users             map[string]*User
 	Groups            map[string]*Group
 	ServicePrincipals map[string]string // id -> displayName (Microsoft Graph's own is added by New)
-	RoleDefinitions   map[string]string // id -> displayName
+	RoleDefinitions   map[string]string // id -> displayName; ids starting "custom-" are custom roles
 	RoleAssignments   []RoleAssignment
 	GraphAppRoles     map[string]string // appRole id -> value
 	AppRoleAssignedTo []AppRoleAssignment
@@ -270,7 +270,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		var out []any
 		for _, id := range sortedKeys(cur.RoleDefinitions) {
 			// api-reference/v1.0/api/rbacapplication-list-roledefinitions.md
-			out = append(out, map[string]any{"id": id, "displayName": cur.RoleDefinitions[id], "isBuiltIn": true, "templateId": id})
+			builtIn := !strings.HasPrefix(id, "custom-")
+			out = append(out, map[string]any{"id": id, "displayName": cur.RoleDefinitions[id], "isBuiltIn": builtIn, "templateId": id})
 		}
 		s.writeList(w, r, out, "", s.OtherPage)
 	case path == "/v1.0/roleManagement/directory/roleAssignments":
