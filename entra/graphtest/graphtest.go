@@ -340,6 +340,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // version. The query of the first request ($select) travels inside the links, as Graph encodes it into its
 // tokens (api-reference/v1.0/api/group-delta.md, "Query parameters").
 func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, cur *Tenant) {
+	if strings.Contains(strings.ToLower(r.Header.Get("Prefer")), "return=minimal") {
+		// With return=minimal Graph leaves unchanged properties out (api-reference/v1.0/api/user-delta.md,
+		// "Alternative: return only the changed properties"); the sync reads every entry as the object's full
+		// state, so it must never ask for that. The stand-in serves the default behaviour only.
+		graphError(w, http.StatusBadRequest, "invalidRequest", "the stand-in does not serve Prefer: return=minimal")
+		return
+	}
 	q := r.URL.Query()
 	groups := r.URL.Path == "/v1.0/groups/delta"
 	var since *Tenant
@@ -533,7 +540,9 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, entries []any
 
 func (s *Server) writePage(w http.ResponseWriter, r *http.Request, c *cursor) {
 	n := min(c.size, len(c.entries))
-	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#" + strings.TrimPrefix(r.URL.Path, "/v1.0/"), "value": nonNilAny(c.entries[:n])}
+	// "@odata.context": ".../$metadata#groups" for groups/delta (concepts/delta-query-groups.md).
+	context := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v1.0/"), "/beta/"), "/delta")
+	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#" + context, "value": nonNilAny(c.entries[:n])}
 	c.entries = c.entries[n:]
 	if len(c.entries) > 0 {
 		s.nextCur++
