@@ -300,6 +300,13 @@ func TestFailuresNameTheURLAndThePermission(t *testing.T) {
 		{"permission Graph names", func(_ *entra.Syncer, g *graphtest.Server) {
 			g.Deny("/v1.0/roleManagement", "RoleManagement.Read.Directory")
 		}, []string{"/v1.0/roleManagement/directory/roleDefinitions", "HTTP 403", "Authorization_RequestDenied", "Graph names the missing permission: RoleManagement.Read.Directory"}},
+		{"permission Graph does not name", func(_ *entra.Syncer, g *graphtest.Server) {
+			g.AddFault(graphtest.Fault{Path: "/v1.0/subscribedSkus", Status: 403, Code: "Authorization_RequestDenied", Times: 1})
+		}, []string{"/v1.0/subscribedSkus", "HTTP 403", "needs the Graph application permission Organization.Read.All"}},
+		{"link to another host", func(_ *entra.Syncer, g *graphtest.Server) {
+			g.AddFault(graphtest.Fault{Path: "/v1.0/users/delta", Status: 200, Times: 1,
+				Body: `{"value": [], "@odata.nextLink": "https://elsewhere.example/v1.0/users/delta?$skiptoken=abc"}`})
+		}, []string{"https://elsewhere.example/v1.0/users/delta?$skiptoken=…", "leaves the Graph endpoint"}},
 		{"throttled for good", func(_ *entra.Syncer, g *graphtest.Server) {
 			g.AddFault(graphtest.Fault{Path: "/beta/settings", Status: 429, RetryAfter: "1", Times: 100})
 		}, []string{"/beta/settings", "HTTP 429", "gave up after 6 attempts"}},
