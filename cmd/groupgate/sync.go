@@ -116,7 +116,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 	fl.StringVar(&f.labels, "labels", "", "JSON array of Label (protobuf JSON): the sensitivity labels' definitions")
 	fl.StringVar(&f.state, "state", "", "file keeping Graph's delta links and the mirrored tenant between runs (.gz: gzipped), or postgres://… to share it, with a lease, between sync processes")
 	fl.BoolVar(&f.once, "once", false, "run one round and exit")
-	fl.StringVarP(&f.output, "output", "o", "", "write the tenant to this snapshot file (.json, .json.gz, .pb, .pb.gz) and exit")
+	fl.StringVarP(&f.output, "write-snapshot", "o", "", "write the tenant to this snapshot file (.json, .json.gz, .pb, .pb.gz) and exit (not --output: GROUPGATE_OUTPUT is the client commands' text|json)")
 	fl.StringVar(&f.addr, "addr", "", "write into the groupgate server at this address")
 	fl.StringVar(&f.token, "token", "", "bearer token of the groupgate server (writer role)")
 	fl.DurationVar(&f.interval, "interval", 60*time.Second, "time between rounds with --addr")
