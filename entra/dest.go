@@ -3,8 +3,6 @@ package entra
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/groupgate/groupgate/client"
@@ -28,29 +26,10 @@ func (f SnapshotFile) Write(_ context.Context, r *Round) (string, error) {
 	if _, err := directory.FromSnapshot(r.Snapshot, 1); err != nil {
 		return "", fmt.Errorf("the snapshot read from Graph does not validate: %w", err)
 	}
-	dir, base := filepath.Split(f.Path)
-	// The temporary name keeps the extension: it chooses the format.
-	tmp := filepath.Join(dir, fmt.Sprintf(".%d.tmp-%s", os.Getpid(), base))
-	defer os.Remove(tmp)
-	if err := directory.WriteSnapshotFile(tmp, r.Snapshot); err != nil {
-		return "", err
-	}
-	if err := syncFile(tmp); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, f.Path); err != nil {
+	if err := replaceFile(f.Path, func(tmp string) error { return directory.WriteSnapshotFile(tmp, r.Snapshot) }); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("wrote %s", f.Path), nil
-}
-
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // Server writes rounds into a running groupgate: the first with ImportSnapshot, each later one as a single

@@ -1,7 +1,6 @@
 package entra
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -10,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,10 +76,7 @@ func (f FileState) Save(_ context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(f.Path, func(w *bufio.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
+	return replaceFile(f.Path, func(tmp string) error { return os.WriteFile(tmp, data, 0o600) })
 }
 
 // MarshalState encodes a state as JSON, gzipped when zip is set: the format of the state file, for other
@@ -124,32 +121,29 @@ func UnmarshalState(data []byte, zip bool) (*State, error) {
 	return s, nil
 }
 
-// writeAtomic writes a file next to path and renames it over path once complete and synced.
-func writeAtomic(path string, write func(*bufio.Writer) error) error {
+// replaceFile has write create a temporary file next to path (its name ends like path's, so that the extension
+// still chooses a format), syncs it and renames it over path: a crash leaves the old file or the new one.
+func replaceFile(path string, write func(tmp string) error) error {
 	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	err = write(w)
+	tmp := filepath.Join(dir, fmt.Sprintf(".tmp-%d-%d-%s", os.Getpid(), rand.Uint32(), base))
+	defer os.Remove(tmp) // after a successful rename there is nothing left to remove
+	err := write(tmp)
 	if err == nil {
-		err = w.Flush()
+		var f *os.File
+		if f, err = os.OpenFile(tmp, os.O_RDWR, 0); err == nil {
+			err = f.Sync()
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
 	}
 	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 func encodeLabels(labels []*pb.Label) ([]json.RawMessage, error) {
