@@ -158,7 +158,7 @@ func (c *Client) checkLink(link string) error {
 
 // get fetches one URL into v, retrying 429 and 503 (and network failures) up to MaxAttempts. needs names the
 // application permission the request needs, for 401/403 errors.
-func (c *Client) get(ctx context.Context, rawURL, needs string, header http.Header, v any) error {
+func (c *Client) get(ctx context.Context, rawURL, needs string, v any) error {
 	if err := c.checkLink(rawURL); err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (c *Client) get(ctx context.Context, rawURL, needs string, header http.Head
 	}
 	var last error
 	for attempt := 1; ; attempt++ {
-		wait, err := c.try(ctx, rawURL, needs, header, v)
+		wait, err := c.try(ctx, rawURL, needs, v)
 		if err == nil {
 			return nil
 		}
@@ -190,7 +190,7 @@ func (c *Client) get(ctx context.Context, rawURL, needs string, header http.Head
 }
 
 // try makes one attempt. wait < 0: do not retry; 0: retry after a backoff; > 0: retry after that long.
-func (c *Client) try(ctx context.Context, rawURL, needs string, header http.Header, v any) (time.Duration, error) {
+func (c *Client) try(ctx context.Context, rawURL, needs string, v any) (time.Duration, error) {
 	tok, err := c.Tokens.Token(ctx)
 	if err != nil {
 		return -1, fmt.Errorf("getting a Microsoft Graph token: %w", err)
@@ -201,9 +201,6 @@ func (c *Client) try(ctx context.Context, rawURL, needs string, header http.Head
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", "application/json")
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -310,11 +307,11 @@ type page[T any] struct {
 
 // each follows @odata.nextLink from first until a page has none, calling fn for every item, and returns the
 // @odata.deltaLink of the last page (empty for collections that are not delta queries).
-func each[T any](ctx context.Context, c *Client, first, needs string, header http.Header, fn func(T) error) (string, error) {
+func each[T any](ctx context.Context, c *Client, first, needs string, fn func(T) error) (string, error) {
 	link := first
 	for pages := 0; ; pages++ {
 		var p page[T]
-		if err := c.get(ctx, link, needs, header, &p); err != nil {
+		if err := c.get(ctx, link, needs, &p); err != nil {
 			return "", err
 		}
 		for _, item := range p.Value {

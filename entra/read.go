@@ -83,7 +83,7 @@ func readUsers(ctx context.Context, c *Client, link string, fn func(deltaUser) e
 	if link == "" {
 		link = c.url(usersDeltaPath)
 	}
-	return each(ctx, c, link, needUsers, nil, fn)
+	return each(ctx, c, link, needUsers, fn)
 }
 
 // readGroups pages groups/delta from link (empty: a full read) and calls fn for every entry.
@@ -91,7 +91,7 @@ func readGroups(ctx context.Context, c *Client, link string, fn func(deltaGroup)
 	if link == "" {
 		link = c.url(groupsDeltaPath)
 	}
-	return each(ctx, c, link, needGroups, nil, fn)
+	return each(ctx, c, link, needGroups, fn)
 }
 
 // Graph's object types in @odata.type.
@@ -196,7 +196,7 @@ func readOverlay(ctx context.Context, c *Client, count *int) (*Overlay, error) {
 	o := &Overlay{Roles: map[string][]string{}, ServicePrincipals: map[string]ServicePrincipal{}}
 
 	roleNames := map[string]string{}
-	if _, err := each(ctx, c, c.url("/v1.0/roleManagement/directory/roleDefinitions?$select=id,displayName,isBuiltIn"), needRoles, nil,
+	if _, err := each(ctx, c, c.url("/v1.0/roleManagement/directory/roleDefinitions?$select=id,displayName,isBuiltIn"), needRoles,
 		func(d roleDefinition) error {
 			*count++
 			// groupgate's rules name built-in roles. A custom role is left out, even one named like a built-in
@@ -210,7 +210,7 @@ func readOverlay(ctx context.Context, c *Client, count *int) (*Overlay, error) {
 		}); err != nil {
 		return nil, err
 	}
-	if _, err := each(ctx, c, c.url("/v1.0/roleManagement/directory/roleAssignments?$select=principalId,roleDefinitionId,directoryScopeId"), needRoles, nil,
+	if _, err := each(ctx, c, c.url("/v1.0/roleManagement/directory/roleAssignments?$select=principalId,roleDefinitionId,directoryScopeId"), needRoles,
 		func(a roleAssignment) error {
 			*count++
 			// Only tenant-wide assignments count: a role scoped to an administrative unit or one object
@@ -236,7 +236,7 @@ func readOverlay(ctx context.Context, c *Client, count *int) (*Overlay, error) {
 		slices.Sort(r)
 	}
 
-	if _, err := each(ctx, c, c.url("/v1.0/servicePrincipals?$select=id,appId,displayName"), needApps, nil,
+	if _, err := each(ctx, c, c.url("/v1.0/servicePrincipals?$select=id,appId,displayName"), needApps,
 		func(sp servicePrincipal) error {
 			*count++
 			o.ServicePrincipals[sp.ID] = ServicePrincipal{Name: sp.DisplayName}
@@ -245,7 +245,7 @@ func readOverlay(ctx context.Context, c *Client, count *int) (*Overlay, error) {
 		return nil, err
 	}
 	var graphSP servicePrincipal
-	if err := c.get(ctx, c.url("/v1.0/servicePrincipals(appId='"+graphAppID+"')?$select=id,appId,displayName,appRoles"), needApps, nil, &graphSP); err != nil {
+	if err := c.get(ctx, c.url("/v1.0/servicePrincipals(appId='"+graphAppID+"')?$select=id,appId,displayName,appRoles"), needApps, &graphSP); err != nil {
 		return nil, err
 	}
 	permission := map[string]string{}
@@ -253,7 +253,7 @@ func readOverlay(ctx context.Context, c *Client, count *int) (*Overlay, error) {
 		permission[r.ID] = r.Value
 	}
 	perms := map[string][]string{}
-	if _, err := each(ctx, c, c.url("/v1.0/servicePrincipals/"+url.PathEscape(graphSP.ID)+"/appRoleAssignedTo?$select=appRoleId,principalId,principalType"), needApps, nil,
+	if _, err := each(ctx, c, c.url("/v1.0/servicePrincipals/"+url.PathEscape(graphSP.ID)+"/appRoleAssignedTo?$select=appRoleId,principalId,principalType"), needApps,
 		func(a appRoleAssignment) error {
 			*count++
 			if a.PrincipalType != "ServicePrincipal" {
@@ -277,7 +277,7 @@ func readOverlay(ctx context.Context, c *Client, count *int) (*Overlay, error) {
 	}
 
 	// beta/settings: Group.Unified and Group.Security; an absent setting means labels off, guests allowed.
-	if _, err := each(ctx, c, c.url("/beta/settings"), needSettings, nil, func(s directorySetting) error {
+	if _, err := each(ctx, c, c.url("/beta/settings"), needSettings, func(s directorySetting) error {
 		*count++
 		for _, v := range s.Values {
 			on := strings.EqualFold(v.Value, "true")
@@ -298,7 +298,7 @@ func readOverlay(ctx context.Context, c *Client, count *int) (*Overlay, error) {
 		return nil, err
 	}
 
-	if _, err := each(ctx, c, c.url("/v1.0/subscribedSkus?$select=skuPartNumber,servicePlans"), needSkus, nil, func(s subscribedSku) error {
+	if _, err := each(ctx, c, c.url("/v1.0/subscribedSkus?$select=skuPartNumber,servicePlans"), needSkus, func(s subscribedSku) error {
 		*count++
 		for _, p := range s.ServicePlans {
 			if p.ProvisioningStatus != "Success" {
