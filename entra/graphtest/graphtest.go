@@ -88,7 +88,10 @@ func (t *Tenant) clone() *Tenant {
 	c.RoleAssignments = slices.Clone(t.RoleAssignments)
 	c.GraphAppRoles = maps.Clone(t.GraphAppRoles)
 	c.AppRoleAssignedTo = slices.Clone(t.AppRoleAssignedTo)
-	c.Settings = maps.Clone(t.Settings)
+	c.Settings = make(map[string]map[string]string, len(t.Settings))
+	for name, values := range t.Settings {
+		c.Settings[name] = maps.Clone(values)
+	}
 	c.ServicePlans = slices.Clone(t.ServicePlans)
 	return &c
 }
