@@ -183,6 +183,9 @@ func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 		delete(t.Groups, graphtest.GroupDL)
 		t.Groups[graphtest.GroupDyn].DisplayName = "Everyone (dynamic)"
 		t.RoleAssignments = append(t.RoleAssignments, graphtest.RoleAssignment{PrincipalID: graphtest.UserBob, RoleDefinitionID: "rd-helpdesk", DirectoryScopeID: "/"})
+		t.Settings["Group.Security"]["EnableMIPLabels"] = "false"
+		t.ServicePrincipals["sp-new"] = "New app"
+		t.AppRoleAssignedTo = append(t.AppRoleAssignedTo, graphtest.AppRoleAssignment{AppRoleID: "ar-group-rw", PrincipalID: "sp-new", PrincipalType: "ServicePrincipal"})
 	})
 	r, err := s.Next(ctx)
 	if err != nil {
@@ -198,7 +201,9 @@ func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 		`{"deleteObject":{"id":"u-m2"}}`,
 		`{"removeMember":{"groupId":"g-confidential","memberId":"u-m1"}}`,
 		`{"removeMember":{"groupId":"g-confidential","memberId":"u-m2"}}`,
+		`{"updateSettings":{"licenses":["ENTRA_ID_P1"],"unifiedGroupLabelsEnabled":true,"allowGuestsInGroups":true}}`,
 		`{"upsertGroup":{"id":"g-dynamic","displayName":"Everyone (dynamic)","kind":"GROUP_KIND_SECURITY","membership":"MEMBERSHIP_DYNAMIC"}}`,
+		`{"upsertServicePrincipal":{"id":"sp-new","displayName":"New app","appPermissions":["Group.ReadWrite.All"]}}`,
 		`{"upsertUser":{"id":"u-bob","displayName":"Bob Scoped Admin","userType":"USER_TYPE_MEMBER","directoryRoles":["Helpdesk Administrator"]}}`,
 		`{"upsertUser":{"id":"u-new","displayName":"New Hire","userType":"USER_TYPE_MEMBER"}}`,
 	}
