@@ -185,17 +185,20 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 		prev = &built{}
 	}
 	// Objects that appeared, disappeared or changed kind: a group naming one of them must be built again.
-	var existence []string
-	for id, k := range kind {
-		if prev.kind[id] != k {
-			existence = append(existence, id)
+	var changed []string
+	if prev.groups != nil {
+		for id, k := range kind {
+			if prev.kind[id] != k {
+				changed = append(changed, id)
+			}
+		}
+		for id := range prev.kind {
+			if _, ok := kind[id]; !ok {
+				changed = append(changed, id)
+			}
 		}
 	}
-	for id := range prev.kind {
-		if _, ok := kind[id]; !ok {
-			existence = append(existence, id)
-		}
-	}
+	existence := newChangedIDs(changed)
 	labelIDs := map[string]bool{}
 	s := &pb.Snapshot{TenantId: tenant, Settings: &pb.TenantSettings{
 		Licenses:                   slices.Clone(o.Settings.Licenses),
@@ -278,13 +281,44 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 	return s, next, nil
 }
 
-// names reports whether the group's members or owners include any of ids.
-func (g *Group) names(ids []string) bool {
-	for _, id := range ids {
-		if _, ok := g.Members[id]; ok {
+// changedIDs are the ids whose existence a round changed, as a list and, when long, as a set.
+type changedIDs struct {
+	list []string
+	set  map[string]bool
+}
+
+func newChangedIDs(list []string) changedIDs {
+	c := changedIDs{list: list}
+	if len(list) > 64 {
+		c.set = make(map[string]bool, len(list))
+		for _, id := range list {
+			c.set[id] = true
+		}
+	}
+	return c
+}
+
+// names reports whether the group's members or owners include any of the ids, walking the shorter side: a
+// round that created thousands of users must not cost thousands of lookups per group.
+func (g *Group) names(c changedIDs) bool {
+	if c.set == nil || len(c.list) <= len(g.Members)+len(g.Owners) {
+		for _, id := range c.list {
+			if _, ok := g.Members[id]; ok {
+				return true
+			}
+			if _, ok := g.Owners[id]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	for id := range g.Members {
+		if c.set[id] {
 			return true
 		}
-		if _, ok := g.Owners[id]; ok {
+	}
+	for id := range g.Owners {
+		if c.set[id] {
 			return true
 		}
 	}

@@ -1,6 +1,7 @@
 package entra
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -45,5 +46,23 @@ func TestReferenceToAnObjectNotSeenYet(t *testing.T) {
 	}
 	if k := second.GetGroups()[0].GetKind(); k != pb.GroupKind_GROUP_KIND_SECURITY {
 		t.Errorf("kind %v", k)
+	}
+}
+
+func TestNamesWalksTheShorterSide(t *testing.T) {
+	g := &Group{Members: map[string]byte{"u-1": 'u', "u-2": 'u'}, Owners: map[string]byte{"u-9": 'u'}}
+	many := []string{"u-9"}
+	for i := 0; i < 100; i++ {
+		many = append(many, fmt.Sprintf("x-%d", i))
+	}
+	for _, tc := range []struct {
+		ids  []string
+		want bool
+	}{
+		{nil, false}, {[]string{"u-2"}, true}, {[]string{"u-3"}, false}, {many, true}, {many[1:], false},
+	} {
+		if got := g.names(newChangedIDs(tc.ids)); got != tc.want {
+			t.Errorf("names(%d ids starting %v) = %v, want %v", len(tc.ids), tc.ids[:min(len(tc.ids), 1)], got, tc.want)
+		}
 	}
 }
