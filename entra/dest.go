@@ -43,7 +43,12 @@ type Server struct {
 	revision int64 // after our last write; 0 before the first
 }
 
+// writeTimeout bounds one write: a server that stops answering fails the round instead of stalling the sync.
+const writeTimeout = 5 * time.Minute
+
 func (s *Server) Write(ctx context.Context, r *Round) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
 	round := &pb.SyncRound{StartedAgo: durationpb.New(time.Since(r.Started)), ObjectsRead: int64(r.ObjectsRead), Changes: int64(len(r.Changes))}
 	if s.revision == 0 || r.Prev == nil {
 		return s.importSnapshot(ctx, r, round)
