@@ -282,3 +282,29 @@ func TestGraphEndpointMustKeepTheTokenSafe(t *testing.T) {
 		}
 	}
 }
+
+func TestSyncOnceIntoServerWithTokens(t *testing.T) {
+	g := graphtest.New(graphtest.Crafted())
+	defer g.Close()
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("writer:writer-token-0123456789\nchecker:checker-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startReplica(t, "memory", "--token-file", tokens)
+	// A checker token may not write: the round fails, naming the refusal.
+	cmd, out := syncCmd(t, g, g.Token, "--addr", srv.addr, "--token", "checker-token-0123456789", "--once")
+	if err := cmd.Run(); err == nil || !strings.Contains(out.String(), "PermissionDenied") {
+		t.Fatalf("sync with a checker token: %v\n%s", err, out)
+	}
+	cmd, out = syncCmd(t, g, g.Token, "--addr", srv.addr, "--token", "writer-token-0123456789", "--once")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sync --once: %v\n%s", err, out)
+	}
+	status := runCLI(t, "status", "--addr", srv.addr, "--tenant", syncTenant, "--token", "writer-token-0123456789")
+	if !strings.Contains(status, "users 10 (guests 1), groups 7") || !strings.Contains(status, "last sync round") {
+		t.Errorf("status after one round:\n%s", status)
+	}
+	if strings.Contains(out.String(), "writer-token-0123456789") || strings.Contains(out.String(), g.Token) {
+		t.Errorf("a token in the sync's output:\n%s", out)
+	}
+}
