@@ -30,7 +30,8 @@ type StaticToken string
 
 func (t StaticToken) Token(context.Context) (string, error) { return string(t), nil }
 
-// Client reads Microsoft Graph.
+// Client reads Microsoft Graph. A sync makes one request at a time, so a Client is not meant for concurrent use
+// (Requests is a plain counter).
 type Client struct {
 	// Endpoint is Graph's base URL, e.g. https://graph.microsoft.com; requests go to {Endpoint}/v1.0/… and
 	// {Endpoint}/beta/….
