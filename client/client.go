@@ -203,6 +203,12 @@ const importPartObjects = 20_000
 // size limit, and returns the new revision. expectedRevision, when set, must be the tenant's revision (0 for a
 // tenant that does not exist yet).
 func (c *Client) ImportSnapshot(ctx context.Context, snap *pb.Snapshot, expectedRevision *int64) (int64, error) {
+	return c.ImportSnapshotRound(ctx, snap, expectedRevision, nil)
+}
+
+// ImportSnapshotRound is ImportSnapshot for a round of groupgate sync, which the server records (GetStatus,
+// groupgate_sync_lag_seconds).
+func (c *Client) ImportSnapshotRound(ctx context.Context, snap *pb.Snapshot, expectedRevision *int64, round *pb.SyncRound) (int64, error) {
 	stream, err := c.Directory.ImportSnapshot(ctx)
 	if err != nil {
 		return 0, err
@@ -235,6 +241,7 @@ func (c *Client) ImportSnapshot(ctx context.Context, snap *pb.Snapshot, expected
 		if i == 0 {
 			req.TenantId = snap.GetTenantId()
 			req.ExpectedRevision = expectedRevision
+			req.SyncRound = round
 		}
 		if err := stream.Send(req); err != nil {
 			if _, rerr := stream.CloseAndRecv(); rerr != nil {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 type directoryService struct {
@@ -19,6 +20,19 @@ type directoryService struct {
 }
 
 func (d *directoryService) WriteChanges(ctx context.Context, req *pb.WriteChangesRequest) (*pb.WriteChangesResponse, error) {
+	if len(req.GetChanges()) == 0 {
+		// A sync round that found nothing new (validation admits no other empty batch): record it, write
+		// nothing.
+		st, err := d.s.cfg.Store.Status(ctx, req.GetTenantId())
+		if err != nil {
+			return nil, err
+		}
+		if req.ExpectedRevision != nil && *req.ExpectedRevision != st.Revision {
+			return nil, &store.RevisionMismatchError{Expected: *req.ExpectedRevision, Actual: st.Revision}
+		}
+		d.s.syncs.record(req.GetTenantId(), req.GetSyncRound())
+		return &pb.WriteChangesResponse{Revision: st.Revision}, nil
+	}
 	rev, err := d.s.cfg.Store.Write(ctx, store.Write{
 		TenantID:         req.GetTenantId(),
 		Changes:          req.GetChanges(),
@@ -28,6 +42,7 @@ func (d *directoryService) WriteChanges(ctx context.Context, req *pb.WriteChange
 	if err != nil {
 		return nil, err
 	}
+	d.s.syncs.record(req.GetTenantId(), req.GetSyncRound())
 	return &pb.WriteChangesResponse{Revision: rev}, nil
 }
 
@@ -50,6 +65,7 @@ func (d *directoryService) Watch(req *pb.WatchRequest, stream grpc.ServerStreami
 func (d *directoryService) ImportSnapshot(stream grpc.ClientStreamingServer[pb.ImportSnapshotRequest, pb.ImportSnapshotResponse]) error {
 	var tenantID string
 	var expected *int64
+	var round *pb.SyncRound
 	snap := &pb.Snapshot{}
 	for first := true; ; first = false {
 		part, err := stream.Recv()
@@ -60,7 +76,7 @@ func (d *directoryService) ImportSnapshot(stream grpc.ClientStreamingServer[pb.I
 			return err
 		}
 		if first {
-			tenantID, expected = part.GetTenantId(), part.ExpectedRevision
+			tenantID, expected, round = part.GetTenantId(), part.ExpectedRevision, part.GetSyncRound()
 		}
 		v := &validator{}
 		if first {
@@ -86,6 +102,7 @@ func (d *directoryService) ImportSnapshot(stream grpc.ClientStreamingServer[pb.I
 	if err != nil {
 		return err
 	}
+	d.s.syncs.record(tenantID, round)
 	return stream.SendAndClose(&pb.ImportSnapshotResponse{Revision: rev})
 }
 
@@ -112,6 +129,11 @@ func (d *directoryService) GetStatus(ctx context.Context, req *pb.GetStatusReque
 		return nil, err
 	}
 	c := st.Counts
+	var lastSync *timestamppb.Timestamp
+	var syncLag *durationpb.Duration
+	if received, lag, ok := d.s.syncs.last(req.GetTenantId()); ok {
+		lastSync, syncLag = timestamppb.New(received), durationpb.New(lag)
+	}
 	return &pb.GetStatusResponse{
 		Revision: st.Revision,
 		Counts: &pb.ObjectCounts{
@@ -121,5 +143,7 @@ func (d *directoryService) GetStatus(ctx context.Context, req *pb.GetStatusReque
 		Store:          st.Store,
 		StoreRevision:  st.StoreRevision,
 		ReplicationLag: durationpb.New(st.Lag),
+		LastSyncRound:  lastSync,
+		SyncLag:        syncLag,
 	}, nil
 }

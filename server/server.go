@@ -55,6 +55,7 @@ type Server struct {
 	// stream is the chain of stream interceptors as one, run by the gRPC server and by NewStream alike.
 	stream        grpc.StreamServerInterceptor
 	streamMethods map[string]streamMethod
+	syncs         *syncRounds
 }
 
 // New builds a server; call Serve to accept connections.
@@ -68,7 +69,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer(),
+	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer(), syncs: newSyncRounds(),
 		unaryMethods: map[string]unaryMethod{}, streamMethods: map[string]streamMethod{}}
 
 	recoveryOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
@@ -107,6 +108,7 @@ func New(cfg Config) *Server {
 	reflection.Register(s.grpc)
 	if cfg.Metrics != nil {
 		cfg.Metrics.grpc.InitializeMetrics(s.grpc)
+		cfg.Metrics.Registry.MustRegister(s.syncs)
 	}
 	return s
 }

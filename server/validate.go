@@ -148,7 +148,7 @@ func validate(req any) error {
 	case *pb.WriteChangesRequest:
 		v.id("tenant_id", r.GetTenantId())
 		switch n := len(r.GetChanges()); {
-		case n == 0:
+		case n == 0 && r.GetSyncRound() == nil:
 			v.add("changes", "required: at least one change")
 		case n > MaxWriteChanges:
 			v.add("changes", "at most %d changes per batch, got %d", MaxWriteChanges, n)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/groupgate/groupgate/client"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -20,11 +22,7 @@ type clientFlags struct {
 	addr      string
 	tenant    string
 	token     string
-	tls       bool
-	tlsCA     string
-	tlsCert   string
-	tlsKey    string
-	tlsName   string
+	tls       tlsFlags
 	output    string
 	timeout   time.Duration
 	snapshots []string
@@ -35,15 +33,33 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:50051", "server address: host:port, or a unix socket as unix:///path/to.sock")
 	fl.StringVarP(&f.tenant, "tenant", "t", "contoso", "tenant id")
 	fl.StringVar(&f.token, "token", "", "bearer token")
-	fl.BoolVar(&f.tls, "tls", false, "connect with TLS (implied by the other --tls-* flags)")
-	fl.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) that signed the server's certificate (default: system roots)")
-	fl.StringVar(&f.tlsCert, "tls-client-cert", "", "client certificate (PEM) for mTLS")
-	fl.StringVar(&f.tlsKey, "tls-client-key", "", "client private key (PEM) for mTLS")
-	fl.StringVar(&f.tlsName, "tls-server-name", "", "name to verify the server's certificate against (default: the host of --addr; localhost for a unix socket)")
+	f.tls.register(fl)
 	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "deadline of the call")
 	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "answer in-process from these snapshot files instead of a server ('demo' for the demo tenant)")
 	annotateEnv(cmd)
+}
+
+// tlsFlags are the client's TLS flags, shared by every command that dials a server.
+type tlsFlags struct {
+	on                        bool
+	ca, cert, key, serverName string
+}
+
+func (t *tlsFlags) register(fl *pflag.FlagSet) {
+	fl.BoolVar(&t.on, "tls", false, "connect with TLS (implied by the other --tls-* flags)")
+	fl.StringVar(&t.ca, "tls-ca", "", "CA certificate (PEM) that signed the server's certificate (default: system roots)")
+	fl.StringVar(&t.cert, "tls-client-cert", "", "client certificate (PEM) for mTLS")
+	fl.StringVar(&t.key, "tls-client-key", "", "client private key (PEM) for mTLS")
+	fl.StringVar(&t.serverName, "tls-server-name", "", "name to verify the server's certificate against (default: the host of --addr; localhost for a unix socket)")
+}
+
+// credentials are the TLS credentials the flags ask for, or nil for plaintext.
+func (t *tlsFlags) credentials() (credentials.TransportCredentials, error) {
+	if !t.on && t.ca == "" && t.cert == "" && t.key == "" && t.serverName == "" {
+		return nil, nil
+	}
+	return client.TLSFromFiles(t.ca, t.cert, t.key, t.serverName)
 }
 
 // connect dials the server, or starts an in-process server on the snapshot files on a loopback port.
@@ -64,13 +80,10 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, func(), error
 		}
 	}
 	opts := client.Options{Token: f.token}
-	if f.tls || f.tlsCA != "" || f.tlsCert != "" || f.tlsKey != "" || f.tlsName != "" {
-		creds, err := client.TLSFromFiles(f.tlsCA, f.tlsCert, f.tlsKey, f.tlsName)
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		opts.TLS = creds
+	var err error
+	if opts.TLS, err = f.tls.credentials(); err != nil {
+		stop()
+		return nil, nil, err
 	}
 	c, err := client.Dial(addr, opts)
 	if err != nil {

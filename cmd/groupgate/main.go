@@ -27,5 +27,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newCheckCmd(), newMembersCmd(), newGroupsCmd(), newAuditCmd())
 	root.AddCommand(newPlanCmd(), newApplyCmd(), newImportCmd(), newStatusCmd())
 	root.AddCommand(newGenCmd(), newBenchCmd(), newNoOpServeCmd())
+	root.AddCommand(newSyncCmd())
 	return root
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/directory/demo"
@@ -170,6 +171,9 @@ func newStatusCmd() *cobra.Command {
 				resp.GetStore(), resp.GetStoreRevision(), resp.GetReplicationLag().AsDuration())
 			fmt.Fprintf(stdout(), "users %d (guests %d), groups %d, service principals %d, labels %d, memberships %d\n",
 				n.GetUsers(), n.GetGuests(), n.GetGroups(), n.GetServicePrincipals(), n.GetLabels(), n.GetMemberships())
+			if t := resp.GetLastSyncRound(); t != nil {
+				fmt.Fprintf(stdout(), "last sync round %s, sync lag %s\n", t.AsTime().UTC().Format(time.RFC3339), resp.GetSyncLag().AsDuration().Round(time.Millisecond))
+			}
 			return nil
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -30,7 +31,10 @@ type WriteChangesRequest struct {
 	// Optimistic lock: fail with FAILED_PRECONDITION unless the tenant is at exactly this revision.
 	ExpectedRevision *int64 `protobuf:"varint,3,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
 	// Idempotency key: a retry with the same id returns the first result and writes nothing twice.
-	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Set by groupgate sync: this batch is one successful round of a sync from Microsoft Graph. With it,
+	// changes may be empty (a round that found nothing new): the round is recorded and nothing is written.
+	SyncRound     *SyncRound `protobuf:"bytes,5,opt,name=sync_round,json=syncRound,proto3" json:"sync_round,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -93,6 +97,78 @@ func (x *WriteChangesRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *WriteChangesRequest) GetSyncRound() *SyncRound {
+	if x != nil {
+		return x.SyncRound
+	}
+	return nil
+}
+
+// SyncRound describes a round of `groupgate sync` that read Microsoft Graph and is being written. The server
+// keeps the newest one per tenant for groupgate_sync_lag_seconds and GetStatus.
+type SyncRound struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long before this request the round started reading Graph: once the request succeeds the tenant
+	// reflects Graph as of (time received - started_ago). A duration, so the two clocks need not agree.
+	StartedAgo *durationpb.Duration `protobuf:"bytes,1,opt,name=started_ago,json=startedAgo,proto3" json:"started_ago,omitempty"`
+	// Objects read from Graph and changes written, for the record.
+	ObjectsRead   int64 `protobuf:"varint,2,opt,name=objects_read,json=objectsRead,proto3" json:"objects_read,omitempty"`
+	Changes       int64 `protobuf:"varint,3,opt,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncRound) Reset() {
+	*x = SyncRound{}
+	mi := &file_groupgate_v1_directory_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncRound) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncRound) ProtoMessage() {}
+
+func (x *SyncRound) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_directory_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncRound.ProtoReflect.Descriptor instead.
+func (*SyncRound) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SyncRound) GetStartedAgo() *durationpb.Duration {
+	if x != nil {
+		return x.StartedAgo
+	}
+	return nil
+}
+
+func (x *SyncRound) GetObjectsRead() int64 {
+	if x != nil {
+		return x.ObjectsRead
+	}
+	return 0
+}
+
+func (x *SyncRound) GetChanges() int64 {
+	if x != nil {
+		return x.Changes
+	}
+	return 0
+}
+
 type WriteChangesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The revision the batch produced (or produced the first time, for a retried request_id).
@@ -103,7 +179,7 @@ type WriteChangesResponse struct {
 
 func (x *WriteChangesResponse) Reset() {
 	*x = WriteChangesResponse{}
-	mi := &file_groupgate_v1_directory_proto_msgTypes[1]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -115,7 +191,7 @@ func (x *WriteChangesResponse) String() string {
 func (*WriteChangesResponse) ProtoMessage() {}
 
 func (x *WriteChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_directory_proto_msgTypes[1]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -128,7 +204,7 @@ func (x *WriteChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteChangesResponse.ProtoReflect.Descriptor instead.
 func (*WriteChangesResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{1}
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WriteChangesResponse) GetRevision() int64 {
@@ -148,7 +224,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_groupgate_v1_directory_proto_msgTypes[2]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -160,7 +236,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_directory_proto_msgTypes[2]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -173,7 +249,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{2}
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WatchRequest) GetTenantId() string {
@@ -202,7 +278,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_groupgate_v1_directory_proto_msgTypes[3]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -214,7 +290,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_directory_proto_msgTypes[3]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -227,7 +303,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{3}
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WatchResponse) GetRevision() int64 {
@@ -258,14 +334,16 @@ type ImportSnapshotRequest struct {
 	// Optimistic lock, read from the first message only; unset means replace whatever is there.
 	ExpectedRevision *int64 `protobuf:"varint,2,opt,name=expected_revision,json=expectedRevision,proto3,oneof" json:"expected_revision,omitempty"`
 	// A part of the snapshot; the parts are merged in order.
-	Snapshot      *Snapshot `protobuf:"bytes,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Snapshot *Snapshot `protobuf:"bytes,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// Set by groupgate sync on the first message when the snapshot is a round read from Microsoft Graph.
+	SyncRound     *SyncRound `protobuf:"bytes,4,opt,name=sync_round,json=syncRound,proto3" json:"sync_round,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImportSnapshotRequest) Reset() {
 	*x = ImportSnapshotRequest{}
-	mi := &file_groupgate_v1_directory_proto_msgTypes[4]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +355,7 @@ func (x *ImportSnapshotRequest) String() string {
 func (*ImportSnapshotRequest) ProtoMessage() {}
 
 func (x *ImportSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_directory_proto_msgTypes[4]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +368,7 @@ func (x *ImportSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*ImportSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{4}
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ImportSnapshotRequest) GetTenantId() string {
@@ -314,6 +392,13 @@ func (x *ImportSnapshotRequest) GetSnapshot() *Snapshot {
 	return nil
 }
 
+func (x *ImportSnapshotRequest) GetSyncRound() *SyncRound {
+	if x != nil {
+		return x.SyncRound
+	}
+	return nil
+}
+
 type ImportSnapshotResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Revision      int64                  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
@@ -323,7 +408,7 @@ type ImportSnapshotResponse struct {
 
 func (x *ImportSnapshotResponse) Reset() {
 	*x = ImportSnapshotResponse{}
-	mi := &file_groupgate_v1_directory_proto_msgTypes[5]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +420,7 @@ func (x *ImportSnapshotResponse) String() string {
 func (*ImportSnapshotResponse) ProtoMessage() {}
 
 func (x *ImportSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_directory_proto_msgTypes[5]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +433,7 @@ func (x *ImportSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*ImportSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{5}
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ImportSnapshotResponse) GetRevision() int64 {
@@ -368,7 +453,7 @@ type ExportSnapshotRequest struct {
 
 func (x *ExportSnapshotRequest) Reset() {
 	*x = ExportSnapshotRequest{}
-	mi := &file_groupgate_v1_directory_proto_msgTypes[6]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +465,7 @@ func (x *ExportSnapshotRequest) String() string {
 func (*ExportSnapshotRequest) ProtoMessage() {}
 
 func (x *ExportSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_directory_proto_msgTypes[6]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +478,7 @@ func (x *ExportSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*ExportSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{6}
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ExportSnapshotRequest) GetTenantId() string {
@@ -422,7 +507,7 @@ type ExportSnapshotResponse struct {
 
 func (x *ExportSnapshotResponse) Reset() {
 	*x = ExportSnapshotResponse{}
-	mi := &file_groupgate_v1_directory_proto_msgTypes[7]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +519,7 @@ func (x *ExportSnapshotResponse) String() string {
 func (*ExportSnapshotResponse) ProtoMessage() {}
 
 func (x *ExportSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_directory_proto_msgTypes[7]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +532,7 @@ func (x *ExportSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*ExportSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{7}
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ExportSnapshotResponse) GetSnapshot() *Snapshot {
@@ -473,7 +558,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_groupgate_v1_directory_proto_msgTypes[8]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +570,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_directory_proto_msgTypes[8]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +583,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{8}
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetStatusRequest) GetTenantId() string {
@@ -524,7 +609,7 @@ type ObjectCounts struct {
 
 func (x *ObjectCounts) Reset() {
 	*x = ObjectCounts{}
-	mi := &file_groupgate_v1_directory_proto_msgTypes[9]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +621,7 @@ func (x *ObjectCounts) String() string {
 func (*ObjectCounts) ProtoMessage() {}
 
 func (x *ObjectCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_directory_proto_msgTypes[9]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +634,7 @@ func (x *ObjectCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectCounts.ProtoReflect.Descriptor instead.
 func (*ObjectCounts) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{9}
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ObjectCounts) GetUsers() int64 {
@@ -604,13 +689,17 @@ type GetStatusResponse struct {
 	StoreRevision int64 `protobuf:"varint,4,opt,name=store_revision,json=storeRevision,proto3" json:"store_revision,omitempty"`
 	// How far this replica trails the store's newest change.
 	ReplicationLag *durationpb.Duration `protobuf:"bytes,5,opt,name=replication_lag,json=replicationLag,proto3" json:"replication_lag,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the tenant last received a successful round of groupgate sync through this replica, and how old the
+	// Graph data of that round is now (unset when no sync round was received since this replica started).
+	LastSyncRound *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_sync_round,json=lastSyncRound,proto3" json:"last_sync_round,omitempty"`
+	SyncLag       *durationpb.Duration   `protobuf:"bytes,7,opt,name=sync_lag,json=syncLag,proto3" json:"sync_lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_groupgate_v1_directory_proto_msgTypes[10]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +711,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_directory_proto_msgTypes[10]
+	mi := &file_groupgate_v1_directory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +724,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{10}
+	return file_groupgate_v1_directory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetStatusResponse) GetRevision() int64 {
@@ -673,18 +762,39 @@ func (x *GetStatusResponse) GetReplicationLag() *durationpb.Duration {
 	return nil
 }
 
+func (x *GetStatusResponse) GetLastSyncRound() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSyncRound
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetSyncLag() *durationpb.Duration {
+	if x != nil {
+		return x.SyncLag
+	}
+	return nil
+}
+
 var File_groupgate_v1_directory_proto protoreflect.FileDescriptor
 
 const file_groupgate_v1_directory_proto_rawDesc = "" +
 	"\n" +
-	"\x1cgroupgate/v1/directory.proto\x12\fgroupgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x18groupgate/v1/model.proto\"\xc9\x01\n" +
+	"\x1cgroupgate/v1/directory.proto\x12\fgroupgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18groupgate/v1/model.proto\"\x81\x02\n" +
 	"\x13WriteChangesRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\achanges\x18\x02 \x03(\v2\x14.groupgate.v1.ChangeR\achanges\x120\n" +
 	"\x11expected_revision\x18\x03 \x01(\x03H\x00R\x10expectedRevision\x88\x01\x01\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestIdB\x14\n" +
-	"\x12_expected_revision\"2\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x126\n" +
+	"\n" +
+	"sync_round\x18\x05 \x01(\v2\x17.groupgate.v1.SyncRoundR\tsyncRoundB\x14\n" +
+	"\x12_expected_revision\"\x84\x01\n" +
+	"\tSyncRound\x12:\n" +
+	"\vstarted_ago\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"startedAgo\x12!\n" +
+	"\fobjects_read\x18\x02 \x01(\x03R\vobjectsRead\x12\x18\n" +
+	"\achanges\x18\x03 \x01(\x03R\achanges\"2\n" +
 	"\x14WriteChangesResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"R\n" +
 	"\fWatchRequest\x12\x1b\n" +
@@ -693,11 +803,13 @@ const file_groupgate_v1_directory_proto_rawDesc = "" +
 	"\rWatchResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12.\n" +
 	"\achanges\x18\x02 \x03(\v2\x14.groupgate.v1.ChangeR\achanges\x12'\n" +
-	"\x0ftenant_replaced\x18\x03 \x01(\bR\x0etenantReplaced\"\xb0\x01\n" +
+	"\x0ftenant_replaced\x18\x03 \x01(\bR\x0etenantReplaced\"\xe8\x01\n" +
 	"\x15ImportSnapshotRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x120\n" +
 	"\x11expected_revision\x18\x02 \x01(\x03H\x00R\x10expectedRevision\x88\x01\x01\x122\n" +
-	"\bsnapshot\x18\x03 \x01(\v2\x16.groupgate.v1.SnapshotR\bsnapshotB\x14\n" +
+	"\bsnapshot\x18\x03 \x01(\v2\x16.groupgate.v1.SnapshotR\bsnapshot\x126\n" +
+	"\n" +
+	"sync_round\x18\x04 \x01(\v2\x17.groupgate.v1.SyncRoundR\tsyncRoundB\x14\n" +
 	"\x12_expected_revision\"4\n" +
 	"\x16ImportSnapshotResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"q\n" +
@@ -715,13 +827,15 @@ const file_groupgate_v1_directory_proto_rawDesc = "" +
 	"\x06groups\x18\x03 \x01(\x03R\x06groups\x12-\n" +
 	"\x12service_principals\x18\x04 \x01(\x03R\x11servicePrincipals\x12\x16\n" +
 	"\x06labels\x18\x05 \x01(\x03R\x06labels\x12 \n" +
-	"\vmemberships\x18\x06 \x01(\x03R\vmemberships\"\xe4\x01\n" +
+	"\vmemberships\x18\x06 \x01(\x03R\vmemberships\"\xde\x02\n" +
 	"\x11GetStatusResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x122\n" +
 	"\x06counts\x18\x02 \x01(\v2\x1a.groupgate.v1.ObjectCountsR\x06counts\x12\x14\n" +
 	"\x05store\x18\x03 \x01(\tR\x05store\x12%\n" +
 	"\x0estore_revision\x18\x04 \x01(\x03R\rstoreRevision\x12B\n" +
-	"\x0freplication_lag\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0ereplicationLag2\xc4\x04\n" +
+	"\x0freplication_lag\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0ereplicationLag\x12B\n" +
+	"\x0flast_sync_round\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rlastSyncRound\x124\n" +
+	"\bsync_lag\x18\a \x01(\v2\x19.google.protobuf.DurationR\asyncLag2\xc4\x04\n" +
 	"\x10DirectoryService\x12r\n" +
 	"\fWriteChanges\x12!.groupgate.v1.WriteChangesRequest\x1a\".groupgate.v1.WriteChangesResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/writeChanges\x12X\n" +
 	"\x05Watch\x12\x1a.groupgate.v1.WatchRequest\x1a\x1b.groupgate.v1.WatchResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/watch0\x01\x12|\n" +
@@ -741,47 +855,54 @@ func file_groupgate_v1_directory_proto_rawDescGZIP() []byte {
 	return file_groupgate_v1_directory_proto_rawDescData
 }
 
-var file_groupgate_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_groupgate_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_groupgate_v1_directory_proto_goTypes = []any{
 	(*WriteChangesRequest)(nil),    // 0: groupgate.v1.WriteChangesRequest
-	(*WriteChangesResponse)(nil),   // 1: groupgate.v1.WriteChangesResponse
-	(*WatchRequest)(nil),           // 2: groupgate.v1.WatchRequest
-	(*WatchResponse)(nil),          // 3: groupgate.v1.WatchResponse
-	(*ImportSnapshotRequest)(nil),  // 4: groupgate.v1.ImportSnapshotRequest
-	(*ImportSnapshotResponse)(nil), // 5: groupgate.v1.ImportSnapshotResponse
-	(*ExportSnapshotRequest)(nil),  // 6: groupgate.v1.ExportSnapshotRequest
-	(*ExportSnapshotResponse)(nil), // 7: groupgate.v1.ExportSnapshotResponse
-	(*GetStatusRequest)(nil),       // 8: groupgate.v1.GetStatusRequest
-	(*ObjectCounts)(nil),           // 9: groupgate.v1.ObjectCounts
-	(*GetStatusResponse)(nil),      // 10: groupgate.v1.GetStatusResponse
-	(*Change)(nil),                 // 11: groupgate.v1.Change
-	(*Snapshot)(nil),               // 12: groupgate.v1.Snapshot
-	(*Consistency)(nil),            // 13: groupgate.v1.Consistency
-	(*durationpb.Duration)(nil),    // 14: google.protobuf.Duration
+	(*SyncRound)(nil),              // 1: groupgate.v1.SyncRound
+	(*WriteChangesResponse)(nil),   // 2: groupgate.v1.WriteChangesResponse
+	(*WatchRequest)(nil),           // 3: groupgate.v1.WatchRequest
+	(*WatchResponse)(nil),          // 4: groupgate.v1.WatchResponse
+	(*ImportSnapshotRequest)(nil),  // 5: groupgate.v1.ImportSnapshotRequest
+	(*ImportSnapshotResponse)(nil), // 6: groupgate.v1.ImportSnapshotResponse
+	(*ExportSnapshotRequest)(nil),  // 7: groupgate.v1.ExportSnapshotRequest
+	(*ExportSnapshotResponse)(nil), // 8: groupgate.v1.ExportSnapshotResponse
+	(*GetStatusRequest)(nil),       // 9: groupgate.v1.GetStatusRequest
+	(*ObjectCounts)(nil),           // 10: groupgate.v1.ObjectCounts
+	(*GetStatusResponse)(nil),      // 11: groupgate.v1.GetStatusResponse
+	(*Change)(nil),                 // 12: groupgate.v1.Change
+	(*durationpb.Duration)(nil),    // 13: google.protobuf.Duration
+	(*Snapshot)(nil),               // 14: groupgate.v1.Snapshot
+	(*Consistency)(nil),            // 15: groupgate.v1.Consistency
+	(*timestamppb.Timestamp)(nil),  // 16: google.protobuf.Timestamp
 }
 var file_groupgate_v1_directory_proto_depIdxs = []int32{
-	11, // 0: groupgate.v1.WriteChangesRequest.changes:type_name -> groupgate.v1.Change
-	11, // 1: groupgate.v1.WatchResponse.changes:type_name -> groupgate.v1.Change
-	12, // 2: groupgate.v1.ImportSnapshotRequest.snapshot:type_name -> groupgate.v1.Snapshot
-	13, // 3: groupgate.v1.ExportSnapshotRequest.consistency:type_name -> groupgate.v1.Consistency
-	12, // 4: groupgate.v1.ExportSnapshotResponse.snapshot:type_name -> groupgate.v1.Snapshot
-	9,  // 5: groupgate.v1.GetStatusResponse.counts:type_name -> groupgate.v1.ObjectCounts
-	14, // 6: groupgate.v1.GetStatusResponse.replication_lag:type_name -> google.protobuf.Duration
-	0,  // 7: groupgate.v1.DirectoryService.WriteChanges:input_type -> groupgate.v1.WriteChangesRequest
-	2,  // 8: groupgate.v1.DirectoryService.Watch:input_type -> groupgate.v1.WatchRequest
-	4,  // 9: groupgate.v1.DirectoryService.ImportSnapshot:input_type -> groupgate.v1.ImportSnapshotRequest
-	6,  // 10: groupgate.v1.DirectoryService.ExportSnapshot:input_type -> groupgate.v1.ExportSnapshotRequest
-	8,  // 11: groupgate.v1.DirectoryService.GetStatus:input_type -> groupgate.v1.GetStatusRequest
-	1,  // 12: groupgate.v1.DirectoryService.WriteChanges:output_type -> groupgate.v1.WriteChangesResponse
-	3,  // 13: groupgate.v1.DirectoryService.Watch:output_type -> groupgate.v1.WatchResponse
-	5,  // 14: groupgate.v1.DirectoryService.ImportSnapshot:output_type -> groupgate.v1.ImportSnapshotResponse
-	7,  // 15: groupgate.v1.DirectoryService.ExportSnapshot:output_type -> groupgate.v1.ExportSnapshotResponse
-	10, // 16: groupgate.v1.DirectoryService.GetStatus:output_type -> groupgate.v1.GetStatusResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	12, // 0: groupgate.v1.WriteChangesRequest.changes:type_name -> groupgate.v1.Change
+	1,  // 1: groupgate.v1.WriteChangesRequest.sync_round:type_name -> groupgate.v1.SyncRound
+	13, // 2: groupgate.v1.SyncRound.started_ago:type_name -> google.protobuf.Duration
+	12, // 3: groupgate.v1.WatchResponse.changes:type_name -> groupgate.v1.Change
+	14, // 4: groupgate.v1.ImportSnapshotRequest.snapshot:type_name -> groupgate.v1.Snapshot
+	1,  // 5: groupgate.v1.ImportSnapshotRequest.sync_round:type_name -> groupgate.v1.SyncRound
+	15, // 6: groupgate.v1.ExportSnapshotRequest.consistency:type_name -> groupgate.v1.Consistency
+	14, // 7: groupgate.v1.ExportSnapshotResponse.snapshot:type_name -> groupgate.v1.Snapshot
+	10, // 8: groupgate.v1.GetStatusResponse.counts:type_name -> groupgate.v1.ObjectCounts
+	13, // 9: groupgate.v1.GetStatusResponse.replication_lag:type_name -> google.protobuf.Duration
+	16, // 10: groupgate.v1.GetStatusResponse.last_sync_round:type_name -> google.protobuf.Timestamp
+	13, // 11: groupgate.v1.GetStatusResponse.sync_lag:type_name -> google.protobuf.Duration
+	0,  // 12: groupgate.v1.DirectoryService.WriteChanges:input_type -> groupgate.v1.WriteChangesRequest
+	3,  // 13: groupgate.v1.DirectoryService.Watch:input_type -> groupgate.v1.WatchRequest
+	5,  // 14: groupgate.v1.DirectoryService.ImportSnapshot:input_type -> groupgate.v1.ImportSnapshotRequest
+	7,  // 15: groupgate.v1.DirectoryService.ExportSnapshot:input_type -> groupgate.v1.ExportSnapshotRequest
+	9,  // 16: groupgate.v1.DirectoryService.GetStatus:input_type -> groupgate.v1.GetStatusRequest
+	2,  // 17: groupgate.v1.DirectoryService.WriteChanges:output_type -> groupgate.v1.WriteChangesResponse
+	4,  // 18: groupgate.v1.DirectoryService.Watch:output_type -> groupgate.v1.WatchResponse
+	6,  // 19: groupgate.v1.DirectoryService.ImportSnapshot:output_type -> groupgate.v1.ImportSnapshotResponse
+	8,  // 20: groupgate.v1.DirectoryService.ExportSnapshot:output_type -> groupgate.v1.ExportSnapshotResponse
+	11, // 21: groupgate.v1.DirectoryService.GetStatus:output_type -> groupgate.v1.GetStatusResponse
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_groupgate_v1_directory_proto_init() }
@@ -791,14 +912,14 @@ func file_groupgate_v1_directory_proto_init() {
 	}
 	file_groupgate_v1_model_proto_init()
 	file_groupgate_v1_directory_proto_msgTypes[0].OneofWrappers = []any{}
-	file_groupgate_v1_directory_proto_msgTypes[4].OneofWrappers = []any{}
+	file_groupgate_v1_directory_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groupgate_v1_directory_proto_rawDesc), len(file_groupgate_v1_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

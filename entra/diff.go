@@ -1,0 +1,121 @@
+package entra
+
+import (
+	"slices"
+
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Diff lists the changes that turn prev into next, fewest first: settings, labels, new or changed users and
+// service principals, new groups, changed groups (an upsert when an attribute changed, else one add/remove per
+// member or owner), then deletions. Both snapshots must list objects sorted by id, as build makes them. The
+// server validates the batch as a whole, so a new group may name members created later in the same batch.
+func Diff(prev, next *pb.Snapshot) []*pb.Change {
+	var out []*pb.Change
+	if !proto.Equal(prev.GetSettings(), next.GetSettings()) {
+		out = append(out, &pb.Change{Change: &pb.Change_UpdateSettings{UpdateSettings: next.GetSettings()}})
+	}
+	var deletes []*pb.Change
+	del := func(id string) {
+		deletes = append(deletes, &pb.Change{Change: &pb.Change_DeleteObject{DeleteObject: &pb.DeleteObject{Id: id}}})
+	}
+	mergeByID(prev.GetLabels(), next.GetLabels(), (*pb.Label).GetId,
+		func(p, n *pb.Label) {
+			if p == nil || !proto.Equal(p, n) {
+				out = append(out, &pb.Change{Change: &pb.Change_UpsertLabel{UpsertLabel: n}})
+			}
+		}, func(p *pb.Label) { del(p.GetId()) })
+	var labelDeletes []*pb.Change
+	labelDeletes, deletes = deletes, nil // labels go last: groups drop them first
+
+	mergeByID(prev.GetUsers(), next.GetUsers(), (*pb.User).GetId,
+		func(p, n *pb.User) {
+			if p == n {
+				return // reused by build: unchanged
+			}
+			if p == nil || p.GetDisplayName() != n.GetDisplayName() || p.GetUserType() != n.GetUserType() ||
+				!slices.Equal(p.GetDirectoryRoles(), n.GetDirectoryRoles()) {
+				out = append(out, &pb.Change{Change: &pb.Change_UpsertUser{UpsertUser: n}})
+			}
+		}, func(p *pb.User) { del(p.GetId()) })
+	mergeByID(prev.GetServicePrincipals(), next.GetServicePrincipals(), (*pb.ServicePrincipal).GetId,
+		func(p, n *pb.ServicePrincipal) {
+			if p == nil || !proto.Equal(p, n) {
+				out = append(out, &pb.Change{Change: &pb.Change_UpsertServicePrincipal{UpsertServicePrincipal: n}})
+			}
+		}, func(p *pb.ServicePrincipal) { del(p.GetId()) })
+
+	var edges []*pb.Change
+	mergeByID(prev.GetGroups(), next.GetGroups(), (*pb.Group).GetId,
+		func(p, n *pb.Group) {
+			if p == n {
+				return
+			}
+			if p == nil || !sameGroupAttributes(p, n) {
+				out = append(out, &pb.Change{Change: &pb.Change_UpsertGroup{UpsertGroup: n}})
+				return
+			}
+			g := n.GetId()
+			mergeSorted(p.GetMembers(), n.GetMembers(),
+				func(m string) {
+					edges = append(edges, &pb.Change{Change: &pb.Change_AddMember{AddMember: &pb.MemberChange{GroupId: g, MemberId: m}}})
+				}, func(m string) {
+					edges = append(edges, &pb.Change{Change: &pb.Change_RemoveMember{RemoveMember: &pb.MemberChange{GroupId: g, MemberId: m}}})
+				})
+			mergeSorted(p.GetOwners(), n.GetOwners(),
+				func(o string) {
+					edges = append(edges, &pb.Change{Change: &pb.Change_AddOwner{AddOwner: &pb.OwnerChange{GroupId: g, OwnerId: o}}})
+				}, func(o string) {
+					edges = append(edges, &pb.Change{Change: &pb.Change_RemoveOwner{RemoveOwner: &pb.OwnerChange{GroupId: g, OwnerId: o}}})
+				})
+		}, func(p *pb.Group) { del(p.GetId()) })
+	out = append(out, edges...)
+	out = append(out, deletes...)
+	return append(out, labelDeletes...)
+}
+
+func sameGroupAttributes(a, b *pb.Group) bool {
+	return a.GetDisplayName() == b.GetDisplayName() && a.GetKind() == b.GetKind() && a.GetMembership() == b.GetMembership() &&
+		a.GetOnPremisesSynced() == b.GetOnPremisesSynced() && a.GetLabelId() == b.GetLabelId() &&
+		a.GetIsAssignableToRole() == b.GetIsAssignableToRole() && slices.Equal(a.GetDirectoryRoles(), b.GetDirectoryRoles())
+}
+
+// mergeByID walks two id-sorted lists: both(nil, n) for a new object, both(p, n) for one in each, gone(p) for
+// one only in prev.
+func mergeByID[T any](prev, next []T, id func(T) string, both func(p, n T), gone func(p T)) {
+	var zero T
+	i, j := 0, 0
+	for i < len(prev) || j < len(next) {
+		switch {
+		case j == len(next) || (i < len(prev) && id(prev[i]) < id(next[j])):
+			gone(prev[i])
+			i++
+		case i == len(prev) || id(next[j]) < id(prev[i]):
+			both(zero, next[j])
+			j++
+		default:
+			both(prev[i], next[j])
+			i++
+			j++
+		}
+	}
+}
+
+// mergeSorted calls added for strings only in next and removed for strings only in prev.
+func mergeSorted(prev, next []string, added, removed func(string)) {
+	i, j := 0, 0
+	for i < len(prev) || j < len(next) {
+		switch {
+		case j == len(next) || (i < len(prev) && prev[i] < next[j]):
+			removed(prev[i])
+			i++
+		case i == len(prev) || next[j] < prev[i]:
+			added(next[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+}

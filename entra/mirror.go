@@ -1,0 +1,399 @@
+package entra
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/groupgate/groupgate/directory"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+)
+
+// Mirror is groupgate's copy of the delta-tracked part of a tenant: users and groups as Graph last described
+// them, with every member and owner reference Graph gave, even to objects groupgate has not seen yet.
+type Mirror struct {
+	Users  map[string]User   `json:"users"`
+	Groups map[string]*Group `json:"groups"`
+}
+
+// User is a user as users/delta describes it.
+type User struct {
+	Name  string `json:"n,omitempty"`
+	Guest bool   `json:"g,omitempty"`
+}
+
+// Group is a group as groups/delta describes it, mapped to groupgate's attributes (SPEC §10). It is kept in
+// the state file as groupJSON.
+type Group struct {
+	Name           string
+	Kind           pb.GroupKind
+	Dynamic        bool
+	OnPremises     bool
+	RoleAssignable bool
+	Label          string
+	// Members and Owners map ids to their kind ('u', 'g', 's').
+	Members map[string]byte
+	Owners  map[string]byte
+}
+
+func newMirror() *Mirror { return &Mirror{Users: map[string]User{}, Groups: map[string]*Group{}} }
+
+// working is a copy-on-write view of a mirror for one round: the maps are copied, groups only when changed, so
+// a failed round leaves the committed mirror untouched at the cost of one map copy.
+type working struct {
+	*Mirror
+	owned   map[string]bool // groups copied for this round
+	touched map[string]bool // users and groups a delta entry named
+}
+
+func (m *Mirror) fork() *working {
+	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups)}, owned: map[string]bool{}, touched: map[string]bool{}}
+}
+
+func (w *working) group(id string) *Group {
+	g := w.Groups[id]
+	if g == nil {
+		g = &Group{}
+	} else if !w.owned[id] {
+		c := *g
+		c.Members, c.Owners = maps.Clone(g.Members), maps.Clone(g.Owners)
+		g = &c
+	}
+	if g.Members == nil {
+		g.Members = map[string]byte{}
+	}
+	if g.Owners == nil {
+		g.Owners = map[string]byte{}
+	}
+	w.Groups[id] = g
+	w.owned[id] = true
+	return g
+}
+
+func (w *working) applyUser(u deltaUser) {
+	w.touched[u.ID] = true
+	if u.Removed != nil {
+		delete(w.Users, u.ID)
+		return
+	}
+	w.Users[u.ID] = User{Name: u.DisplayName, Guest: strings.EqualFold(u.UserType, "Guest")}
+}
+
+func refKind(odataType string) byte {
+	switch odataType {
+	case typeUser:
+		return 'u'
+	case typeGroup:
+		return 'g'
+	case typeServicePrincipal:
+		return 's'
+	}
+	return 0 // devices, organisational contacts: not in groupgate's model
+}
+
+// applyGroup merges one groups/delta entry: the properties replace the group's, members@delta and owners@delta
+// are changes to its lists. A group split across entries is merged entry by entry.
+func (w *working) applyGroup(e deltaGroup) {
+	w.touched[e.ID] = true
+	if e.Removed != nil {
+		delete(w.Groups, e.ID)
+		delete(w.owned, e.ID)
+		return
+	}
+	g := w.group(e.ID)
+	g.Name = e.DisplayName
+	g.Kind = groupKind(e)
+	g.Dynamic = slices.ContainsFunc(e.GroupTypes, func(t string) bool { return strings.EqualFold(t, "DynamicMembership") })
+	g.OnPremises = e.OnPremisesSyncEnabled != nil && *e.OnPremisesSyncEnabled
+	g.RoleAssignable = e.IsAssignableToRole != nil && *e.IsAssignableToRole
+	g.Label = ""
+	if len(e.AssignedLabels) > 0 {
+		g.Label = e.AssignedLabels[0].LabelID
+	}
+	for _, r := range e.Members {
+		applyRef(g.Members, r)
+	}
+	for _, r := range e.Owners {
+		applyRef(g.Owners, r)
+	}
+}
+
+func applyRef(set map[string]byte, r deltaRef) {
+	if r.Removed != nil {
+		delete(set, r.ID)
+		return
+	}
+	if k := refKind(r.Type); k != 0 {
+		set[r.ID] = k
+	}
+}
+
+// groupKind maps groupTypes, mailEnabled and securityEnabled (SPEC §10).
+func groupKind(e deltaGroup) pb.GroupKind {
+	switch {
+	case slices.ContainsFunc(e.GroupTypes, func(t string) bool { return strings.EqualFold(t, "Unified") }):
+		return pb.GroupKind_GROUP_KIND_MICROSOFT_365
+	case e.SecurityEnabled && e.MailEnabled:
+		return pb.GroupKind_GROUP_KIND_MAIL_ENABLED_SECURITY
+	case e.MailEnabled:
+		return pb.GroupKind_GROUP_KIND_DISTRIBUTION
+	default:
+		// securityEnabled only; a group that is neither (not creatable in Entra) is treated as the most
+		// governed cloud kind rather than dropped.
+		return pb.GroupKind_GROUP_KIND_SECURITY
+	}
+}
+
+// UnknownLabelError stops a round: a group carries a label the --labels file does not define, and a decision
+// on a label whose policy is unknown would be a guess.
+type UnknownLabelError struct{ Label, Group string }
+
+func (e *UnknownLabelError) Error() string {
+	return fmt.Sprintf("group %s carries sensitivity label %s, which the --labels file does not define: add it (see docs/sync.md)", e.Group, e.Label)
+}
+
+// built indexes a built snapshot, so that the next build can reuse the objects a round did not change: a
+// delta round on a large tenant then allocates and compares only what changed.
+type built struct {
+	kind   map[string]byte
+	users  map[string]*pb.User
+	groups map[string]*pb.Group
+}
+
+// build turns the mirror, the overlay and the label definitions into a snapshot. References to objects the
+// tenant does not hold (yet) are left out; they stay in the mirror and appear once the object does. prev, when
+// set, is the previous build and touched the users and groups the round changed: every other object whose
+// roles did not change and whose members and owners all kept their existence is reused as it was.
+func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built, touched map[string]bool) (*pb.Snapshot, *built, error) {
+	kind := make(map[string]byte, len(m.Users)+len(m.Groups)+len(o.ServicePrincipals))
+	for id := range m.Users {
+		kind[id] = 'u'
+	}
+	for id := range m.Groups {
+		kind[id] = 'g'
+	}
+	for id := range o.ServicePrincipals {
+		if _, dup := kind[id]; !dup {
+			kind[id] = 's'
+		}
+	}
+	next := &built{kind: kind, users: make(map[string]*pb.User, len(m.Users)), groups: make(map[string]*pb.Group, len(m.Groups))}
+	if prev == nil {
+		prev = &built{}
+	}
+	// Objects that appeared, disappeared or changed kind: a group naming one of them must be built again.
+	var changed []string
+	if prev.groups != nil {
+		for id, k := range kind {
+			if prev.kind[id] != k {
+				changed = append(changed, id)
+			}
+		}
+		for id := range prev.kind {
+			if _, ok := kind[id]; !ok {
+				changed = append(changed, id)
+			}
+		}
+	}
+	existence := newChangedIDs(changed)
+	labelIDs := map[string]bool{}
+	s := &pb.Snapshot{TenantId: tenant, Settings: &pb.TenantSettings{
+		Licenses:                   slices.Clone(o.Settings.Licenses),
+		SecurityGroupLabelsEnabled: o.Settings.SecurityGroupLabelsEnabled,
+		UnifiedGroupLabelsEnabled:  o.Settings.UnifiedGroupLabelsEnabled,
+		AllowGuestsInGroups:        o.Settings.AllowGuests,
+	}}
+	for _, l := range labels {
+		labelIDs[l.GetId()] = true
+		c := &pb.Label{Id: l.GetId(), DisplayName: l.GetDisplayName(), Priority: l.GetPriority(), GroupsScope: l.GetGroupsScope(),
+			Synced: l.GetSynced(), GuestsAllowed: l.GetGuestsAllowed()}
+		for _, p := range l.GetPublishedTo() {
+			// A label published to an object this tenant does not hold is published to nobody here: narrower
+			// publishing can only make a verdict stricter.
+			if k := kind[p]; p == directory.Everyone || k == 'u' || k == 'g' {
+				c.PublishedTo = append(c.PublishedTo, p)
+			}
+		}
+		s.Labels = append(s.Labels, c)
+	}
+	slices.SortFunc(s.Labels, func(a, b *pb.Label) int { return strings.Compare(a.GetId(), b.GetId()) })
+	s.Users = make([]*pb.User, 0, len(m.Users))
+	for _, id := range sortedKeys(m.Users) {
+		if pu := prev.users[id]; pu != nil && !touched[id] && slices.Equal(pu.GetDirectoryRoles(), o.Roles[id]) {
+			s.Users = append(s.Users, pu)
+			next.users[id] = pu
+			continue
+		}
+		u := m.Users[id]
+		t := pb.UserType_USER_TYPE_MEMBER
+		if u.Guest {
+			t = pb.UserType_USER_TYPE_GUEST
+		}
+		pu := &pb.User{Id: id, DisplayName: u.Name, UserType: t, DirectoryRoles: o.Roles[id]}
+		s.Users = append(s.Users, pu)
+		next.users[id] = pu
+	}
+	for _, id := range sortedKeys(o.ServicePrincipals) {
+		if kind[id] != 's' {
+			continue
+		}
+		sp := o.ServicePrincipals[id]
+		s.ServicePrincipals = append(s.ServicePrincipals, &pb.ServicePrincipal{Id: id, DisplayName: sp.Name,
+			AppPermissions: sp.Permissions, DirectoryRoles: o.Roles[id]})
+	}
+	s.Groups = make([]*pb.Group, 0, len(m.Groups))
+	for _, id := range sortedKeys(m.Groups) {
+		g := m.Groups[id]
+		if g.Label != "" && !labelIDs[g.Label] {
+			return nil, nil, &UnknownLabelError{Label: g.Label, Group: id}
+		}
+		var roles []string
+		if g.RoleAssignable {
+			roles = o.Roles[id]
+		}
+		if pg := prev.groups[id]; pg != nil && !touched[id] && slices.Equal(pg.GetDirectoryRoles(), roles) && !g.names(existence) {
+			s.Groups = append(s.Groups, pg)
+			next.groups[id] = pg
+			continue
+		}
+		membership := pb.Membership_MEMBERSHIP_ASSIGNED
+		if g.Dynamic {
+			membership = pb.Membership_MEMBERSHIP_DYNAMIC
+		}
+		pg := &pb.Group{Id: id, DisplayName: g.Name, Kind: g.Kind, Membership: membership, OnPremisesSynced: g.OnPremises,
+			LabelId: g.Label, IsAssignableToRole: g.RoleAssignable, DirectoryRoles: roles}
+		for _, mid := range sortedKeys(g.Members) {
+			if k := kind[mid]; k != 0 && k == g.Members[mid] && mid != id {
+				pg.Members = append(pg.Members, mid)
+			}
+		}
+		for _, oid := range sortedKeys(g.Owners) {
+			if k := kind[oid]; k != 0 && k != 'g' && k == g.Owners[oid] {
+				pg.Owners = append(pg.Owners, oid)
+			}
+		}
+		s.Groups = append(s.Groups, pg)
+		next.groups[id] = pg
+	}
+	return s, next, nil
+}
+
+// changedIDs are the ids whose existence a round changed, as a list and, when long, as a set.
+type changedIDs struct {
+	list []string
+	set  map[string]bool
+}
+
+func newChangedIDs(list []string) changedIDs {
+	c := changedIDs{list: list}
+	if len(list) > 64 {
+		c.set = make(map[string]bool, len(list))
+		for _, id := range list {
+			c.set[id] = true
+		}
+	}
+	return c
+}
+
+// names reports whether the group's members or owners include any of the ids, walking the shorter side: a
+// round that created thousands of users must not cost thousands of lookups per group.
+func (g *Group) names(c changedIDs) bool {
+	if c.set == nil || len(c.list) <= len(g.Members)+len(g.Owners) {
+		for _, id := range c.list {
+			if _, ok := g.Members[id]; ok {
+				return true
+			}
+			if _, ok := g.Owners[id]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	for id := range g.Members {
+		if c.set[id] {
+			return true
+		}
+	}
+	for id := range g.Owners {
+		if c.set[id] {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// groupJSON is how a group is kept in the state file: members and owners as one id list per kind, which
+// encodes several times faster than a JSON object (encoding/json sorts object keys) on tenants with millions
+// of memberships.
+type groupJSON struct {
+	Name           string       `json:"n,omitempty"`
+	Kind           pb.GroupKind `json:"k"`
+	Dynamic        bool         `json:"dyn,omitempty"`
+	OnPremises     bool         `json:"onp,omitempty"`
+	RoleAssignable bool         `json:"rag,omitempty"`
+	Label          string       `json:"l,omitempty"`
+	Members        refsJSON     `json:"m"`
+	Owners         refsJSON     `json:"o"`
+}
+
+type refsJSON struct {
+	Users             []string `json:"u,omitempty"`
+	Groups            []string `json:"g,omitempty"`
+	ServicePrincipals []string `json:"s,omitempty"`
+}
+
+func toRefsJSON(m map[string]byte) refsJSON {
+	var r refsJSON
+	for id, k := range m {
+		switch k {
+		case 'u':
+			r.Users = append(r.Users, id)
+		case 'g':
+			r.Groups = append(r.Groups, id)
+		case 's':
+			r.ServicePrincipals = append(r.ServicePrincipals, id)
+		}
+	}
+	return r
+}
+
+func (r refsJSON) toMap() map[string]byte {
+	m := make(map[string]byte, len(r.Users)+len(r.Groups)+len(r.ServicePrincipals))
+	for _, id := range r.Users {
+		m[id] = 'u'
+	}
+	for _, id := range r.Groups {
+		m[id] = 'g'
+	}
+	for _, id := range r.ServicePrincipals {
+		m[id] = 's'
+	}
+	return m
+}
+
+func (g *Group) MarshalJSON() ([]byte, error) {
+	return json.Marshal(groupJSON{Name: g.Name, Kind: g.Kind, Dynamic: g.Dynamic, OnPremises: g.OnPremises, RoleAssignable: g.RoleAssignable,
+		Label: g.Label, Members: toRefsJSON(g.Members), Owners: toRefsJSON(g.Owners)})
+}
+
+func (g *Group) UnmarshalJSON(b []byte) error {
+	var j groupJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*g = Group{Name: j.Name, Kind: j.Kind, Dynamic: j.Dynamic, OnPremises: j.OnPremises, RoleAssignable: j.RoleAssignable, Label: j.Label,
+		Members: j.Members.toMap(), Owners: j.Owners.toMap()}
+	return nil
+}
