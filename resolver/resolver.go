@@ -1,6 +1,6 @@
 // Package resolver answers questions about nested group membership over one directory revision: is P a
 // transitive member of G and by which shortest path, does G contain a guest at any depth, would nesting C under
-// G close a cycle, who are G's effective members. It knows nothing about policy.
+// G close a cycle, who are G's effective members, which groups does P belong to. It knows nothing about policy.
 //
 // Every traversal is iterative (no recursion to overflow on deep nesting) and marks what it visited in a dense,
 // epoch-stamped array indexed by Ref (pooled, never cleared), so cycles in the data end a walk instead of looping
@@ -265,7 +265,10 @@ func (v View) Members(group directory.Ref) iter.Seq2[directory.Ref, int] {
 	}
 }
 
-// Ancestors yields every group that node is a member of at any depth, each once, breadth-first with its depth.
+// Ancestors yields every group that node is a member of at any depth, each once, breadth-first with its depth
+// (the length of the shortest nesting path). node itself is not yielded, even when a cycle leads back to it (as
+// Members does not yield the group it starts from). The walk keeps its frontier in the scratch's queue, one level
+// after the other, so a call allocates nothing once the scratch has grown to the largest walk.
 func (v View) Ancestors(node directory.Ref) iter.Seq2[directory.Ref, int] {
 	return func(yield func(directory.Ref, int) bool) {
 		if v.dir.Node(node) == nil {
@@ -274,21 +277,47 @@ func (v View) Ancestors(node directory.Ref) iter.Seq2[directory.Ref, int] {
 		s := v.r.scratch(v.dir.RefLimit())
 		defer v.r.release(s)
 		s.visit(node, node)
-		frontier := []directory.Ref{node}
-		for depth := 1; len(frontier) > 0; depth++ {
-			var next []directory.Ref
-			for _, child := range frontier {
-				for _, g := range v.dir.Node(child).MemberOf() {
-					if !s.visit(g, child) {
+		s.queue = append(s.queue, node)
+		for start, depth := 0, 1; start < len(s.queue); depth++ {
+			end := len(s.queue)
+			for i := start; i < end; i++ {
+				for _, g := range v.dir.Node(s.queue[i]).MemberOf() {
+					if !s.visit(g, s.queue[i]) {
 						continue
 					}
+					s.queue = append(s.queue, g)
 					if !yield(g, depth) {
 						return
 					}
-					next = append(next, g)
 				}
 			}
-			frontier = next
+			start = end
+		}
+	}
+}
+
+// GroupFilter narrows the groups Groups yields. It never narrows the walk: a labelled group reached only through
+// unlabelled ones is still found, at its true depth.
+type GroupFilter struct {
+	LabelledOnly       bool // only groups that carry a sensitivity label
+	RoleAssignableOnly bool // only role-assignable groups
+}
+
+func (f GroupFilter) match(n *directory.Node) bool {
+	g := n.Group()
+	return (!f.LabelledOnly || g.GetLabelId() != "") && (!f.RoleAssignableOnly || g.GetIsAssignableToRole())
+}
+
+// Groups yields the effective groups of a principal (user, group or service principal) that pass f: every group
+// it belongs to at any depth, each once, in order of depth (the length of the shortest nesting path, 1 for a
+// direct membership). It walks up the reverse edges, so it costs what the principal's ancestry holds, not the
+// tenant's size, and cycles end the walk. It streams: the first groups come before the walk has gone far.
+func (v View) Groups(principal directory.Ref, f GroupFilter) iter.Seq2[directory.Ref, int] {
+	return func(yield func(directory.Ref, int) bool) {
+		for g, depth := range v.Ancestors(principal) {
+			if f.match(v.dir.Node(g)) && !yield(g, depth) {
+				return
+			}
 		}
 	}
 }

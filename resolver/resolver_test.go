@@ -13,7 +13,7 @@ import (
 // randomTenant builds a tenant of nGroups groups and nUsers users (some guests) with random nesting, cycles
 // allowed.
 func randomTenant(rng *rand.Rand, nGroups, nUsers int, edgeProb float64) *pb.Snapshot {
-	s := &pb.Snapshot{TenantId: "t"}
+	s := &pb.Snapshot{TenantId: "t", Labels: []*pb.Label{{Id: "lbl", DisplayName: "Label", GroupsScope: true}}}
 	for u := 0; u < nUsers; u++ {
 		t := pb.UserType_USER_TYPE_MEMBER
 		if rng.IntN(6) == 0 {
@@ -22,7 +22,11 @@ func randomTenant(rng *rand.Rand, nGroups, nUsers int, edgeProb float64) *pb.Sna
 		s.Users = append(s.Users, &pb.User{Id: fmt.Sprintf("u%d", u), UserType: t})
 	}
 	for g := 0; g < nGroups; g++ {
-		grp := &pb.Group{Id: fmt.Sprintf("g%d", g), Kind: pb.GroupKind_GROUP_KIND_SECURITY, Membership: pb.Membership_MEMBERSHIP_ASSIGNED}
+		grp := &pb.Group{Id: fmt.Sprintf("g%d", g), Kind: pb.GroupKind_GROUP_KIND_SECURITY, Membership: pb.Membership_MEMBERSHIP_ASSIGNED,
+			IsAssignableToRole: rng.IntN(3) == 0}
+		if rng.IntN(2) == 0 {
+			grp.LabelId = "lbl"
+		}
 		for h := 0; h < nGroups; h++ {
 			if h != g && rng.Float64() < edgeProb {
 				grp.Members = append(grp.Members, fmt.Sprintf("g%d", h))
@@ -42,12 +46,14 @@ func randomTenant(rng *rand.Rand, nGroups, nUsers int, edgeProb float64) *pb.Sna
 type naive struct {
 	members map[string][]string
 	guest   map[string]bool
+	groups  map[string]*pb.Group
 }
 
 func newNaive(s *pb.Snapshot) *naive {
-	n := &naive{members: map[string][]string{}, guest: map[string]bool{}}
+	n := &naive{members: map[string][]string{}, guest: map[string]bool{}, groups: map[string]*pb.Group{}}
 	for _, g := range s.GetGroups() {
 		n.members[g.GetId()] = g.GetMembers()
+		n.groups[g.GetId()] = g
 	}
 	for _, u := range s.GetUsers() {
 		n.guest[u.GetId()] = u.GetUserType() == pb.UserType_USER_TYPE_GUEST
@@ -132,6 +138,49 @@ func compare(t *testing.T, r *Resolver, d *directory.Directory, s *pb.Snapshot) 
 	}
 }
 
+// compareGroups checks Groups of every principal, under every filter, against the naive downward distances:
+// g is an effective group of p at depth k exactly when p is an effective member of g at depth k.
+func compareGroups(t *testing.T, n *naive, v View, d *directory.Directory, s *pb.Snapshot) {
+	t.Helper()
+	dist := map[string]map[string]int{}
+	for _, g := range s.GetGroups() {
+		dist[g.GetId()] = withoutSelf(n.distances(g.GetId()), g.GetId())
+	}
+	var principals []string
+	for _, u := range s.GetUsers() {
+		principals = append(principals, u.GetId())
+	}
+	for _, g := range s.GetGroups() {
+		principals = append(principals, g.GetId())
+	}
+	for _, f := range []GroupFilter{{}, {LabelledOnly: true}, {RoleAssignableOnly: true}, {LabelledOnly: true, RoleAssignableOnly: true}} {
+		for _, p := range principals {
+			want := map[string]int{}
+			for g, members := range dist {
+				grp := n.groups[g]
+				if depth, ok := members[p]; ok && (!f.LabelledOnly || grp.GetLabelId() != "") && (!f.RoleAssignableOnly || grp.GetIsAssignableToRole()) {
+					want[g] = depth
+				}
+			}
+			pn, _ := d.Lookup(p)
+			got, last := map[string]int{}, 0
+			for g, depth := range v.Groups(pn.Ref(), f) {
+				id := d.Node(g).ID()
+				if _, dup := got[id]; dup {
+					t.Fatalf("Groups(%s, %+v) yields %s twice", p, f, id)
+				}
+				if depth < last {
+					t.Fatalf("Groups(%s, %+v) yields %s at depth %d after depth %d: not breadth-first", p, f, id, depth, last)
+				}
+				got[id], last = depth, depth
+			}
+			if fmt.Sprint(sortedMap(got)) != fmt.Sprint(sortedMap(want)) {
+				t.Fatalf("Groups(%s, %+v) = %v, want %v", p, f, sortedMap(got), sortedMap(want))
+			}
+		}
+	}
+}
+
 func check(t *testing.T, n *naive, v View, d *directory.Directory, g, p string, dist map[string]int) {
 	t.Helper()
 	gn, _ := d.Lookup(g)
@@ -192,6 +241,7 @@ func TestResolverMatchesNaiveBFS(t *testing.T) {
 			t.Fatal(err)
 		}
 		compare(t, r, d, s)
+		compareGroups(t, newNaive(s), r.At(d), d, s)
 		// Writes: add or remove random edges, flip a user's type; compare after each.
 		for w := 0; w < 3; w++ {
 			var c *pb.Change
@@ -223,6 +273,7 @@ func TestResolverMatchesNaiveBFS(t *testing.T) {
 			r.WaitCache()
 			d, s = next, next.Snapshot()
 			compare(t, r, d, s)
+			compareGroups(t, newNaive(s), r.At(d), d, s)
 		}
 	}
 }

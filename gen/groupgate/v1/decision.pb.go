@@ -2209,6 +2209,220 @@ func (x *AuditResponse) GetRevision() int64 {
 	return 0
 }
 
+type EffectiveGroupsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Consistency *Consistency           `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// A user, group or service principal.
+	PrincipalId string `protobuf:"bytes,3,opt,name=principal_id,json=principalId,proto3" json:"principal_id,omitempty"`
+	// Only groups that carry a sensitivity label. Unlabelled groups are still walked through: a labelled group
+	// reached only through unlabelled ones is listed, with its full depth.
+	LabelledOnly bool `protobuf:"varint,4,opt,name=labelled_only,json=labelledOnly,proto3" json:"labelled_only,omitempty"`
+	// Only role-assignable groups (walked through the same way).
+	RoleAssignableOnly bool `protobuf:"varint,5,opt,name=role_assignable_only,json=roleAssignableOnly,proto3" json:"role_assignable_only,omitempty"`
+	// Groups per message; 0 means the server default.
+	PageSize      int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EffectiveGroupsRequest) Reset() {
+	*x = EffectiveGroupsRequest{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EffectiveGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EffectiveGroupsRequest) ProtoMessage() {}
+
+func (x *EffectiveGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EffectiveGroupsRequest.ProtoReflect.Descriptor instead.
+func (*EffectiveGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *EffectiveGroupsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *EffectiveGroupsRequest) GetConsistency() *Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+func (x *EffectiveGroupsRequest) GetPrincipalId() string {
+	if x != nil {
+		return x.PrincipalId
+	}
+	return ""
+}
+
+func (x *EffectiveGroupsRequest) GetLabelledOnly() bool {
+	if x != nil {
+		return x.LabelledOnly
+	}
+	return false
+}
+
+func (x *EffectiveGroupsRequest) GetRoleAssignableOnly() bool {
+	if x != nil {
+		return x.RoleAssignableOnly
+	}
+	return false
+}
+
+func (x *EffectiveGroupsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// EffectiveGroup is one group a principal belongs to at some depth.
+type EffectiveGroup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// 1 for a group the principal is a direct member of; the length of the shortest nesting path otherwise.
+	Depth int32 `protobuf:"varint,2,opt,name=depth,proto3" json:"depth,omitempty"`
+	// The group's sensitivity label; empty when it has none.
+	LabelId            string `protobuf:"bytes,3,opt,name=label_id,json=labelId,proto3" json:"label_id,omitempty"`
+	IsAssignableToRole bool   `protobuf:"varint,4,opt,name=is_assignable_to_role,json=isAssignableToRole,proto3" json:"is_assignable_to_role,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *EffectiveGroup) Reset() {
+	*x = EffectiveGroup{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EffectiveGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EffectiveGroup) ProtoMessage() {}
+
+func (x *EffectiveGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EffectiveGroup.ProtoReflect.Descriptor instead.
+func (*EffectiveGroup) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *EffectiveGroup) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EffectiveGroup) GetDepth() int32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *EffectiveGroup) GetLabelId() string {
+	if x != nil {
+		return x.LabelId
+	}
+	return ""
+}
+
+func (x *EffectiveGroup) GetIsAssignableToRole() bool {
+	if x != nil {
+		return x.IsAssignableToRole
+	}
+	return false
+}
+
+type EffectiveGroupsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// In order of depth (breadth-first), each group once.
+	Groups []*EffectiveGroup `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	// The same on every message of one call.
+	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EffectiveGroupsResponse) Reset() {
+	*x = EffectiveGroupsResponse{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EffectiveGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EffectiveGroupsResponse) ProtoMessage() {}
+
+func (x *EffectiveGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EffectiveGroupsResponse.ProtoReflect.Descriptor instead.
+func (*EffectiveGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *EffectiveGroupsResponse) GetGroups() []*EffectiveGroup {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *EffectiveGroupsResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 type ListTenantsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2217,7 +2431,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[28]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2229,7 +2443,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[28]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2242,7 +2456,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{28}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{31}
 }
 
 // TenantInfo is one tenant a server holds.
@@ -2258,7 +2472,7 @@ type TenantInfo struct {
 
 func (x *TenantInfo) Reset() {
 	*x = TenantInfo{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2484,7 @@ func (x *TenantInfo) String() string {
 func (*TenantInfo) ProtoMessage() {}
 
 func (x *TenantInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2497,7 @@ func (x *TenantInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantInfo.ProtoReflect.Descriptor instead.
 func (*TenantInfo) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{29}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TenantInfo) GetTenantId() string {
@@ -2324,7 +2538,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2550,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2563,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{30}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListTenantsResponse) GetTenants() []*TenantInfo {
@@ -2381,7 +2595,7 @@ type ObjectSummary struct {
 
 func (x *ObjectSummary) Reset() {
 	*x = ObjectSummary{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2393,7 +2607,7 @@ func (x *ObjectSummary) String() string {
 func (*ObjectSummary) ProtoMessage() {}
 
 func (x *ObjectSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2406,7 +2620,7 @@ func (x *ObjectSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectSummary.ProtoReflect.Descriptor instead.
 func (*ObjectSummary) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{31}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ObjectSummary) GetId() string {
@@ -2481,7 +2695,7 @@ type SearchObjectsRequest struct {
 
 func (x *SearchObjectsRequest) Reset() {
 	*x = SearchObjectsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2707,7 @@ func (x *SearchObjectsRequest) String() string {
 func (*SearchObjectsRequest) ProtoMessage() {}
 
 func (x *SearchObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2720,7 @@ func (x *SearchObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchObjectsRequest.ProtoReflect.Descriptor instead.
 func (*SearchObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{32}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SearchObjectsRequest) GetTenantId() string {
@@ -2558,7 +2772,7 @@ type SearchObjectsResponse struct {
 
 func (x *SearchObjectsResponse) Reset() {
 	*x = SearchObjectsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2784,7 @@ func (x *SearchObjectsResponse) String() string {
 func (*SearchObjectsResponse) ProtoMessage() {}
 
 func (x *SearchObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2797,7 @@ func (x *SearchObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchObjectsResponse.ProtoReflect.Descriptor instead.
 func (*SearchObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{33}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SearchObjectsResponse) GetObjects() []*ObjectSummary {
@@ -2619,7 +2833,7 @@ type LookupObjectsRequest struct {
 
 func (x *LookupObjectsRequest) Reset() {
 	*x = LookupObjectsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2631,7 +2845,7 @@ func (x *LookupObjectsRequest) String() string {
 func (*LookupObjectsRequest) ProtoMessage() {}
 
 func (x *LookupObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2644,7 +2858,7 @@ func (x *LookupObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupObjectsRequest.ProtoReflect.Descriptor instead.
 func (*LookupObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{34}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LookupObjectsRequest) GetTenantId() string {
@@ -2681,7 +2895,7 @@ type LookupObjectsResponse struct {
 
 func (x *LookupObjectsResponse) Reset() {
 	*x = LookupObjectsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2907,7 @@ func (x *LookupObjectsResponse) String() string {
 func (*LookupObjectsResponse) ProtoMessage() {}
 
 func (x *LookupObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2920,7 @@ func (x *LookupObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupObjectsResponse.ProtoReflect.Descriptor instead.
 func (*LookupObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{35}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LookupObjectsResponse) GetObjects() []*ObjectSummary {
@@ -2745,7 +2959,7 @@ type DescribeObjectRequest struct {
 
 func (x *DescribeObjectRequest) Reset() {
 	*x = DescribeObjectRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2757,7 +2971,7 @@ func (x *DescribeObjectRequest) String() string {
 func (*DescribeObjectRequest) ProtoMessage() {}
 
 func (x *DescribeObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2770,7 +2984,7 @@ func (x *DescribeObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeObjectRequest.ProtoReflect.Descriptor instead.
 func (*DescribeObjectRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{36}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DescribeObjectRequest) GetTenantId() string {
@@ -2826,7 +3040,7 @@ type DirectMember struct {
 
 func (x *DirectMember) Reset() {
 	*x = DirectMember{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2838,7 +3052,7 @@ func (x *DirectMember) String() string {
 func (*DirectMember) ProtoMessage() {}
 
 func (x *DirectMember) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2851,7 +3065,7 @@ func (x *DirectMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectMember.ProtoReflect.Descriptor instead.
 func (*DirectMember) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{37}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DirectMember) GetObject() *ObjectSummary {
@@ -2917,7 +3131,7 @@ type GroupDetails struct {
 
 func (x *GroupDetails) Reset() {
 	*x = GroupDetails{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3143,7 @@ func (x *GroupDetails) String() string {
 func (*GroupDetails) ProtoMessage() {}
 
 func (x *GroupDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3156,7 @@ func (x *GroupDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupDetails.ProtoReflect.Descriptor instead.
 func (*GroupDetails) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{38}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GroupDetails) GetKind() GroupKind {
@@ -3055,7 +3269,7 @@ type PrincipalDetails struct {
 
 func (x *PrincipalDetails) Reset() {
 	*x = PrincipalDetails{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3067,7 +3281,7 @@ func (x *PrincipalDetails) String() string {
 func (*PrincipalDetails) ProtoMessage() {}
 
 func (x *PrincipalDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3080,7 +3294,7 @@ func (x *PrincipalDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrincipalDetails.ProtoReflect.Descriptor instead.
 func (*PrincipalDetails) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{39}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PrincipalDetails) GetDirectoryRoles() []string {
@@ -3133,7 +3347,7 @@ type DescribeObjectResponse struct {
 
 func (x *DescribeObjectResponse) Reset() {
 	*x = DescribeObjectResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3359,7 @@ func (x *DescribeObjectResponse) String() string {
 func (*DescribeObjectResponse) ProtoMessage() {}
 
 func (x *DescribeObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3372,7 @@ func (x *DescribeObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeObjectResponse.ProtoReflect.Descriptor instead.
 func (*DescribeObjectResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{40}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DescribeObjectResponse) GetObject() *ObjectSummary {
@@ -3226,7 +3440,7 @@ type ListLabelsRequest struct {
 
 func (x *ListLabelsRequest) Reset() {
 	*x = ListLabelsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3238,7 +3452,7 @@ func (x *ListLabelsRequest) String() string {
 func (*ListLabelsRequest) ProtoMessage() {}
 
 func (x *ListLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3251,7 +3465,7 @@ func (x *ListLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLabelsRequest.ProtoReflect.Descriptor instead.
 func (*ListLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{41}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListLabelsRequest) GetTenantId() string {
@@ -3279,7 +3493,7 @@ type ListLabelsResponse struct {
 
 func (x *ListLabelsResponse) Reset() {
 	*x = ListLabelsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3291,7 +3505,7 @@ func (x *ListLabelsResponse) String() string {
 func (*ListLabelsResponse) ProtoMessage() {}
 
 func (x *ListLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3304,7 +3518,7 @@ func (x *ListLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLabelsResponse.ProtoReflect.Descriptor instead.
 func (*ListLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{42}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListLabelsResponse) GetLabels() []*Label {
@@ -3445,6 +3659,21 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x04path\x18\x04 \x03(\tR\x04path\"^\n" +
 	"\rAuditResponse\x121\n" +
 	"\bfindings\x18\x01 \x03(\v2\x15.groupgate.v1.FindingR\bfindings\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x89\x02\n" +
+	"\x16EffectiveGroupsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
+	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\x12!\n" +
+	"\fprincipal_id\x18\x03 \x01(\tR\vprincipalId\x12#\n" +
+	"\rlabelled_only\x18\x04 \x01(\bR\flabelledOnly\x120\n" +
+	"\x14role_assignable_only\x18\x05 \x01(\bR\x12roleAssignableOnly\x12\x1b\n" +
+	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\"\x84\x01\n" +
+	"\x0eEffectiveGroup\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05depth\x18\x02 \x01(\x05R\x05depth\x12\x19\n" +
+	"\blabel_id\x18\x03 \x01(\tR\alabelId\x121\n" +
+	"\x15is_assignable_to_role\x18\x04 \x01(\bR\x12isAssignableToRole\"k\n" +
+	"\x17EffectiveGroupsResponse\x124\n" +
+	"\x06groups\x18\x01 \x03(\v2\x1c.groupgate.v1.EffectiveGroupR\x06groups\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"\x14\n" +
 	"\x12ListTenantsRequest\"s\n" +
 	"\n" +
@@ -3588,8 +3817,7 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x10MEMBER_TYPE_USER\x10\x01\x12\x15\n" +
 	"\x11MEMBER_TYPE_GUEST\x10\x02\x12\x15\n" +
 	"\x11MEMBER_TYPE_GROUP\x10\x03\x12!\n" +
-	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\xc9\n" +
-	"\n" +
+	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\xab\v\n" +
 	"\x0fDecisionService\x12U\n" +
 	"\fCanAddMember\x12!.groupgate.v1.CanAddMemberRequest\x1a\".groupgate.v1.CanAddMemberResponse\x12X\n" +
 	"\rCanApplyLabel\x12\".groupgate.v1.CanApplyLabelRequest\x1a#.groupgate.v1.CanApplyLabelResponse\x12[\n" +
@@ -3601,7 +3829,8 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\n" +
 	"CheckBatch\x12\x1f.groupgate.v1.CheckBatchRequest\x1a .groupgate.v1.CheckBatchResponse\x12U\n" +
 	"\fEvaluatePlan\x12!.groupgate.v1.EvaluatePlanRequest\x1a\".groupgate.v1.EvaluatePlanResponse\x12B\n" +
-	"\x05Audit\x12\x1a.groupgate.v1.AuditRequest\x1a\x1b.groupgate.v1.AuditResponse0\x01\x12R\n" +
+	"\x05Audit\x12\x1a.groupgate.v1.AuditRequest\x1a\x1b.groupgate.v1.AuditResponse0\x01\x12`\n" +
+	"\x0fEffectiveGroups\x12$.groupgate.v1.EffectiveGroupsRequest\x1a%.groupgate.v1.EffectiveGroupsResponse0\x01\x12R\n" +
 	"\vListTenants\x12 .groupgate.v1.ListTenantsRequest\x1a!.groupgate.v1.ListTenantsResponse\x12X\n" +
 	"\rSearchObjects\x12\".groupgate.v1.SearchObjectsRequest\x1a#.groupgate.v1.SearchObjectsResponse\x12X\n" +
 	"\rLookupObjects\x12\".groupgate.v1.LookupObjectsRequest\x1a#.groupgate.v1.LookupObjectsResponse\x12[\n" +
@@ -3622,7 +3851,7 @@ func file_groupgate_v1_decision_proto_rawDescGZIP() []byte {
 }
 
 var file_groupgate_v1_decision_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_groupgate_v1_decision_proto_goTypes = []any{
 	(Verdict)(0),                       // 0: groupgate.v1.Verdict
 	(Rule)(0),                          // 1: groupgate.v1.Rule
@@ -3657,29 +3886,32 @@ var file_groupgate_v1_decision_proto_goTypes = []any{
 	(*AuditRequest)(nil),               // 30: groupgate.v1.AuditRequest
 	(*Finding)(nil),                    // 31: groupgate.v1.Finding
 	(*AuditResponse)(nil),              // 32: groupgate.v1.AuditResponse
-	(*ListTenantsRequest)(nil),         // 33: groupgate.v1.ListTenantsRequest
-	(*TenantInfo)(nil),                 // 34: groupgate.v1.TenantInfo
-	(*ListTenantsResponse)(nil),        // 35: groupgate.v1.ListTenantsResponse
-	(*ObjectSummary)(nil),              // 36: groupgate.v1.ObjectSummary
-	(*SearchObjectsRequest)(nil),       // 37: groupgate.v1.SearchObjectsRequest
-	(*SearchObjectsResponse)(nil),      // 38: groupgate.v1.SearchObjectsResponse
-	(*LookupObjectsRequest)(nil),       // 39: groupgate.v1.LookupObjectsRequest
-	(*LookupObjectsResponse)(nil),      // 40: groupgate.v1.LookupObjectsResponse
-	(*DescribeObjectRequest)(nil),      // 41: groupgate.v1.DescribeObjectRequest
-	(*DirectMember)(nil),               // 42: groupgate.v1.DirectMember
-	(*GroupDetails)(nil),               // 43: groupgate.v1.GroupDetails
-	(*PrincipalDetails)(nil),           // 44: groupgate.v1.PrincipalDetails
-	(*DescribeObjectResponse)(nil),     // 45: groupgate.v1.DescribeObjectResponse
-	(*ListLabelsRequest)(nil),          // 46: groupgate.v1.ListLabelsRequest
-	(*ListLabelsResponse)(nil),         // 47: groupgate.v1.ListLabelsResponse
-	(*Consistency)(nil),                // 48: groupgate.v1.Consistency
-	(*Group)(nil),                      // 49: groupgate.v1.Group
-	(UserType)(0),                      // 50: groupgate.v1.UserType
-	(*status.Status)(nil),              // 51: google.rpc.Status
-	(*Change)(nil),                     // 52: groupgate.v1.Change
-	(GroupKind)(0),                     // 53: groupgate.v1.GroupKind
-	(Membership)(0),                    // 54: groupgate.v1.Membership
-	(*Label)(nil),                      // 55: groupgate.v1.Label
+	(*EffectiveGroupsRequest)(nil),     // 33: groupgate.v1.EffectiveGroupsRequest
+	(*EffectiveGroup)(nil),             // 34: groupgate.v1.EffectiveGroup
+	(*EffectiveGroupsResponse)(nil),    // 35: groupgate.v1.EffectiveGroupsResponse
+	(*ListTenantsRequest)(nil),         // 36: groupgate.v1.ListTenantsRequest
+	(*TenantInfo)(nil),                 // 37: groupgate.v1.TenantInfo
+	(*ListTenantsResponse)(nil),        // 38: groupgate.v1.ListTenantsResponse
+	(*ObjectSummary)(nil),              // 39: groupgate.v1.ObjectSummary
+	(*SearchObjectsRequest)(nil),       // 40: groupgate.v1.SearchObjectsRequest
+	(*SearchObjectsResponse)(nil),      // 41: groupgate.v1.SearchObjectsResponse
+	(*LookupObjectsRequest)(nil),       // 42: groupgate.v1.LookupObjectsRequest
+	(*LookupObjectsResponse)(nil),      // 43: groupgate.v1.LookupObjectsResponse
+	(*DescribeObjectRequest)(nil),      // 44: groupgate.v1.DescribeObjectRequest
+	(*DirectMember)(nil),               // 45: groupgate.v1.DirectMember
+	(*GroupDetails)(nil),               // 46: groupgate.v1.GroupDetails
+	(*PrincipalDetails)(nil),           // 47: groupgate.v1.PrincipalDetails
+	(*DescribeObjectResponse)(nil),     // 48: groupgate.v1.DescribeObjectResponse
+	(*ListLabelsRequest)(nil),          // 49: groupgate.v1.ListLabelsRequest
+	(*ListLabelsResponse)(nil),         // 50: groupgate.v1.ListLabelsResponse
+	(*Consistency)(nil),                // 51: groupgate.v1.Consistency
+	(*Group)(nil),                      // 52: groupgate.v1.Group
+	(UserType)(0),                      // 53: groupgate.v1.UserType
+	(*status.Status)(nil),              // 54: google.rpc.Status
+	(*Change)(nil),                     // 55: groupgate.v1.Change
+	(GroupKind)(0),                     // 56: groupgate.v1.GroupKind
+	(Membership)(0),                    // 57: groupgate.v1.Membership
+	(*Label)(nil),                      // 58: groupgate.v1.Label
 }
 var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	1,  // 0: groupgate.v1.Violation.rule:type_name -> groupgate.v1.Rule
@@ -3687,102 +3919,106 @@ var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	0,  // 2: groupgate.v1.Decision.entra_verdict:type_name -> groupgate.v1.Verdict
 	5,  // 3: groupgate.v1.Decision.violations:type_name -> groupgate.v1.Violation
 	5,  // 4: groupgate.v1.Decision.warnings:type_name -> groupgate.v1.Violation
-	48, // 5: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 5: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 6: groupgate.v1.CanAddMemberResponse.decision:type_name -> groupgate.v1.Decision
-	48, // 7: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 7: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 8: groupgate.v1.CanApplyLabelResponse.decision:type_name -> groupgate.v1.Decision
-	48, // 9: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 9: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 10: groupgate.v1.CanChangeLabelResponse.decision:type_name -> groupgate.v1.Decision
-	48, // 11: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
-	49, // 12: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
+	51, // 11: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
+	52, // 12: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
 	6,  // 13: groupgate.v1.CanCreateRoleGroupResponse.decision:type_name -> groupgate.v1.Decision
-	48, // 14: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 14: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
 	2,  // 15: groupgate.v1.CanModifyUserRequest.action:type_name -> groupgate.v1.UserAction
 	6,  // 16: groupgate.v1.CanModifyUserResponse.decision:type_name -> groupgate.v1.Decision
-	48, // 17: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
-	48, // 18: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 17: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 18: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
 	4,  // 19: groupgate.v1.EffectiveMembersRequest.types:type_name -> groupgate.v1.MemberType
 	3,  // 20: groupgate.v1.EffectiveMember.kind:type_name -> groupgate.v1.ObjectKind
-	50, // 21: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
+	53, // 21: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
 	20, // 22: groupgate.v1.EffectiveMembersResponse.members:type_name -> groupgate.v1.EffectiveMember
 	7,  // 23: groupgate.v1.CheckBatchItem.can_add_member:type_name -> groupgate.v1.CanAddMemberRequest
 	9,  // 24: groupgate.v1.CheckBatchItem.can_apply_label:type_name -> groupgate.v1.CanApplyLabelRequest
 	11, // 25: groupgate.v1.CheckBatchItem.can_change_label:type_name -> groupgate.v1.CanChangeLabelRequest
 	13, // 26: groupgate.v1.CheckBatchItem.can_create_role_group:type_name -> groupgate.v1.CanCreateRoleGroupRequest
 	15, // 27: groupgate.v1.CheckBatchItem.can_modify_user:type_name -> groupgate.v1.CanModifyUserRequest
-	48, // 28: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 28: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
 	22, // 29: groupgate.v1.CheckBatchRequest.checks:type_name -> groupgate.v1.CheckBatchItem
 	6,  // 30: groupgate.v1.CheckBatchResult.decision:type_name -> groupgate.v1.Decision
-	51, // 31: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
+	54, // 31: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
 	24, // 32: groupgate.v1.CheckBatchResponse.results:type_name -> groupgate.v1.CheckBatchResult
-	52, // 33: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
-	48, // 34: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 33: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
+	51, // 34: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
 	26, // 35: groupgate.v1.EvaluatePlanRequest.steps:type_name -> groupgate.v1.PlanStep
 	6,  // 36: groupgate.v1.PlanStepResult.decision:type_name -> groupgate.v1.Decision
-	51, // 37: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
+	54, // 37: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
 	28, // 38: groupgate.v1.EvaluatePlanResponse.results:type_name -> groupgate.v1.PlanStepResult
-	48, // 39: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 39: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
 	1,  // 40: groupgate.v1.AuditRequest.rules:type_name -> groupgate.v1.Rule
 	1,  // 41: groupgate.v1.Finding.rule:type_name -> groupgate.v1.Rule
 	31, // 42: groupgate.v1.AuditResponse.findings:type_name -> groupgate.v1.Finding
-	34, // 43: groupgate.v1.ListTenantsResponse.tenants:type_name -> groupgate.v1.TenantInfo
-	3,  // 44: groupgate.v1.ObjectSummary.kind:type_name -> groupgate.v1.ObjectKind
-	50, // 45: groupgate.v1.ObjectSummary.user_type:type_name -> groupgate.v1.UserType
-	53, // 46: groupgate.v1.ObjectSummary.group_kind:type_name -> groupgate.v1.GroupKind
-	54, // 47: groupgate.v1.ObjectSummary.membership:type_name -> groupgate.v1.Membership
-	48, // 48: groupgate.v1.SearchObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
-	3,  // 49: groupgate.v1.SearchObjectsRequest.kinds:type_name -> groupgate.v1.ObjectKind
-	36, // 50: groupgate.v1.SearchObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
-	48, // 51: groupgate.v1.LookupObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
-	36, // 52: groupgate.v1.LookupObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
-	48, // 53: groupgate.v1.DescribeObjectRequest.consistency:type_name -> groupgate.v1.Consistency
-	36, // 54: groupgate.v1.DirectMember.object:type_name -> groupgate.v1.ObjectSummary
-	53, // 55: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
-	54, // 56: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
-	55, // 57: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
-	36, // 58: groupgate.v1.GroupDetails.owners:type_name -> groupgate.v1.ObjectSummary
-	42, // 59: groupgate.v1.GroupDetails.members:type_name -> groupgate.v1.DirectMember
-	55, // 60: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
-	36, // 61: groupgate.v1.DescribeObjectResponse.object:type_name -> groupgate.v1.ObjectSummary
-	43, // 62: groupgate.v1.DescribeObjectResponse.group:type_name -> groupgate.v1.GroupDetails
-	44, // 63: groupgate.v1.DescribeObjectResponse.principal:type_name -> groupgate.v1.PrincipalDetails
-	48, // 64: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
-	55, // 65: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
-	7,  // 66: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
-	9,  // 67: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
-	11, // 68: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
-	13, // 69: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
-	15, // 70: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
-	17, // 71: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
-	19, // 72: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
-	23, // 73: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
-	27, // 74: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
-	30, // 75: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
-	33, // 76: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
-	37, // 77: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
-	39, // 78: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
-	41, // 79: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
-	46, // 80: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
-	8,  // 81: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
-	10, // 82: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
-	12, // 83: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
-	14, // 84: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
-	16, // 85: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
-	18, // 86: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
-	21, // 87: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
-	25, // 88: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
-	29, // 89: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
-	32, // 90: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
-	35, // 91: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
-	38, // 92: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
-	40, // 93: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
-	45, // 94: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
-	47, // 95: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
-	81, // [81:96] is the sub-list for method output_type
-	66, // [66:81] is the sub-list for method input_type
-	66, // [66:66] is the sub-list for extension type_name
-	66, // [66:66] is the sub-list for extension extendee
-	0,  // [0:66] is the sub-list for field type_name
+	51, // 43: groupgate.v1.EffectiveGroupsRequest.consistency:type_name -> groupgate.v1.Consistency
+	34, // 44: groupgate.v1.EffectiveGroupsResponse.groups:type_name -> groupgate.v1.EffectiveGroup
+	37, // 45: groupgate.v1.ListTenantsResponse.tenants:type_name -> groupgate.v1.TenantInfo
+	3,  // 46: groupgate.v1.ObjectSummary.kind:type_name -> groupgate.v1.ObjectKind
+	53, // 47: groupgate.v1.ObjectSummary.user_type:type_name -> groupgate.v1.UserType
+	56, // 48: groupgate.v1.ObjectSummary.group_kind:type_name -> groupgate.v1.GroupKind
+	57, // 49: groupgate.v1.ObjectSummary.membership:type_name -> groupgate.v1.Membership
+	51, // 50: groupgate.v1.SearchObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
+	3,  // 51: groupgate.v1.SearchObjectsRequest.kinds:type_name -> groupgate.v1.ObjectKind
+	39, // 52: groupgate.v1.SearchObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
+	51, // 53: groupgate.v1.LookupObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
+	39, // 54: groupgate.v1.LookupObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
+	51, // 55: groupgate.v1.DescribeObjectRequest.consistency:type_name -> groupgate.v1.Consistency
+	39, // 56: groupgate.v1.DirectMember.object:type_name -> groupgate.v1.ObjectSummary
+	56, // 57: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
+	57, // 58: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
+	58, // 59: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
+	39, // 60: groupgate.v1.GroupDetails.owners:type_name -> groupgate.v1.ObjectSummary
+	45, // 61: groupgate.v1.GroupDetails.members:type_name -> groupgate.v1.DirectMember
+	58, // 62: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
+	39, // 63: groupgate.v1.DescribeObjectResponse.object:type_name -> groupgate.v1.ObjectSummary
+	46, // 64: groupgate.v1.DescribeObjectResponse.group:type_name -> groupgate.v1.GroupDetails
+	47, // 65: groupgate.v1.DescribeObjectResponse.principal:type_name -> groupgate.v1.PrincipalDetails
+	51, // 66: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
+	58, // 67: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
+	7,  // 68: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
+	9,  // 69: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
+	11, // 70: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
+	13, // 71: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
+	15, // 72: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
+	17, // 73: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
+	19, // 74: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
+	23, // 75: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
+	27, // 76: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
+	30, // 77: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
+	33, // 78: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
+	36, // 79: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
+	40, // 80: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
+	42, // 81: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
+	44, // 82: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
+	49, // 83: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
+	8,  // 84: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
+	10, // 85: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
+	12, // 86: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
+	14, // 87: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
+	16, // 88: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
+	18, // 89: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
+	21, // 90: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
+	25, // 91: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
+	29, // 92: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
+	32, // 93: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
+	35, // 94: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
+	38, // 95: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
+	41, // 96: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
+	43, // 97: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
+	48, // 98: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
+	50, // 99: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
+	84, // [84:100] is the sub-list for method output_type
+	68, // [68:84] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_groupgate_v1_decision_proto_init() }
@@ -3802,7 +4038,7 @@ func file_groupgate_v1_decision_proto_init() {
 		(*CheckBatchResult_Decision)(nil),
 		(*CheckBatchResult_Error)(nil),
 	}
-	file_groupgate_v1_decision_proto_msgTypes[40].OneofWrappers = []any{
+	file_groupgate_v1_decision_proto_msgTypes[43].OneofWrappers = []any{
 		(*DescribeObjectResponse_Group)(nil),
 		(*DescribeObjectResponse_Principal)(nil),
 	}
@@ -3812,7 +4048,7 @@ func file_groupgate_v1_decision_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groupgate_v1_decision_proto_rawDesc), len(file_groupgate_v1_decision_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   43,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

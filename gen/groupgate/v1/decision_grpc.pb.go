@@ -29,6 +29,7 @@ const (
 	DecisionService_CheckBatch_FullMethodName         = "/groupgate.v1.DecisionService/CheckBatch"
 	DecisionService_EvaluatePlan_FullMethodName       = "/groupgate.v1.DecisionService/EvaluatePlan"
 	DecisionService_Audit_FullMethodName              = "/groupgate.v1.DecisionService/Audit"
+	DecisionService_EffectiveGroups_FullMethodName    = "/groupgate.v1.DecisionService/EffectiveGroups"
 	DecisionService_ListTenants_FullMethodName        = "/groupgate.v1.DecisionService/ListTenants"
 	DecisionService_SearchObjects_FullMethodName      = "/groupgate.v1.DecisionService/SearchObjects"
 	DecisionService_LookupObjects_FullMethodName      = "/groupgate.v1.DecisionService/LookupObjects"
@@ -62,6 +63,9 @@ type DecisionServiceClient interface {
 	EvaluatePlan(ctx context.Context, in *EvaluatePlanRequest, opts ...grpc.CallOption) (*EvaluatePlanResponse, error)
 	// Today's policy violations in the directory (drift), on one revision.
 	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditResponse], error)
+	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), in batches,
+	// all on one revision.
+	EffectiveGroups(ctx context.Context, in *EffectiveGroupsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EffectiveGroupsResponse], error)
 	// The tenants this server holds, each with its revision (for the explorer's tenant picker).
 	ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error)
 	// Users, groups and service principals whose id or display name contains query, best matches first.
@@ -201,6 +205,25 @@ func (c *decisionServiceClient) Audit(ctx context.Context, in *AuditRequest, opt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_AuditClient = grpc.ServerStreamingClient[AuditResponse]
 
+func (c *decisionServiceClient) EffectiveGroups(ctx context.Context, in *EffectiveGroupsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EffectiveGroupsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DecisionService_ServiceDesc.Streams[2], DecisionService_EffectiveGroups_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[EffectiveGroupsRequest, EffectiveGroupsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DecisionService_EffectiveGroupsClient = grpc.ServerStreamingClient[EffectiveGroupsResponse]
+
 func (c *decisionServiceClient) ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListTenantsResponse)
@@ -277,6 +300,9 @@ type DecisionServiceServer interface {
 	EvaluatePlan(context.Context, *EvaluatePlanRequest) (*EvaluatePlanResponse, error)
 	// Today's policy violations in the directory (drift), on one revision.
 	Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error
+	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), in batches,
+	// all on one revision.
+	EffectiveGroups(*EffectiveGroupsRequest, grpc.ServerStreamingServer[EffectiveGroupsResponse]) error
 	// The tenants this server holds, each with its revision (for the explorer's tenant picker).
 	ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error)
 	// Users, groups and service principals whose id or display name contains query, best matches first.
@@ -327,6 +353,9 @@ func (UnimplementedDecisionServiceServer) EvaluatePlan(context.Context, *Evaluat
 }
 func (UnimplementedDecisionServiceServer) Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error {
 	return status.Error(codes.Unimplemented, "method Audit not implemented")
+}
+func (UnimplementedDecisionServiceServer) EffectiveGroups(*EffectiveGroupsRequest, grpc.ServerStreamingServer[EffectiveGroupsResponse]) error {
+	return status.Error(codes.Unimplemented, "method EffectiveGroups not implemented")
 }
 func (UnimplementedDecisionServiceServer) ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTenants not implemented")
@@ -530,6 +559,17 @@ func _DecisionService_Audit_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_AuditServer = grpc.ServerStreamingServer[AuditResponse]
 
+func _DecisionService_EffectiveGroups_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(EffectiveGroupsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DecisionServiceServer).EffectiveGroups(m, &grpc.GenericServerStream[EffectiveGroupsRequest, EffectiveGroupsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DecisionService_EffectiveGroupsServer = grpc.ServerStreamingServer[EffectiveGroupsResponse]
+
 func _DecisionService_ListTenants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListTenantsRequest)
 	if err := dec(in); err != nil {
@@ -689,6 +729,11 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Audit",
 			Handler:       _DecisionService_Audit_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "EffectiveGroups",
+			Handler:       _DecisionService_EffectiveGroups_Handler,
 			ServerStreams: true,
 		},
 	},
