@@ -95,6 +95,23 @@ func (c *Client) EachMember(ctx context.Context, req *pb.EffectiveMembersRequest
 	if err != nil {
 		return err
 	}
+	return each(stream, fn)
+}
+
+// EachGroup streams the effective groups of a principal (every group it belongs to through any level of
+// nesting), calling fn for each batch until the stream ends or fn fails.
+func (c *Client) EachGroup(ctx context.Context, req *pb.EffectiveGroupsRequest, fn func(*pb.EffectiveGroupsResponse) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the stream on the server if fn stops early
+	stream, err := c.Decisions.EffectiveGroups(ctx, req)
+	if err != nil {
+		return err
+	}
+	return each(stream, fn)
+}
+
+// each receives a server stream's messages until it ends (nil) or fails, or fn fails.
+func each[T any](stream grpc.ServerStreamingClient[T], fn func(*T) error) error {
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {

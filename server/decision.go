@@ -5,6 +5,7 @@ import (
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/resolver"
 	"google.golang.org/grpc"
 )
 
@@ -116,50 +117,85 @@ func (d *decisionService) EffectiveMembers(req *pb.EffectiveMembersRequest, stre
 		return err
 	}
 	want := memberTypeFilter(req.GetTypes())
-	pageSize := int(req.GetPageSize())
-	if pageSize == 0 {
-		pageSize = DefaultPageSize
-	}
-	// The walk and the building of pages run in their own goroutine, ahead of the sends by a few pages, so that
-	// the walk and the encoding of what it found use both cores. Each page's members share one allocation. The
-	// first page holds at most firstPageSize members, so that the caller can start on them at once.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pages := make(chan []*pb.EffectiveMember, 4)
-	go func() {
-		defer close(pages)
-		backing := make([]pb.EffectiveMember, pageSize)
-		batch := make([]*pb.EffectiveMember, 0, pageSize)
-		limit := min(pageSize, firstPageSize)
-		for ref, depth := range d.s.cfg.Resolver.At(dir).Members(g.Ref()) {
+	members := d.s.cfg.Resolver.At(dir).Members(g.Ref())
+	return streamPages(ctx, pageSize(req.GetPageSize()), func(p *pager[pb.EffectiveMember]) {
+		for ref, depth := range members {
 			n := dir.Node(ref)
 			if n == nil || !want(n) {
 				continue
 			}
-			m := &backing[len(batch)]
+			m := p.next()
 			setEffectiveMember(m, n, depth)
-			batch = append(batch, m)
-			if len(batch) == limit {
-				select {
-				case pages <- batch:
-				case <-ctx.Done():
-					return
-				}
-				limit = pageSize
-				backing = make([]pb.EffectiveMember, pageSize)
-				batch = make([]*pb.EffectiveMember, 0, pageSize)
+			if !p.add(m) {
+				return
 			}
 		}
-		if len(batch) > 0 {
+	}, func(page []*pb.EffectiveMember) error {
+		return stream.Send(&pb.EffectiveMembersResponse{Members: page, Revision: dir.Revision()})
+	})
+}
+
+func (d *decisionService) EffectiveGroups(req *pb.EffectiveGroupsRequest, stream grpc.ServerStreamingServer[pb.EffectiveGroupsResponse]) error {
+	ctx := stream.Context()
+	dir, err := d.s.directory(ctx, req.GetTenantId(), req.GetConsistency())
+	if err != nil {
+		return err
+	}
+	p, ok := dir.Lookup(req.GetPrincipalId())
+	if !ok {
+		return &directory.NotFoundError{Kind: "principal", ID: req.GetPrincipalId()}
+	}
+	filter := resolver.GroupFilter{LabelledOnly: req.GetLabelledOnly(), RoleAssignableOnly: req.GetRoleAssignableOnly()}
+	groups := d.s.cfg.Resolver.At(dir).Groups(p.Ref(), filter)
+	return streamPages(ctx, pageSize(req.GetPageSize()), func(p *pager[pb.EffectiveGroup]) {
+		for ref, depth := range groups {
+			m := p.next()
+			setEffectiveGroup(m, dir.Node(ref), depth)
+			if !p.add(m) {
+				return
+			}
+		}
+	}, func(page []*pb.EffectiveGroup) error {
+		return stream.Send(&pb.EffectiveGroupsResponse{Groups: page, Revision: dir.Revision()})
+	})
+}
+
+// setEffectiveGroup fills one EffectiveGroups item from a group's node.
+func setEffectiveGroup(m *pb.EffectiveGroup, n *directory.Node, depth int) {
+	g := n.Group()
+	m.Id, m.Depth, m.LabelId, m.IsAssignableToRole = n.ID(), int32(depth), g.GetLabelId(), g.GetIsAssignableToRole()
+}
+
+func pageSize(requested int32) int {
+	if requested == 0 {
+		return DefaultPageSize
+	}
+	return int(requested)
+}
+
+// streamPages streams what produce finds, in pages of pageSize items, through send. produce runs in its own
+// goroutine, ahead of the sends by a few pages, so that the walk and the encoding of what it found use both
+// cores; it stops when pager.add reports that the call has ended, which frees the walk's scratch at once. Each
+// page's items share one allocation. The first page holds at most firstPageSize items, so that the caller can
+// start on them at once. An empty answer is still sent once, with its revision.
+func streamPages[T any](ctx context.Context, pageSize int, produce func(*pager[T]), send func([]*T) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p := &pager[T]{ctx: ctx, pages: make(chan []*T, 4), size: pageSize, limit: min(pageSize, firstPageSize)}
+	p.fresh()
+	go func() {
+		defer close(p.pages)
+		produce(p)
+		if len(p.batch) > 0 {
 			select {
-			case pages <- batch:
+			case p.pages <- p.batch:
 			case <-ctx.Done():
 			}
 		}
 	}()
 	sent := false
-	for batch := range pages {
-		if err := stream.Send(&pb.EffectiveMembersResponse{Members: batch, Revision: dir.Revision()}); err != nil {
+	for page := range p.pages {
+		if err := send(page); err != nil {
 			return err
 		}
 		sent = true
@@ -167,10 +203,43 @@ func (d *decisionService) EffectiveMembers(req *pb.EffectiveMembersRequest, stre
 			return err // the client has gone: stop promptly (the deferred cancel stops the walk)
 		}
 	}
-	if !sent { // an empty group still answers once, with its revision
-		return stream.Send(&pb.EffectiveMembersResponse{Revision: dir.Revision()})
+	if !sent {
+		return send(nil)
 	}
 	return nil
+}
+
+// pager collects a producer's items into pages; it is used by the producer's goroutine only.
+type pager[T any] struct {
+	ctx         context.Context
+	pages       chan []*T
+	backing     []T
+	batch       []*T
+	size, limit int
+}
+
+func (p *pager[T]) fresh() {
+	p.backing = make([]T, p.size)
+	p.batch = make([]*T, 0, p.size)
+}
+
+// next is the slot for the next item, to fill and then add.
+func (p *pager[T]) next() *T { return &p.backing[len(p.batch)] }
+
+// add appends the filled slot and hands the page over when it is full; false means the call has ended.
+func (p *pager[T]) add(m *T) bool {
+	p.batch = append(p.batch, m)
+	if len(p.batch) < p.limit {
+		return true
+	}
+	select {
+	case p.pages <- p.batch:
+	case <-p.ctx.Done():
+		return false
+	}
+	p.limit = p.size
+	p.fresh()
+	return true
 }
 
 // firstPageSize bounds the first EffectiveMembers message (page_size bounds the others).

@@ -20,6 +20,7 @@ func FuzzValidate(f *testing.F) {
 		&pb.EvaluatePlanRequest{TenantId: "t", Steps: []*pb.PlanStep{{}, {ActorId: "a", Change: &pb.Change{Change: &pb.Change_AddMember{AddMember: &pb.MemberChange{}}}}}},
 		&pb.AuditRequest{TenantId: "t", Rules: []pb.Rule{0, 1000}},
 		&pb.WriteChangesRequest{TenantId: "t", RequestId: "r"},
+		&pb.EffectiveGroupsRequest{TenantId: "t", PrincipalId: "bad id", PageSize: 10_001},
 	}
 	for i, m := range seeds {
 		b, err := proto.Marshal(m)
@@ -34,6 +35,7 @@ func FuzzValidate(f *testing.F) {
 			&pb.CanCreateRoleGroupRequest{}, &pb.CanModifyUserRequest{}, &pb.CheckMembershipRequest{},
 			&pb.EffectiveMembersRequest{}, &pb.CheckBatchRequest{}, &pb.EvaluatePlanRequest{}, &pb.AuditRequest{},
 			&pb.WriteChangesRequest{}, &pb.WatchRequest{}, &pb.ExportSnapshotRequest{}, &pb.GetStatusRequest{},
+			&pb.EffectiveGroupsRequest{},
 		}
 		m := msgs[int(kind)%len(msgs)]
 		if proto.Unmarshal(data, m) != nil {

@@ -18,8 +18,8 @@ type Limits struct {
 	MaxRecvBytes int
 	// MaxConcurrentUnary bounds unary calls in progress; more are refused with RESOURCE_EXHAUSTED. 0: 4096.
 	MaxConcurrentUnary int
-	// MaxConcurrentStreams bounds streaming calls in progress (EffectiveMembers, Audit, Watch, Import, Export),
-	// which hold a revision and may run long. 0: 256.
+	// MaxConcurrentStreams bounds streaming calls in progress (EffectiveMembers, EffectiveGroups, Audit, Watch,
+	// Import, Export), which hold a revision and may run long. 0: 256.
 	MaxConcurrentStreams int
 	// MaxStreamsPerConnection is HTTP/2's concurrent stream limit per connection. 0: 1024.
 	MaxStreamsPerConnection uint32

@@ -12,6 +12,16 @@ import (
 // ServerTLS builds TLS credentials from PEM files. With clientCAFile, clients must present a certificate signed
 // by that CA (mTLS); others are refused during the handshake.
 func ServerTLS(certFile, keyFile, clientCAFile string) (credentials.TransportCredentials, error) {
+	cfg, err := ServerTLSConfig(certFile, keyFile, clientCAFile)
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// ServerTLSConfig is the TLS configuration behind ServerTLS, for the HTTP listener: the same certificate and the
+// same client certificate requirement as the gRPC port.
+func ServerTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
@@ -25,7 +35,7 @@ func ServerTLS(certFile, keyFile, clientCAFile string) (credentials.TransportCre
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 func loadCertPool(path string) (*x509.CertPool, error) {

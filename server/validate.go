@@ -52,6 +52,13 @@ func (v *validator) consistency(c *pb.Consistency) {
 	}
 }
 
+// pageSize bounds a streaming answer's page_size (0 takes the default).
+func (v *validator) pageSize(p int32) {
+	if p < 0 || p > MaxPageSize {
+		v.add("page_size", "must be between 0 (default %d) and %d, got %d", DefaultPageSize, MaxPageSize, p)
+	}
+}
+
 // enum refuses the zero value and numbers the enum does not define.
 func (v *validator) enum(field string, e protoreflect.Enum) {
 	n := e.Number()
@@ -105,9 +112,12 @@ func validate(req any) error {
 		for i, t := range r.GetTypes() {
 			v.enum(fmt.Sprintf("types[%d]", i), t)
 		}
-		if p := r.GetPageSize(); p < 0 || p > MaxPageSize {
-			v.add("page_size", "must be between 0 (default %d) and %d, got %d", DefaultPageSize, MaxPageSize, p)
-		}
+		v.pageSize(r.GetPageSize())
+	case *pb.EffectiveGroupsRequest:
+		v.id("tenant_id", r.GetTenantId())
+		v.consistency(r.GetConsistency())
+		v.id("principal_id", r.GetPrincipalId())
+		v.pageSize(r.GetPageSize())
 	case *pb.CheckBatchRequest:
 		v.id("tenant_id", r.GetTenantId())
 		v.consistency(r.GetConsistency())

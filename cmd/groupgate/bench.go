@@ -73,7 +73,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 					return err
 				}
 				defer cleanup()
-				child, err := spawnServer(ctx, "serve", "--snapshot", path, "--log-level", "warn")
+				child, err := spawnServer(ctx, "serve", "--snapshot", path, "--log-level", "warn", "--http-listen", "")
 				if err != nil {
 					return err
 				}

@@ -24,7 +24,7 @@ func newRootCmd() *cobra.Command {
 	}
 	// Each subcommand lives in its own file and is registered here, one line each.
 	root.AddCommand(newServeCmd())
-	root.AddCommand(newCheckCmd(), newMembersCmd(), newAuditCmd())
+	root.AddCommand(newCheckCmd(), newMembersCmd(), newGroupsCmd(), newAuditCmd())
 	root.AddCommand(newPlanCmd(), newApplyCmd(), newImportCmd(), newStatusCmd())
 	root.AddCommand(newGenCmd(), newBenchCmd(), newNoOpServeCmd())
 	return root

@@ -50,7 +50,7 @@ type replica struct {
 func startReplica(t *testing.T, storeURL string, extraArgs ...string) *replica {
 	t.Helper()
 	r := &replica{t: t, addr: freePort(t)}
-	r.args = append([]string{"serve", "--store", storeURL, "--listen", r.addr, "--log-level", "warn"}, extraArgs...)
+	r.args = append([]string{"serve", "--store", storeURL, "--listen", r.addr, "--http-listen", "", "--log-level", "warn"}, extraArgs...)
 	r.start()
 	c, err := client.Dial(r.addr, client.Options{})
 	if err != nil {

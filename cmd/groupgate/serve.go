@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,15 +18,18 @@ import (
 	"github.com/groupgate/groupgate/directory/demo"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
+	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/memory"
 	"github.com/groupgate/groupgate/store/postgres"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 type serveFlags struct {
 	listen          string
+	httpListen      string
 	snapshots       []string
 	storeURL        string
 	insecure        bool
@@ -38,6 +42,8 @@ type serveFlags struct {
 	logFormat       string
 	cacheBytes      int64
 	shutdownTimeout time.Duration
+	// httpReady, when set, receives the HTTP listener's address (tests; not a flag).
+	httpReady chan<- string
 }
 
 func newServeCmd() *cobra.Command {
@@ -57,6 +63,7 @@ func newServeCmd() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:50051", "address to listen on")
+	fl.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP/JSON API (POST /v1/{rpc}, GET /healthz, GET /openapi.json), same TLS and tokens as --listen; empty disables it")
 	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "snapshot file of one tenant (.json, .json.gz, .pb, .pb.gz); repeat for more tenants (default: the demo tenant contoso)")
 	fl.StringVar(&f.storeURL, "store", "memory", "where tenants live: memory, or postgres://… shared by replicas (with --snapshot, seeds tenants the database does not hold yet)")
 	fl.BoolVar(&f.insecure, "insecure", false, "allow listening on a non-loopback address without TLS or tokens")
@@ -87,6 +94,11 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	if err := checkListenAddress("--listen", f.listen, f.insecure || secured); err != nil {
 		return err
 	}
+	if f.httpListen != "" {
+		if err := checkListenAddress("--http-listen", f.httpListen, f.insecure || secured); err != nil {
+			return err
+		}
+	}
 	if f.metrics != "" {
 		if err := checkListenAddress("--metrics", f.metrics, f.insecure); err != nil {
 			return err
@@ -98,12 +110,21 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 			return err
 		}
 	}
+	// The HTTP gateway reaches the gRPC server through an in-memory listener (see server/gateway).
+	var inProcess *gateway.InProcess
+	if f.httpListen != "" {
+		inProcess = gateway.NewInProcess()
+	}
 	var serverOpts []grpc.ServerOption
+	var tlsConfig *tls.Config
 	switch {
 	case f.tlsCert != "" || f.tlsKey != "":
-		creds, err := server.ServerTLS(f.tlsCert, f.tlsKey, f.clientCA)
-		if err != nil {
+		if tlsConfig, err = server.ServerTLSConfig(f.tlsCert, f.tlsKey, f.clientCA); err != nil {
 			return err
+		}
+		creds := credentials.NewTLS(tlsConfig)
+		if inProcess != nil {
+			creds = inProcess.Credentials(creds)
 		}
 		serverOpts = append(serverOpts, grpc.Creds(creds))
 	case f.clientCA != "":
@@ -134,12 +155,27 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 		}
 		defer stopMetrics()
 	}
+	errc := make(chan error, 3) // the gRPC, in-process and HTTP serve loops
+	var web *httpAPI
+	if inProcess != nil {
+		go func() { errc <- srv.GRPC().Serve(inProcess) }()
+		if web, err = startHTTP(f.httpListen, inProcess, tlsConfig, f.limits.MaxRecvBytes, logger, errc); err != nil {
+			lis.Close()
+			srv.Shutdown(context.Background())
+			return err
+		}
+	}
 	srv.MarkServing()
 	logger.Info("serving", "address", lis.Addr().String(), "store", st.Name(), "tenants", st.Tenants())
+	if web != nil {
+		logger.Info("serving HTTP/JSON", "address", web.url)
+		if f.httpReady != nil {
+			f.httpReady <- web.addr
+		}
+	}
 	if ready != nil {
 		ready <- lis.Addr().String()
 	}
-	errc := make(chan error, 1)
 	go func() { errc <- srv.GRPC().Serve(lis) }()
 	select {
 	case err := <-errc:
@@ -149,9 +185,83 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	logger.Info("shutting down: finishing in-flight calls", "timeout", f.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
 	defer cancel()
+	// Both at once: HTTP calls in flight need the gRPC server to finish, and the gRPC server's graceful stop
+	// waits for them.
+	webDone := make(chan struct{})
+	go func() {
+		if web != nil {
+			web.shutdown(sctx)
+		}
+		close(webDone)
+	}()
 	srv.Shutdown(sctx)
+	<-webDone
 	logger.Info("stopped")
 	return nil
+}
+
+// httpAPI is the running HTTP/JSON listener.
+type httpAPI struct {
+	addr, url string
+	srv       *http.Server
+	gw        *gateway.Gateway
+}
+
+// httpRoot serves GET / and every other path outside the API on the HTTP listener: the explorer page plugs in
+// here. nil answers 404.
+func httpRoot() http.Handler { return nil }
+
+// startHTTP serves the HTTP/JSON API on addr, in front of the gRPC server that serves inProcess, with the same
+// TLS configuration (certificate and client certificate requirement) as the gRPC port; tokens, roles and limits
+// are the gRPC server's own, since every call goes through it. Serve errors go to errc.
+func startHTTP(addr string, inProcess *gateway.InProcess, tlsConfig *tls.Config, maxBody int, logger *slog.Logger, errc chan<- error) (*httpAPI, error) {
+	gw, err := gateway.New(inProcess, gateway.Options{MaxBodyBytes: int64(maxBody), Root: httpRoot()})
+	if err != nil {
+		return nil, err
+	}
+	lis, err := listenHTTP(addr)
+	if err != nil {
+		gw.Close()
+		return nil, fmt.Errorf("--http-listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		srv.TLSConfig = tlsConfig.Clone()
+		scheme = "https"
+	}
+	go func() {
+		var err error
+		if tlsConfig != nil {
+			err = srv.ServeTLS(lis, "", "")
+		} else {
+			err = srv.Serve(lis)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("--http-listen: %w", err)
+		}
+	}()
+	a := lis.Addr().String()
+	return &httpAPI{addr: a, url: scheme + "://" + a, srv: srv, gw: gw}, nil
+}
+
+// listenHTTP opens the HTTP listener (a function of its own so that other address forms, such as unix sockets,
+// can be added in one place).
+func listenHTTP(addr string) (net.Listener, error) {
+	return net.Listen("tcp", addr)
+}
+
+// shutdown stops accepting, waits for in-flight requests up to ctx, then cuts the rest.
+func (h *httpAPI) shutdown(ctx context.Context) {
+	if err := h.srv.Shutdown(ctx); err != nil {
+		_ = h.srv.Close()
+	}
+	_ = h.gw.Close()
 }
 
 // openStore opens the store --store names and puts the --snapshot tenants in it: all of them in a memory

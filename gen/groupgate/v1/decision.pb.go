@@ -7,6 +7,8 @@
 package groupgatev1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -3539,7 +3541,7 @@ var File_groupgate_v1_decision_proto protoreflect.FileDescriptor
 
 const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\n" +
-	"\x1bgroupgate/v1/decision.proto\x12\fgroupgate.v1\x1a\x17google/rpc/status.proto\x1a\x18groupgate/v1/model.proto\"\x8d\x01\n" +
+	"\x1bgroupgate/v1/decision.proto\x12\fgroupgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x18groupgate/v1/model.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x8d\x01\n" +
 	"\tViolation\x12&\n" +
 	"\x04rule\x18\x01 \x01(\x0e2\x12.groupgate.v1.RuleR\x04rule\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12*\n" +
@@ -3817,26 +3819,32 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x10MEMBER_TYPE_USER\x10\x01\x12\x15\n" +
 	"\x11MEMBER_TYPE_GUEST\x10\x02\x12\x15\n" +
 	"\x11MEMBER_TYPE_GROUP\x10\x03\x12!\n" +
-	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\xab\v\n" +
-	"\x0fDecisionService\x12U\n" +
-	"\fCanAddMember\x12!.groupgate.v1.CanAddMemberRequest\x1a\".groupgate.v1.CanAddMemberResponse\x12X\n" +
-	"\rCanApplyLabel\x12\".groupgate.v1.CanApplyLabelRequest\x1a#.groupgate.v1.CanApplyLabelResponse\x12[\n" +
-	"\x0eCanChangeLabel\x12#.groupgate.v1.CanChangeLabelRequest\x1a$.groupgate.v1.CanChangeLabelResponse\x12g\n" +
-	"\x12CanCreateRoleGroup\x12'.groupgate.v1.CanCreateRoleGroupRequest\x1a(.groupgate.v1.CanCreateRoleGroupResponse\x12X\n" +
-	"\rCanModifyUser\x12\".groupgate.v1.CanModifyUserRequest\x1a#.groupgate.v1.CanModifyUserResponse\x12^\n" +
-	"\x0fCheckMembership\x12$.groupgate.v1.CheckMembershipRequest\x1a%.groupgate.v1.CheckMembershipResponse\x12c\n" +
-	"\x10EffectiveMembers\x12%.groupgate.v1.EffectiveMembersRequest\x1a&.groupgate.v1.EffectiveMembersResponse0\x01\x12O\n" +
+	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\x8a\x0f\n" +
+	"\x0fDecisionService\x12r\n" +
+	"\fCanAddMember\x12!.groupgate.v1.CanAddMemberRequest\x1a\".groupgate.v1.CanAddMemberResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/canAddMember\x12v\n" +
+	"\rCanApplyLabel\x12\".groupgate.v1.CanApplyLabelRequest\x1a#.groupgate.v1.CanApplyLabelResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/canApplyLabel\x12z\n" +
+	"\x0eCanChangeLabel\x12#.groupgate.v1.CanChangeLabelRequest\x1a$.groupgate.v1.CanChangeLabelResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/canChangeLabel\x12\x8a\x01\n" +
+	"\x12CanCreateRoleGroup\x12'.groupgate.v1.CanCreateRoleGroupRequest\x1a(.groupgate.v1.CanCreateRoleGroupResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/canCreateRoleGroup\x12v\n" +
+	"\rCanModifyUser\x12\".groupgate.v1.CanModifyUserRequest\x1a#.groupgate.v1.CanModifyUserResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/canModifyUser\x12~\n" +
+	"\x0fCheckMembership\x12$.groupgate.v1.CheckMembershipRequest\x1a%.groupgate.v1.CheckMembershipResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/checkMembership\x12\x84\x01\n" +
+	"\x10EffectiveMembers\x12%.groupgate.v1.EffectiveMembersRequest\x1a&.groupgate.v1.EffectiveMembersResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/effectiveMembers0\x01\x12j\n" +
 	"\n" +
-	"CheckBatch\x12\x1f.groupgate.v1.CheckBatchRequest\x1a .groupgate.v1.CheckBatchResponse\x12U\n" +
-	"\fEvaluatePlan\x12!.groupgate.v1.EvaluatePlanRequest\x1a\".groupgate.v1.EvaluatePlanResponse\x12B\n" +
-	"\x05Audit\x12\x1a.groupgate.v1.AuditRequest\x1a\x1b.groupgate.v1.AuditResponse0\x01\x12`\n" +
-	"\x0fEffectiveGroups\x12$.groupgate.v1.EffectiveGroupsRequest\x1a%.groupgate.v1.EffectiveGroupsResponse0\x01\x12R\n" +
-	"\vListTenants\x12 .groupgate.v1.ListTenantsRequest\x1a!.groupgate.v1.ListTenantsResponse\x12X\n" +
-	"\rSearchObjects\x12\".groupgate.v1.SearchObjectsRequest\x1a#.groupgate.v1.SearchObjectsResponse\x12X\n" +
-	"\rLookupObjects\x12\".groupgate.v1.LookupObjectsRequest\x1a#.groupgate.v1.LookupObjectsResponse\x12[\n" +
-	"\x0eDescribeObject\x12#.groupgate.v1.DescribeObjectRequest\x1a$.groupgate.v1.DescribeObjectResponse\x12O\n" +
+	"CheckBatch\x12\x1f.groupgate.v1.CheckBatchRequest\x1a .groupgate.v1.CheckBatchResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/checkBatch\x12r\n" +
+	"\fEvaluatePlan\x12!.groupgate.v1.EvaluatePlanRequest\x1a\".groupgate.v1.EvaluatePlanResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/evaluatePlan\x12X\n" +
+	"\x05Audit\x12\x1a.groupgate.v1.AuditRequest\x1a\x1b.groupgate.v1.AuditResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/audit0\x01\x12\x80\x01\n" +
+	"\x0fEffectiveGroups\x12$.groupgate.v1.EffectiveGroupsRequest\x1a%.groupgate.v1.EffectiveGroupsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/effectiveGroups0\x01\x12n\n" +
+	"\vListTenants\x12 .groupgate.v1.ListTenantsRequest\x1a!.groupgate.v1.ListTenantsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/listTenants\x12v\n" +
+	"\rSearchObjects\x12\".groupgate.v1.SearchObjectsRequest\x1a#.groupgate.v1.SearchObjectsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/searchObjects\x12v\n" +
+	"\rLookupObjects\x12\".groupgate.v1.LookupObjectsRequest\x1a#.groupgate.v1.LookupObjectsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/lookupObjects\x12z\n" +
+	"\x0eDescribeObject\x12#.groupgate.v1.DescribeObjectRequest\x1a$.groupgate.v1.DescribeObjectResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/describeObject\x12j\n" +
 	"\n" +
-	"ListLabels\x12\x1f.groupgate.v1.ListLabelsRequest\x1a .groupgate.v1.ListLabelsResponseB=Z;github.com/groupgate/groupgate/gen/groupgate/v1;groupgatev1b\x06proto3"
+	"ListLabels\x12\x1f.groupgate.v1.ListLabelsRequest\x1a .groupgate.v1.ListLabelsResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/listLabelsB\xf5\x04\x92A\xb4\x04\x12\xe2\x02\n" +
+	"\tgroupgate\x12\xd0\x02Policy decisions for Microsoft Entra ID group governance: ask whether a directory change is allowed before making it. Every route is POST /v1/{rpc} with the request message as protobuf JSON; server streams answer newline-delimited JSON, one {\"result\": ...} per line. Errors are a google.rpc.Status with the HTTP status of its gRPC code.2\x02v1*\x02\x02\x012\x10application/json:\x10application/jsonZ\x96\x01\n" +
+	"\x93\x01\n" +
+	"\x06bearer\x12\x88\x01\b\x02\x12s\"Bearer TOKEN\" with a token of the server's --token-file (checker: DecisionService; writer: also DirectoryService).\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z;github.com/groupgate/groupgate/gen/groupgate/v1;groupgatev1b\x06proto3"
 
 var (
 	file_groupgate_v1_decision_proto_rawDescOnce sync.Once

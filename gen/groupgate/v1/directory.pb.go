@@ -7,6 +7,7 @@
 package groupgatev1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -676,7 +677,7 @@ var File_groupgate_v1_directory_proto protoreflect.FileDescriptor
 
 const file_groupgate_v1_directory_proto_rawDesc = "" +
 	"\n" +
-	"\x1cgroupgate/v1/directory.proto\x12\fgroupgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18groupgate/v1/model.proto\"\xc9\x01\n" +
+	"\x1cgroupgate/v1/directory.proto\x12\fgroupgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x18groupgate/v1/model.proto\"\xc9\x01\n" +
 	"\x13WriteChangesRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\achanges\x18\x02 \x03(\v2\x14.groupgate.v1.ChangeR\achanges\x120\n" +
@@ -720,13 +721,13 @@ const file_groupgate_v1_directory_proto_rawDesc = "" +
 	"\x06counts\x18\x02 \x01(\v2\x1a.groupgate.v1.ObjectCountsR\x06counts\x12\x14\n" +
 	"\x05store\x18\x03 \x01(\tR\x05store\x12%\n" +
 	"\x0estore_revision\x18\x04 \x01(\x03R\rstoreRevision\x12B\n" +
-	"\x0freplication_lag\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0ereplicationLag2\xb9\x03\n" +
-	"\x10DirectoryService\x12U\n" +
-	"\fWriteChanges\x12!.groupgate.v1.WriteChangesRequest\x1a\".groupgate.v1.WriteChangesResponse\x12B\n" +
-	"\x05Watch\x12\x1a.groupgate.v1.WatchRequest\x1a\x1b.groupgate.v1.WatchResponse0\x01\x12]\n" +
-	"\x0eImportSnapshot\x12#.groupgate.v1.ImportSnapshotRequest\x1a$.groupgate.v1.ImportSnapshotResponse(\x01\x12]\n" +
-	"\x0eExportSnapshot\x12#.groupgate.v1.ExportSnapshotRequest\x1a$.groupgate.v1.ExportSnapshotResponse0\x01\x12L\n" +
-	"\tGetStatus\x12\x1e.groupgate.v1.GetStatusRequest\x1a\x1f.groupgate.v1.GetStatusResponseB=Z;github.com/groupgate/groupgate/gen/groupgate/v1;groupgatev1b\x06proto3"
+	"\x0freplication_lag\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0ereplicationLag2\xc4\x04\n" +
+	"\x10DirectoryService\x12r\n" +
+	"\fWriteChanges\x12!.groupgate.v1.WriteChangesRequest\x1a\".groupgate.v1.WriteChangesResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/writeChanges\x12X\n" +
+	"\x05Watch\x12\x1a.groupgate.v1.WatchRequest\x1a\x1b.groupgate.v1.WatchResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/watch0\x01\x12|\n" +
+	"\x0eImportSnapshot\x12#.groupgate.v1.ImportSnapshotRequest\x1a$.groupgate.v1.ImportSnapshotResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/importSnapshot(\x01\x12|\n" +
+	"\x0eExportSnapshot\x12#.groupgate.v1.ExportSnapshotRequest\x1a$.groupgate.v1.ExportSnapshotResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/exportSnapshot0\x01\x12f\n" +
+	"\tGetStatus\x12\x1e.groupgate.v1.GetStatusRequest\x1a\x1f.groupgate.v1.GetStatusResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/getStatusB=Z;github.com/groupgate/groupgate/gen/groupgate/v1;groupgatev1b\x06proto3"
 
 var (
 	file_groupgate_v1_directory_proto_rawDescOnce sync.Once

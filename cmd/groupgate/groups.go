@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/spf13/cobra"
+)
+
+func newGroupsCmd() *cobra.Command {
+	f := &clientFlags{}
+	var labelled, roleAssignable, stats bool
+	var pageSize int32
+	cmd := &cobra.Command{
+		Use:   "groups PRINCIPAL",
+		Short: "List every group PRINCIPAL (a user, group or service principal) belongs to, through every level of nesting",
+		Long: "List every group PRINCIPAL (a user, group or service principal) belongs to, through every level of nesting,\n" +
+			"nearest first: DEPTH is the length of the shortest nesting path (1 = a direct member). --labelled and\n" +
+			"--role-assignable narrow the list, not the walk: a labelled group reached through unlabelled ones is listed.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, c, done, err := f.dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			req := &pb.EffectiveGroupsRequest{TenantId: f.tenant, PrincipalId: args[0], LabelledOnly: labelled, RoleAssignableOnly: roleAssignable, PageSize: pageSize}
+			count, messages := 0, 0
+			var revision int64
+			start := time.Now()
+			var first time.Duration
+			err = c.EachGroup(ctx, req, func(resp *pb.EffectiveGroupsResponse) error {
+				if messages++; messages == 1 {
+					first = time.Since(start)
+					if f.output == "text" && !stats { // after the call succeeded: an error prints no table head
+						fmt.Fprintln(stdout(), groupRow("ID", "DEPTH", "LABEL", "ROLE-ASSIGNABLE"))
+					}
+				}
+				revision = resp.GetRevision()
+				if stats {
+					count += len(resp.GetGroups())
+					return nil
+				}
+				if f.output == "json" {
+					return printJSON(stdout(), resp)
+				}
+				for _, g := range resp.GetGroups() {
+					count++
+					role := ""
+					if g.GetIsAssignableToRole() {
+						role = "yes"
+					}
+					fmt.Fprintln(stdout(), groupRow(g.GetId(), strconv.Itoa(int(g.GetDepth())), g.GetLabelId(), role))
+				}
+				return nil
+			})
+			if err != nil {
+				return describeError(err)
+			}
+			if stats {
+				fmt.Fprintf(stdout(), "%d effective groups in %d messages: first message after %s, whole stream %s\n",
+					count, messages, first.Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
+			} else if f.output == "text" {
+				fmt.Fprintf(os.Stderr, "%d effective groups (revision %d)\n", count, revision)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&labelled, "labelled", false, "only groups that carry a sensitivity label")
+	cmd.Flags().BoolVar(&roleAssignable, "role-assignable", false, "only role-assignable groups")
+	cmd.Flags().BoolVar(&stats, "stats", false, "print only the count and how long the first message and the whole stream took")
+	cmd.Flags().Int32Var(&pageSize, "page-size", 0, "groups per streamed message (0: server default)")
+	f.register(cmd)
+	return cmd
+}
+
+func groupRow(id, depth, label, role string) string {
+	return strings.TrimRight(fmt.Sprintf("%-40s %-6s %-28s %s", id, depth, label, role), " ")
+}

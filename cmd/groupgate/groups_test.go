@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGroupsCommand runs `groupgate groups` in-process (--snapshot demo) and against a running server (--addr):
+// both print the same table, nearest groups first.
+func TestGroupsCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, &serveFlags{listen: "127.0.0.1:0", logLevel: "error", logFormat: "text", shutdownTimeout: time.Second}, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want []string // the rows' first two columns
+	}{
+		{[]string{"u-frank"}, []string{"grp-eng-contractors 1", "grp-board 1", "grp-engineering 2"}},
+		{[]string{"u-gina", "--labelled"}, []string{"grp-project-x 1", "grp-vendors 2"}},
+		{[]string{"u-erin", "--role-assignable"}, []string{"grp-tier0-admins 1"}},
+	}
+	for _, where := range [][]string{{"--snapshot", "demo"}, {"--addr", addr}} {
+		for _, tt := range tests {
+			out := runCLI(t, append(append([]string{"groups"}, tt.args...), where...)...)
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			var got []string
+			for _, l := range lines[1:] {
+				f := strings.Fields(l)
+				got = append(got, f[0]+" "+f[1])
+			}
+			if !strings.HasPrefix(lines[0], "ID") || !slices.Equal(got, tt.want) {
+				t.Errorf("groups %v %v:\n%s\nwant rows %v", tt.args, where, out, tt.want)
+			}
+		}
+	}
+	var resp struct {
+		Groups []struct {
+			ID    string `json:"id"`
+			Label string `json:"label_id"`
+		} `json:"groups"`
+		Revision string `json:"revision"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, "groups", "u-frank", "--labelled", "-o", "json", "--addr", addr)), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Groups) != 2 || resp.Groups[1].Label != "lbl-highly-confidential" || resp.Revision != "1" {
+		t.Errorf("json: %+v", resp)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}

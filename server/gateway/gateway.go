@@ -1,0 +1,248 @@
+// Package gateway is the HTTP/JSON face of the gRPC server (SPEC §11): POST /v1/{rpc} for every RPC, newline-
+// delimited JSON for server streams, GET /healthz, GET /openapi.json, and whatever handler is given for the rest
+// (the explorer page at GET /). The routes are grpc-gateway reverse proxies generated from the proto's
+// google.api.http annotations; they call the server as an ordinary gRPC client over an InProcess listener, so
+// every HTTP call passes the same interceptors as a gRPC call: auth, roles, validation, limits, logging, metrics
+// and recovery.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/gen/openapiv2"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// MaxBodyBytes bounds a request body; a larger one is refused with 413 and a RESOURCE_EXHAUSTED status. Give
+	// it the gRPC server's MaxRecvBytes, so that both transports accept the same requests (the JSON form of a
+	// message is larger than its binary form, so a body under the limit never exceeds the gRPC one). 0: 16 MiB.
+	MaxBodyBytes int64
+	// Root serves every path outside the API (/v1/…, /healthz, /openapi.json): the explorer page at GET / and its
+	// assets. nil answers 404 there.
+	Root http.Handler
+}
+
+// Gateway is an http.Handler for the HTTP/JSON API.
+type Gateway struct {
+	conn    *grpc.ClientConn
+	handler http.Handler
+}
+
+// New connects a gateway to the gRPC server serving lis. Close it after the HTTP server has stopped.
+func New(lis *InProcess, opts Options) (*Gateway, error) {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 16 << 20
+	}
+	conn, err := grpc.NewClient("passthrough:///groupgate-in-process",
+		grpc.WithContextDialer(lis.dial),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// The server enforces the limits; the gateway must not add a lower one of its own (grpc-go's default
+		// 4 MiB receive limit would cut off a large ExportSnapshot part or CheckBatch answer).
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
+	)
+	if err != nil {
+		return nil, err
+	}
+	api := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler()),
+		runtime.WithErrorHandler(writeError),
+		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+		// The server sends no header metadata meant for HTTP clients; without this its content-type would
+		// come out as Grpc-Metadata-Content-Type.
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+	)
+	ctx := context.Background()
+	if err := pb.RegisterDecisionServiceHandler(ctx, api, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := pb.RegisterDirectoryServiceHandler(ctx, api, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	limited := limitBody(api, opts.MaxBodyBytes)
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", limited)
+	mux.Handle("GET /healthz", limited)
+	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	root := opts.Root
+	if root == nil {
+		root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeStatus(w, r, http.StatusNotFound, status.New(codes.NotFound, "no such route: the API is POST /v1/{rpc}, described at /openapi.json"))
+		})
+	}
+	mux.Handle("/", root)
+	return &Gateway{conn: conn, handler: mux}, nil
+}
+
+// ServeHTTP answers one HTTP request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+// Close closes the gateway's connection to the gRPC server.
+func (g *Gateway) Close() error { return g.conn.Close() }
+
+// marshaler is protojson with lowerCamelCase names (the proto JSON mapping: groupId, entraVerdict) and every
+// field emitted, zero values and empty lists included: a workflow reads body('check')?['isMember'] and expects
+// false, not a missing property.
+func marshaler() runtime.Marshaler {
+	return &ndjsonMarshaler{JSONPb: runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+}
+
+// ndjsonMarshaler labels server streams as newline-delimited JSON, one {"result": …} object per line, and
+// writes compact JSON: protojson puts a space after some separators, differently in each build, on purpose, so
+// that nobody relies on its bytes; the answers of an HTTP API are compared and quoted in documentation, so they
+// are compacted to one stable form.
+type ndjsonMarshaler struct{ runtime.JSONPb }
+
+func (*ndjsonMarshaler) StreamContentType(any) string { return "application/x-ndjson" }
+
+func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
+	b, err := m.JSONPb.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return compact(b), nil
+}
+
+func compact(b []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(b))
+	if err := json.Compact(&out, b); err != nil {
+		return b
+	}
+	return out.Bytes()
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openapiv2.JSON)
+}
+
+// limitBody refuses bodies over max with 413: at once when Content-Length says so, and otherwise once the
+// decoder has read past the limit (then writeError sees the mark left in the request's context).
+func limitBody(next http.Handler, max int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			writeStatus(w, r, http.StatusRequestEntityTooLarge, tooLarge(max))
+			return
+		}
+		b := &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, max), max: max}
+		r = r.WithContext(context.WithValue(r.Context(), limitedBodyKey{}, b))
+		r.Body = b
+		next.ServeHTTP(w, r)
+	})
+}
+
+type limitedBodyKey struct{}
+
+type limitedBody struct {
+	io.ReadCloser
+	max      int64
+	exceeded bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		b.exceeded = true
+	}
+	return n, err
+}
+
+func tooLarge(max int64) *status.Status {
+	st := status.New(codes.ResourceExhausted, fmt.Sprintf("request body larger than %d bytes (the server's --max-recv-bytes)", max))
+	if d, err := st.WithDetails(&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
+		Subject: "request body", Description: fmt.Sprintf("at most %d bytes", max),
+	}}}); err == nil {
+		st = d
+	}
+	return st
+}
+
+// HTTPStatus is the HTTP status of a gRPC status (SPEC §11): grpc-gateway's mapping (400 InvalidArgument and
+// FailedPrecondition, 401, 403, 404, 409 AlreadyExists/Aborted, 429 ResourceExhausted, 503, 504), except that a
+// failed expected_revision is 412 Precondition Failed, as Microsoft Graph answers a stale If-Match.
+func HTTPStatus(st *status.Status) int {
+	if st.Code() == codes.FailedPrecondition {
+		for _, d := range st.Details() {
+			if pf, ok := d.(*errdetails.PreconditionFailure); ok && len(pf.GetViolations()) > 0 && pf.GetViolations()[0].GetType() == "REVISION" {
+				return http.StatusPreconditionFailed
+			}
+		}
+	}
+	return runtime.HTTPStatusFromCode(st.Code())
+}
+
+// writeError is the gateway's error handler: the google.rpc.Status as JSON, with its details, under the HTTP
+// status of its code.
+func writeError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if b, ok := r.Context().Value(limitedBodyKey{}).(*limitedBody); ok && b.exceeded {
+		writeStatus(w, r, http.StatusRequestEntityTooLarge, tooLarge(b.max))
+		return
+	}
+	var withHTTP *runtime.HTTPStatusError
+	if errors.As(err, &withHTTP) {
+		writeStatus(w, r, withHTTP.HTTPStatus, status.Convert(withHTTP.Err))
+		return
+	}
+	st := status.Convert(err)
+	writeStatus(w, r, HTTPStatus(st), st)
+}
+
+// routingError answers an unknown route 404 and a known route with the wrong method 405.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+	var st *status.Status
+	switch code {
+	case http.StatusNotFound:
+		st = status.New(codes.NotFound, "no such route: the API is POST /v1/{rpc}, described at /openapi.json")
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", http.MethodPost)
+		st = status.New(codes.Unimplemented, "method not allowed: the API is POST /v1/{rpc}")
+	default:
+		st = status.New(codes.InvalidArgument, http.StatusText(code))
+	}
+	writeError(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: code, Err: st.Err()})
+}
+
+// statusJSON leaves out empty fields: a google.rpc.Status reads {"code":5,"message":…,"details":[…]}.
+var statusJSON = protojson.MarshalOptions{}
+
+func writeStatus(w http.ResponseWriter, _ *http.Request, httpStatus int, st *status.Status) {
+	body, err := statusJSON.Marshal(st.Proto())
+	body = compact(body)
+	if err != nil {
+		body = []byte(`{"code":13,"message":"failed to marshal the error"}`)
+		httpStatus = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Del("Trailer")
+	h.Del("Transfer-Encoding")
+	h.Set("Content-Type", "application/json")
+	if st.Code() == codes.Unauthenticated {
+		h.Set("WWW-Authenticate", `Bearer realm="groupgate"`)
+	}
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(append(body, '\n'))
+}
