@@ -22,6 +22,7 @@ import (
 	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/memory"
 	"github.com/groupgate/groupgate/store/postgres"
+	webui "github.com/groupgate/groupgate/web"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -207,9 +208,9 @@ type httpAPI struct {
 	gw        *gateway.Gateway
 }
 
-// httpRoot serves GET / and every other path outside the API on the HTTP listener: the explorer page plugs in
-// here. nil answers 404.
-func httpRoot() http.Handler { return nil }
+// httpRoot serves GET / and every other path outside the API on the HTTP listener: the explorer page (package
+// web) and its assets.
+func httpRoot() http.Handler { return webui.Handler() }
 
 // startHTTP serves the HTTP/JSON API on addr, in front of the gRPC server that serves inProcess, with the same
 // TLS configuration (certificate and client certificate requirement) as the gRPC port; tokens, roles and limits

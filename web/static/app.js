@@ -243,9 +243,9 @@ function chain(ids, mark) {
       const o = state.names.get(id);
       const inner = [h('span', {class: 'name'}, displayName(id)), ' ', h('code', {class: 'id'}, id)];
       const cls = 'link' + (o && o.userType === 'USER_TYPE_GUEST' ? ' is-guest' : '') + (mark && mark.has(id) ? ' marked' : '');
+      const guest = o && o.userType === 'USER_TYPE_GUEST' ? h('span', {class: 'badge guest'}, h('span', {'aria-hidden': 'true'}, '⚠ '), 'guest') : null;
       return h('li', {class: cls},
-        o ? h('a', {href: objectLink(id)}, inner) : h('span', {}, inner),
-        o && o.userType === 'USER_TYPE_GUEST' ? h('span', {class: 'badge guest'}, 'guest') : null);
+        o ? h('a', {href: objectLink(id), class: 'pill'}, inner, guest) : h('span', {class: 'pill'}, inner));
     }));
 }
 
