@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +24,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/directory/demo"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 )
 
 const (
@@ -71,11 +73,7 @@ func groupgateBinary(t *testing.T) string {
 			return
 		}
 		binary = filepath.Join(dir, "groupgate")
-		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			goTool = "go"
-		}
-		cmd := exec.Command(goTool, "build", "-o", binary, "./cmd/groupgate")
+		cmd := exec.Command("go", "build", "-o", binary, "./cmd/groupgate")
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -494,5 +492,90 @@ func TestExplorerTokenInBrowser(t *testing.T) {
 	}
 	if strings.Contains(url, checkerToken) {
 		t.Errorf("the token is in the URL %q", url)
+	}
+}
+
+// bigTenant writes a tenant "big" whose group grp-top has 200 000 direct users and three sub-groups (one of
+// them nesting a guest), as a binary snapshot file.
+func bigTenant(t *testing.T) string {
+	t.Helper()
+	s := &pb.Snapshot{TenantId: "big", Settings: &pb.TenantSettings{Licenses: []string{"ENTRA_ID_P1"}}}
+	top := &pb.Group{Id: "grp-top", DisplayName: "Everyone at Big", Kind: pb.GroupKind_GROUP_KIND_SECURITY, Membership: pb.Membership_MEMBERSHIP_ASSIGNED}
+	for i := range 3 {
+		sub := &pb.Group{Id: fmt.Sprintf("grp-sub-%d", i), DisplayName: fmt.Sprintf("Team %d", i), Kind: pb.GroupKind_GROUP_KIND_SECURITY, Membership: pb.Membership_MEMBERSHIP_ASSIGNED}
+		for j := range 1000 {
+			id := fmt.Sprintf("u-sub%d-%04d", i, j)
+			s.Users = append(s.Users, &pb.User{Id: id, DisplayName: "Team member " + id, UserType: pb.UserType_USER_TYPE_MEMBER})
+			sub.Members = append(sub.Members, id)
+		}
+		s.Groups = append(s.Groups, sub)
+		top.Members = append(top.Members, sub.GetId())
+	}
+	s.Users = append(s.Users, &pb.User{Id: "u-visitor", DisplayName: "Visitor", UserType: pb.UserType_USER_TYPE_GUEST})
+	s.Groups[2].Members = append(s.Groups[2].Members, "u-visitor")
+	for i := range 200_000 {
+		id := fmt.Sprintf("u-%06d", i)
+		s.Users = append(s.Users, &pb.User{Id: id, DisplayName: "User " + id, UserType: pb.UserType_USER_TYPE_MEMBER})
+		top.Members = append(top.Members, id)
+	}
+	s.Groups = append(s.Groups, top)
+	path := filepath.Join(t.TempDir(), "big.pb")
+	if err := directory.WriteSnapshotFile(path, s); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestExplorerLargeGroupAndTenantsInBrowser serves two tenants: the page offers a tenant picker, and a group of
+// 200 000 direct members opens with one page of them and its counts, the rest loaded on demand.
+func TestExplorerLargeGroupAndTenantsInBrowser(t *testing.T) {
+	demoFile := filepath.Join(t.TempDir(), "contoso.json")
+	if err := directory.WriteSnapshotFile(demoFile, demo.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, "--snapshot", demoFile, "--snapshot", bigTenant(t))
+	ctx := browser(t)
+
+	do(t, ctx, "open the page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(css("#tenant-select")))
+	options := eval[[]string](t, ctx, `[...document.querySelectorAll('#tenant-select option')].map(o => o.value)`)
+	if !slices.Equal(options, []string{"big", "contoso"}) {
+		t.Errorf("tenant picker offers %v, want big and contoso", options)
+	}
+	do(t, ctx, "pick big", chromedp.SetValue(css("#tenant-select"), "big"))
+	eval[bool](t, ctx, `document.querySelector('#tenant-select').dispatchEvent(new Event('change'))`)
+	waitFor(t, ctx, "the URL names the tenant picked", `location.hash.includes('t=big')`)
+	// A fresh load of that URL opens the same tenant (the picker wrote it into the URL, not only into storage).
+	url := eval[string](t, ctx, `location.href`)
+	do(t, ctx, "search big", chromedp.Navigate("about:blank"), chromedp.Navigate(url), chromedp.WaitVisible(css("#search-input")),
+		chromedp.SendKeys(css("#search-input"), "grp-top"), chromedp.WaitVisible(css(`#search-results a[href*="grp-top"]`)))
+	if v := eval[string](t, ctx, `document.querySelector('#tenant-select').value`); v != "big" {
+		t.Errorf("tenant picker shows %q after reloading the URL, want big", v)
+	}
+
+	do(t, ctx, "open the big group", chromedp.Click(css(`#search-results a[href*="grp-top"]`)),
+		chromedp.WaitVisible(css(`li.node[data-id="grp-sub-2"]`)))
+	facts := textOf(t, ctx, "dl.facts")
+	if !strings.Contains(facts, "200,003 direct, 203,004 effective") {
+		t.Errorf("facts %q: want 200,003 direct and 203,004 effective members (users, the sub-groups and their members)", facts)
+	}
+	rows := eval[int](t, ctx, `document.querySelectorAll('#tree-h ~ .tree-scroll > ul.tree > li.node').length`)
+	if rows != 100 {
+		t.Errorf("%d rows on the first page, want 100", rows)
+	}
+	if sub := textOf(t, ctx, `li.node[data-id="grp-sub-2"] > .row`); !strings.Contains(sub, "1,001 direct · 1,001 effective") || !strings.Contains(sub, "contains a guest") {
+		t.Errorf("Team 2 row %q: want its counts and the guest it holds", sub)
+	}
+	more := `#tree-h ~ .tree-scroll > ul.tree > li.more button`
+	if b := textOf(t, ctx, more); !strings.Contains(b, "100 of 200,003 shown") {
+		t.Errorf("more button %q", b)
+	}
+	do(t, ctx, "show more", chromedp.Click(css(more)))
+	waitFor(t, ctx, "the second page", `document.querySelectorAll('#tree-h ~ .tree-scroll > ul.tree > li.node').length === 200`)
+	if b := textOf(t, ctx, more); !strings.Contains(b, "200 of 200,003 shown") {
+		t.Errorf("more button after one page %q", b)
+	}
+	// The guest panel reads the first guests of the stream, not the whole group.
+	if g := textOf(t, ctx, "#guests-h + table"); !strings.Contains(g, "Visitor") {
+		t.Errorf("guest panel %q: want the visitor two levels down", g)
 	}
 }

@@ -360,7 +360,7 @@ function judge(member, ancestors) {
 function memberCounts(m) {
   const eff = num(m.effectiveMemberCount);
   const exact = m.effectiveMemberCountExact;
-  return h('span', {class: 'counts'}, `${num(m.directMemberCount)} direct · ${exact ? '' : '≥ '}${eff.toLocaleString('en')} effective`);
+  return h('span', {class: 'counts'}, `${num(m.directMemberCount).toLocaleString('en')} direct · ${exact ? '' : '≥ '}${eff.toLocaleString('en')} effective`);
 }
 
 // memberList renders one page of a group's direct members, and a button for the next page.
@@ -489,7 +489,7 @@ async function groupView(resp, params, signal) {
       h('p', {class: 'hint'}, 'Direct members first; open a sub-group (▸) to load its members. ',
         'Guests are marked ', h('span', {class: 'badge guest'}, '⚠ guest'), '; rules broken under a label are marked ',
         h('span', {class: 'flag bad'}, '✖'), '.'),
-      tree),
+      h('div', {class: 'tree-scroll', tabindex: '0', role: 'region', 'aria-label': 'member tree'}, tree)),
     guests);
   if (onPath) {
     await names(path, signal).catch(() => {});
