@@ -1,6 +1,6 @@
-// Package bench is the gRPC load driver behind `groupgate bench`: it sends a mix of decision requests (and
-// optionally writes) from many concurrent workers, then runs the same load against a no-op DecisionService in the
-// same process, and reports throughput, latency percentiles, errors by code and the ratio between the two.
+// Package bench is the load driver behind `groupgate bench`: it sends a mix of decision requests (and optionally
+// writes) from many concurrent workers, over gRPC or over the HTTP/JSON API, and reports throughput, latency
+// percentiles and errors by code; the command runs the same load against a no-op DecisionService to compare.
 package bench
 
 import (
@@ -30,7 +30,9 @@ var DefaultMix = Mix{AddMember: 60, CheckMembership: 30, Batch: 10}
 
 // Config is one load run.
 type Config struct {
+	// Addr is the gRPC server to load; with HTTPURL set, the load goes to that HTTP/JSON API instead.
 	Addr        string
+	HTTPURL     string
 	Token       string
 	Tenant      string
 	Params      workload.Params // the generated tenant the ids come from
@@ -64,7 +66,7 @@ func (r Report) String() string {
 }
 
 // Run sends the load to cfg.Addr.
-func Run(ctx context.Context, target string, cfg Config) (Report, error) {
+func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	if cfg.Concurrency < 1 {
 		cfg.Concurrency = 1
 	}
@@ -78,9 +80,15 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 	if total <= 0 {
 		return Report{}, fmt.Errorf("empty request mix")
 	}
-	c, err := client.Dial(cfg.Addr, client.Options{Token: cfg.Token})
-	if err != nil {
-		return Report{}, err
+	var c target
+	if cfg.HTTPURL != "" {
+		c = newHTTPTarget(cfg.HTTPURL, cfg.Token, cfg.Concurrency)
+	} else {
+		gc, err := client.Dial(cfg.Addr, client.Options{Token: cfg.Token})
+		if err != nil {
+			return Report{}, err
+		}
+		c = grpcTarget{gc}
 	}
 	defer c.Close()
 	// Calls do not carry the run's deadline: a call in flight when the run ends finishes normally (the server
@@ -146,7 +154,7 @@ func Run(ctx context.Context, target string, cfg Config) (Report, error) {
 		}
 		return all[min(len(all)-1, int(q*float64(len(all))))]
 	}
-	r := Report{Target: target, Requests: done.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+	r := Report{Target: name, Requests: done.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
 		P50: pct(0.50), P95: pct(0.95), P99: pct(0.99), ErrorCodes: map[string]int{}}
 	if len(all) > 0 {
 		r.Max = all[len(all)-1]
@@ -178,19 +186,19 @@ func (g *requests) addMember() *pb.CanAddMemberRequest {
 	return &pb.CanAddMemberRequest{TenantId: g.tenant, GroupId: g.group(), MemberId: g.group(), ActorId: workload.AdminID}
 }
 
-func (g *requests) send(ctx context.Context, c *client.Client, pick int, mix Mix) error {
+func (g *requests) send(ctx context.Context, c target, pick int, mix Mix) error {
 	var err error
 	switch {
 	case pick < mix.AddMember:
-		_, err = c.Decisions.CanAddMember(ctx, g.addMember())
+		err = c.CanAddMember(ctx, g.addMember())
 	case pick < mix.AddMember+mix.CheckMembership:
-		_, err = c.Decisions.CheckMembership(ctx, &pb.CheckMembershipRequest{TenantId: g.tenant, GroupId: g.group(), PrincipalId: g.user()})
+		err = c.CheckMembership(ctx, &pb.CheckMembershipRequest{TenantId: g.tenant, GroupId: g.group(), PrincipalId: g.user()})
 	case pick < mix.AddMember+mix.CheckMembership+mix.Batch:
 		req := &pb.CheckBatchRequest{TenantId: g.tenant}
 		for i := 0; i < 10; i++ {
 			req.Checks = append(req.Checks, &pb.CheckBatchItem{Check: &pb.CheckBatchItem_CanAddMember{CanAddMember: g.addMember()}})
 		}
-		_, err = c.Decisions.CheckBatch(ctx, req)
+		err = c.CheckBatch(ctx, req)
 	default:
 		// Membership churn: add a random user to a random group, and take it out again with the next write.
 		change := &pb.Change{}
@@ -201,10 +209,44 @@ func (g *requests) send(ctx context.Context, c *client.Client, pick int, mix Mix
 			change.Change = &pb.Change_RemoveMember{RemoveMember: g.added}
 			g.added = nil
 		}
-		_, err = c.Directory.WriteChanges(ctx, &pb.WriteChangesRequest{TenantId: g.tenant, Changes: []*pb.Change{change}})
+		err = c.WriteChanges(ctx, &pb.WriteChangesRequest{TenantId: g.tenant, Changes: []*pb.Change{change}})
 	}
 	return err
 }
+
+// target is where the load goes: the gRPC API or the HTTP/JSON API. Each call decodes the whole answer, as a
+// real client would.
+type target interface {
+	CanAddMember(context.Context, *pb.CanAddMemberRequest) error
+	CheckMembership(context.Context, *pb.CheckMembershipRequest) error
+	CheckBatch(context.Context, *pb.CheckBatchRequest) error
+	WriteChanges(context.Context, *pb.WriteChangesRequest) error
+	Close() error
+}
+
+type grpcTarget struct{ c *client.Client }
+
+func (t grpcTarget) CanAddMember(ctx context.Context, r *pb.CanAddMemberRequest) error {
+	_, err := t.c.Decisions.CanAddMember(ctx, r)
+	return err
+}
+
+func (t grpcTarget) CheckMembership(ctx context.Context, r *pb.CheckMembershipRequest) error {
+	_, err := t.c.Decisions.CheckMembership(ctx, r)
+	return err
+}
+
+func (t grpcTarget) CheckBatch(ctx context.Context, r *pb.CheckBatchRequest) error {
+	_, err := t.c.Decisions.CheckBatch(ctx, r)
+	return err
+}
+
+func (t grpcTarget) WriteChanges(ctx context.Context, r *pb.WriteChangesRequest) error {
+	_, err := t.c.Directory.WriteChanges(ctx, r)
+	return err
+}
+
+func (t grpcTarget) Close() error { return t.c.Close() }
 
 // NoOpServer serves a DecisionService and DirectoryService that answer at once with empty responses, on a
 // loopback port: the baseline that gRPC itself costs on this machine.

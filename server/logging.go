@@ -7,9 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -40,6 +42,12 @@ func loggingInterceptors(l *slog.Logger) (grpc.UnaryServerInterceptor, grpc.Stre
 		opts := []logging.Option{
 			logging.WithLogOnEvents(logging.FinishCall),
 			logging.WithLevels(func(code codes.Code) logging.Level { return logging.Level(callLevel(code)) }),
+			logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+				if client, ok := httpClient(ctx); ok {
+					return logging.Fields{"http.client", client}
+				}
+				return nil
+			}),
 		}
 		return logging.UnaryServerInterceptor(logger, opts...), logging.StreamServerInterceptor(logger, opts...)
 	}
@@ -85,7 +93,25 @@ func logFailedCall(ctx context.Context, l *slog.Logger, fullMethod, kind string,
 	if p, ok := peer.FromContext(ctx); ok {
 		fields = append(fields, "peer.address", p.Addr.String())
 	}
+	if client, ok := httpClient(ctx); ok {
+		fields = append(fields, "http.client", client)
+	}
 	fields = append(fields, "grpc.start_time", start.Format(time.RFC3339), "grpc.code", st.Code().String(),
 		"grpc.error", st.Message(), "grpc.time_ms", float64(time.Since(start).Microseconds())/1000)
 	l.Log(ctx, level, "finished call", fields...)
+}
+
+// httpClient is the address of the HTTP client of a call that came through the HTTP gateway. The gateway's calls
+// arrive over its in-memory connection (peer address "bufconn"), so the peer address says nothing; the gateway
+// puts the client's address in x-forwarded-for. That metadata is believed only on the in-memory connection: any
+// gRPC client could send it.
+func httpClient(ctx context.Context) (string, bool) {
+	p, ok := peer.FromContext(ctx)
+	if !ok || !gateway.IsInProcess(p.Addr) {
+		return "", false
+	}
+	if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 {
+		return v[len(v)-1], true
+	}
+	return "", false
 }

@@ -29,17 +29,20 @@ import (
 func newBenchCmd() *cobra.Command {
 	var cfg bench.Config
 	var preset, snapshot, mix, output string
-	var noNoOp bool
+	var noNoOp, noHTTP bool
+	var httpURL string
 	var cpuProfile string
 	var sampleEvery time.Duration
 	var memProfile string
 	var separate bool
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Load-test a server with decisions (and optional writes), and a no-op gRPC handler in the same run",
+		Short: "Load-test a server with decisions (and optional writes) over gRPC and HTTP/JSON, and a no-op gRPC handler in the same run",
 		Long: `Load-test groupgate over gRPC on loopback. Without --addr, a server is started in this process on the
 --snapshot file (made by 'groupgate gen') or on a tenant generated from --preset. The same load then runs
-against a no-op DecisionService in this process, and the ratio of throughputs is printed (SPEC §7: >= 70%).
+over the same server's HTTP/JSON API (--http-url with --addr; --no-http skips it), and against a no-op
+DecisionService in this process; the ratios of throughputs are printed (SPEC §7: groupgate >= 70% of the
+no-op; issue 12: HTTP >= 50% of gRPC).
 With --separate, groupgate and the no-op handler each run in a process of their own instead (the production
 setup: the load generator does not share their heap), started from this executable.
 Request ids come from the generated tenant: --preset and --seed must match the tenant the server holds.`,
@@ -73,20 +76,31 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 					return err
 				}
 				defer cleanup()
-				child, err := spawnServer(ctx, "serve", "--snapshot", path, "--log-level", "warn", "--http-listen", "")
+				httpListen := ""
+				if !noHTTP {
+					if httpListen, err = freeLoopbackAddr(); err != nil {
+						return err
+					}
+					httpURL = "http://" + httpListen
+				}
+				child, err := spawnServer(ctx, "serve", "--snapshot", path, "--log-level", "warn", "--http-listen", httpListen)
 				if err != nil {
 					return err
 				}
 				defer child.stop()
 				cfg.Addr, serverRSS = child.addr, child.rss
 			case cfg.Addr == "":
-				stop, err := benchServer(ctx, &cfg, snapshot)
+				url, stop, err := benchServer(ctx, &cfg, snapshot, !noHTTP)
 				if err != nil {
 					return err
 				}
 				defer stop()
+				httpURL = url
 			case separate:
 				return errors.New("--separate starts its own servers: leave out --addr")
+			}
+			if noHTTP {
+				httpURL = ""
 			}
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
@@ -118,6 +132,15 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			if serverRSS != nil {
 				serverRSSBytes = serverRSS() // at the end of the groupgate run, as the samples are
 			}
+			if httpURL != "" {
+				overHTTP := cfg
+				overHTTP.HTTPURL = strings.TrimSuffix(httpURL, "/")
+				hr, err := bench.Run(ctx, "http", overHTTP)
+				if err != nil {
+					return err
+				}
+				reports = append(reports, hr)
+			}
 			if !noNoOp {
 				addr, stop, err := noOpServer(ctx, separate)
 				if err != nil {
@@ -148,8 +171,15 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			if serverRSSBytes >= 0 {
 				fmt.Fprintf(stdout(), "server process rss %7.1f MiB at the end of the run\n", float64(serverRSSBytes)/(1<<20))
 			}
-			if len(reports) == 2 && reports[1].PerSecond > 0 {
-				fmt.Fprintf(stdout(), "groupgate / no-op throughput: %.0f%%\n", 100*reports[0].PerSecond/reports[1].PerSecond)
+			byName := map[string]bench.Report{}
+			for _, r := range reports {
+				byName[r.Target] = r
+			}
+			if noop, ok := byName["no-op"]; ok && noop.PerSecond > 0 {
+				fmt.Fprintf(stdout(), "groupgate / no-op throughput: %.0f%%\n", 100*reports[0].PerSecond/noop.PerSecond)
+			}
+			if h, ok := byName["http"]; ok && reports[0].PerSecond > 0 {
+				fmt.Fprintf(stdout(), "http / groupgate throughput: %.0f%% (the same load over HTTP/JSON, as a share of gRPC's)\n", 100*h.PerSecond/reports[0].PerSecond)
 			}
 			return nil
 		},
@@ -166,6 +196,8 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.IntVarP(&cfg.Requests, "requests", "n", 0, "stop after this many requests (0: run for --duration)")
 	fl.StringVar(&mix, "mix", "add-member=60,check-membership=30,batch=10", "request weights: add-member, check-membership, batch (10 checks), write")
 	fl.BoolVar(&noNoOp, "no-baseline", false, "skip the no-op comparison")
+	fl.BoolVar(&noHTTP, "no-http", false, "skip the run over the HTTP/JSON API")
+	fl.StringVar(&httpURL, "http-url", "", "with --addr: the server's HTTP/JSON API (e.g. http://127.0.0.1:8080) to load as well; empty skips it")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the groupgate run (with an in-process server: both)")
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
 	fl.StringVar(&memProfile, "memprofile", "", "after the groupgate run, write this process's allocation profile (pprof allocs; with an in-process server: both)")
@@ -298,26 +330,42 @@ func snapshotFile(p workload.Params, snapshot string) (path string, cleanup func
 	return path, func() { os.RemoveAll(dir) }, nil
 }
 
-// benchServer starts groupgate in this process on the snapshot file or the generated preset.
-func benchServer(ctx context.Context, cfg *bench.Config, snapshot string) (func(), error) {
+// benchServer starts groupgate in this process on the snapshot file or the generated preset, with its HTTP/JSON
+// API on a free loopback port when withHTTP (its URL is returned).
+func benchServer(ctx context.Context, cfg *bench.Config, snapshot string, withHTTP bool) (httpURL string, stop func(), err error) {
 	path, cleanup, err := snapshotFile(cfg.Params, snapshot)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	ready := make(chan string, 1)
+	ready, httpReady := make(chan string, 1), make(chan string, 1)
+	f := &serveFlags{listen: "127.0.0.1:0", snapshots: []string{path}, logLevel: "warn", logFormat: "text", shutdownTimeout: time.Second}
+	if withHTTP {
+		f.httpListen, f.httpReady = "127.0.0.1:0", httpReady
+	}
 	errc := make(chan error, 1)
-	go func() {
-		errc <- serve(ctx, &serveFlags{listen: "127.0.0.1:0", snapshots: []string{path}, logLevel: "warn", logFormat: "text", shutdownTimeout: time.Second}, ready)
-	}()
+	go func() { errc <- serve(ctx, f, ready) }()
 	select {
 	case cfg.Addr = <-ready:
-		return func() { cancel(); <-errc; cleanup() }, nil
+		if withHTTP {
+			httpURL = "http://" + <-httpReady // sent before ready
+		}
+		return httpURL, func() { cancel(); <-errc; cleanup() }, nil
 	case err := <-errc:
 		cancel()
 		cleanup()
-		return nil, err
+		return "", nil, err
 	}
+}
+
+// freeLoopbackAddr is a loopback address with a port free at the time of the call.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // noOpServer starts the no-op baseline in this process, or in a process of its own.

@@ -156,22 +156,24 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 		}
 		defer stopMetrics()
 	}
-	errc := make(chan error, 3) // the gRPC, in-process and HTTP serve loops
-	var web *httpAPI
+	errc := make(chan error, 2) // the gRPC and in-process serve loops
+	var web *gateway.Server
+	var webDone <-chan error
 	if inProcess != nil {
 		go func() { errc <- srv.GRPC().Serve(inProcess) }()
-		if web, err = startHTTP(f.httpListen, inProcess, tlsConfig, f.limits.MaxRecvBytes, logger, errc); err != nil {
+		if web, err = startHTTP(f.httpListen, inProcess, tlsConfig, f.limits.MaxRecvBytes, logger); err != nil {
 			lis.Close()
 			srv.Shutdown(context.Background())
 			return err
 		}
+		webDone = web.Done()
 	}
 	srv.MarkServing()
 	logger.Info("serving", "address", lis.Addr().String(), "store", st.Name(), "tenants", st.Tenants())
 	if web != nil {
-		logger.Info("serving HTTP/JSON", "address", web.url)
+		logger.Info("serving HTTP/JSON", "address", web.URL)
 		if f.httpReady != nil {
-			f.httpReady <- web.addr
+			f.httpReady <- web.Addr
 		}
 	}
 	if ready != nil {
@@ -181,6 +183,8 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	select {
 	case err := <-errc:
 		return err
+	case err := <-webDone:
+		return fmt.Errorf("--http-listen: %w", err)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: finishing in-flight calls", "timeout", f.shutdownTimeout)
@@ -188,81 +192,43 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	defer cancel()
 	// Both at once: HTTP calls in flight need the gRPC server to finish, and the gRPC server's graceful stop
 	// waits for them.
-	webDone := make(chan struct{})
+	stopped := make(chan struct{})
 	go func() {
 		if web != nil {
-			web.shutdown(sctx)
+			web.Shutdown(sctx)
 		}
-		close(webDone)
+		close(stopped)
 	}()
 	srv.Shutdown(sctx)
-	<-webDone
+	<-stopped
 	logger.Info("stopped")
 	return nil
-}
-
-// httpAPI is the running HTTP/JSON listener.
-type httpAPI struct {
-	addr, url string
-	srv       *http.Server
-	gw        *gateway.Gateway
 }
 
 // httpRoot serves GET / and every other path outside the API on the HTTP listener: the explorer page (package
 // web) and its assets.
 func httpRoot() http.Handler { return webui.Handler() }
 
-// startHTTP serves the HTTP/JSON API on addr, in front of the gRPC server that serves inProcess, with the same
-// TLS configuration (certificate and client certificate requirement) as the gRPC port; tokens, roles and limits
-// are the gRPC server's own, since every call goes through it. Serve errors go to errc.
-func startHTTP(addr string, inProcess *gateway.InProcess, tlsConfig *tls.Config, maxBody int, logger *slog.Logger, errc chan<- error) (*httpAPI, error) {
-	gw, err := gateway.New(inProcess, gateway.Options{MaxBodyBytes: int64(maxBody), Root: httpRoot()})
-	if err != nil {
-		return nil, err
-	}
+// startHTTP serves the HTTP/JSON API on addr in front of the gRPC server that serves inProcess (see
+// server/gateway), with the gRPC port's TLS configuration.
+func startHTTP(addr string, inProcess *gateway.InProcess, tlsConfig *tls.Config, maxBody int, logger *slog.Logger) (*gateway.Server, error) {
 	lis, err := listenHTTP(addr)
 	if err != nil {
-		gw.Close()
 		return nil, fmt.Errorf("--http-listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	web, err := gateway.Start(lis, inProcess, tlsConfig, gateway.Options{MaxBodyBytes: int64(maxBody), Root: httpRoot()},
+		slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
+	if err != nil {
+		lis.Close()
+		return nil, err
 	}
-	scheme := "http"
-	if tlsConfig != nil {
-		srv.TLSConfig = tlsConfig.Clone()
-		scheme = "https"
-	}
-	go func() {
-		var err error
-		if tlsConfig != nil {
-			err = srv.ServeTLS(lis, "", "")
-		} else {
-			err = srv.Serve(lis)
-		}
-		if !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("--http-listen: %w", err)
-		}
-	}()
-	a := lis.Addr().String()
-	return &httpAPI{addr: a, url: scheme + "://" + a, srv: srv, gw: gw}, nil
+	return web, nil
 }
 
 // listenHTTP opens the HTTP listener (a function of its own so that other address forms, such as unix sockets,
 // can be added in one place).
 func listenHTTP(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
-}
-
-// shutdown stops accepting, waits for in-flight requests up to ctx, then cuts the rest.
-func (h *httpAPI) shutdown(ctx context.Context) {
-	if err := h.srv.Shutdown(ctx); err != nil {
-		_ = h.srv.Close()
-	}
-	_ = h.gw.Close()
 }
 
 // openStore opens the store --store names and puts the --snapshot tenants in it: all of them in a memory

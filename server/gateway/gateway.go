@@ -7,9 +7,7 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -125,13 +123,26 @@ func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
 	return compact(b), nil
 }
 
+// compact drops the spaces protojson puts between tokens, in place. It is not json.Compact, which validates as
+// it goes and cost 4% of an HTTP call's CPU: protojson's output is valid JSON whose only whitespace outside
+// strings is those single spaces (it writes no newlines or indentation without Multiline).
 func compact(b []byte) []byte {
-	var out bytes.Buffer
-	out.Grow(len(b))
-	if err := json.Compact(&out, b); err != nil {
-		return b
+	out := b[:0]
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && c == ' ':
+			continue
+		}
+		out = append(out, c)
 	}
-	return out.Bytes()
+	return out
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/groupgate/groupgate/directory/demo"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
+	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/memory"
 	"google.golang.org/grpc"
@@ -28,6 +30,8 @@ type Server struct {
 	Server *server.Server
 	// Metrics is set when Options.Metrics was.
 	Metrics *server.Metrics
+	// HTTPURL is the HTTP/JSON API's base URL (http://127.0.0.1:port) when Options.HTTP was set.
+	HTTPURL string
 }
 
 // Options change how the test server runs.
@@ -42,6 +46,10 @@ type Options struct {
 	Metrics bool
 	// Limits override the server's limits.
 	Limits server.Limits
+	// HTTP also serves the HTTP/JSON API on 127.0.0.1:0 (Server.HTTPURL), as serve --http-listen does.
+	HTTP bool
+	// HTTPRoot is the HTTP listener's handler for paths outside the API (gateway.Options.Root).
+	HTTPRoot http.Handler
 	// Store, when set, opens the store to serve (its OnChange must call onChange) instead of a memory store
 	// holding the given tenants; the caller seeds it.
 	Store func(onChange store.ChangeListener) store.Store
@@ -89,8 +97,16 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		Metrics:  metrics,
 		Limits:   opts.Limits,
 	}
+	var inProcess *gateway.InProcess
+	if opts.HTTP {
+		inProcess = gateway.NewInProcess()
+	}
 	if opts.TLS != nil {
-		cfg.ServerOptions = append(cfg.ServerOptions, grpc.Creds(opts.TLS))
+		creds := opts.TLS
+		if inProcess != nil {
+			creds = inProcess.Credentials(creds)
+		}
+		cfg.ServerOptions = append(cfg.ServerOptions, grpc.Creds(creds))
 	}
 	srv := server.New(cfg)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -103,12 +119,31 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 	if err != nil {
 		t.Fatal(err)
 	}
+	var web *gateway.Server
+	if inProcess != nil {
+		go func() { _ = srv.GRPC().Serve(inProcess) }()
+		hl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		web, err = gateway.Start(hl, inProcess, nil, gateway.Options{MaxBodyBytes: int64(opts.Limits.MaxRecvBytes), Root: opts.HTTPRoot}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(func() {
 		c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		if web != nil {
+			web.Shutdown(ctx)
+		}
 		srv.Shutdown(ctx)
 		res.Close()
 	})
-	return &Server{Addr: lis.Addr().String(), Client: c, Store: st, Server: srv, Metrics: metrics}
+	out := &Server{Addr: lis.Addr().String(), Client: c, Store: st, Server: srv, Metrics: metrics}
+	if web != nil {
+		out.HTTPURL = web.URL
+	}
+	return out
 }

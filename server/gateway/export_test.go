@@ -1,0 +1,4 @@
+package gateway
+
+// Compact is compact, for tests.
+var Compact = compact

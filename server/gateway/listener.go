@@ -1,0 +1,73 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Server is the HTTP/JSON API serving one listener, in front of the gRPC server that serves an InProcess
+// listener. cmd/groupgate serve and the tests build it alike, through Start.
+type Server struct {
+	// Addr is the listener's address; URL is http://Addr or https://Addr.
+	Addr, URL string
+	http      *http.Server
+	gw        *Gateway
+	done      chan error
+}
+
+// Start serves the API on lis. With tlsConfig (the gRPC port's: the same certificate and client certificate
+// requirement) it serves HTTPS, HTTP/2 included. Tokens, roles and limits need nothing here: every call goes
+// through the gRPC server's interceptors. errorLog, when set, receives net/http's connection errors.
+func Start(lis net.Listener, inProcess *InProcess, tlsConfig *tls.Config, opts Options, errorLog *log.Logger) (*Server, error) {
+	gw, err := New(inProcess, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		Addr: lis.Addr().String(),
+		URL:  "http://" + lis.Addr().String(),
+		http: &http.Server{
+			Handler: gw,
+			// No ReadTimeout or WriteTimeout: bodies may be large and streams (Watch) long.
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          errorLog,
+		},
+		gw:   gw,
+		done: make(chan error, 1),
+	}
+	if tlsConfig != nil {
+		s.http.TLSConfig = tlsConfig.Clone()
+		s.URL = "https://" + lis.Addr().String()
+	}
+	go func() {
+		var err error
+		if tlsConfig != nil {
+			err = s.http.ServeTLS(lis, "", "")
+		} else {
+			err = s.http.Serve(lis)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// Done receives the serve loop's error (nil after Shutdown) once it ends.
+func (s *Server) Done() <-chan error { return s.done }
+
+// Shutdown stops accepting, waits for in-flight requests up to ctx, then cuts the rest and disconnects from
+// the gRPC server.
+func (s *Server) Shutdown(ctx context.Context) {
+	if err := s.http.Shutdown(ctx); err != nil {
+		_ = s.http.Close()
+	}
+	_ = s.gw.Close()
+}
