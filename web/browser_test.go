@@ -63,6 +63,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary != "" {
+		os.RemoveAll(filepath.Dir(binary))
+	}
+	os.Exit(code)
+}
+
 // groupgateBinary builds cmd/groupgate once per test run.
 func groupgateBinary(t *testing.T) string {
 	t.Helper()
@@ -382,6 +390,29 @@ func TestExplorerInBrowser(t *testing.T) {
 			chromedp.WaitVisible(css("#whatif-result .error")))
 		if e := textOf(t, ctx, "#whatif-result .error"); !strings.Contains(e, "INVALID_ARGUMENT") || !strings.Contains(e, "group_id") {
 			t.Errorf("error %q: want INVALID_ARGUMENT naming group_id", e)
+		}
+		// Create a role-assignable group: Gary is no Privileged Role Administrator, and a group may not be an
+		// initial member; Priya may, with users only.
+		do(t, ctx, "create a role group", chromedp.Navigate(base+"/#/whatif"), chromedp.WaitVisible(css("#w-op")),
+			chromedp.SetValue(css("#w-op"), "create-role-group"))
+		eval[bool](t, ctx, `document.querySelector('#w-op').dispatchEvent(new Event('change'))`)
+		do(t, ctx, "fill the role group", chromedp.WaitVisible(css("#w-name")),
+			chromedp.SendKeys(css("#w-actor"), "u-gary"), chromedp.SendKeys(css("#w-name"), "Helpdesk Tier 1"),
+			chromedp.SendKeys(css("#w-owners"), "u-priya"), chromedp.SendKeys(css("#w-members"), "u-erin, grp-engineering"),
+			chromedp.Click(css("#whatif-submit")), chromedp.WaitVisible(css("#verdict-strict")))
+		if v := textOf(t, ctx, "#violations"); !strings.Contains(v, "RULE_ROLE_GROUP_PRIVILEGE") || !strings.Contains(v, "RULE_ROLE_GROUP_NO_NESTING") {
+			t.Errorf("create-role-group violations %q: want the privilege and nesting rules", v)
+		}
+		do(t, ctx, "Priya creates it with users only", chromedp.Navigate(base+"/#/whatif?op=create-role-group&actor=u-priya&name=Helpdesk&kind=GROUP_KIND_SECURITY&membership=MEMBERSHIP_ASSIGNED&members=u-erin&go=1"),
+			chromedp.WaitVisible(css("#verdict-strict")))
+		if v := textOf(t, ctx, "#verdict-strict .v") + textOf(t, ctx, "#verdict-entra .v"); v != "✔ ALLOW✔ ALLOW" {
+			t.Errorf("Priya's verdicts %q, want ALLOW twice", v)
+		}
+		// Change a label on a security group: immutable during the preview.
+		do(t, ctx, "change a label", chromedp.Navigate(base+"/#/whatif?op=change-label&actor=u-alice&group=grp-finance&label=lbl-general&go=1"),
+			chromedp.WaitVisible(css("#verdict-strict")))
+		if v := textOf(t, ctx, "#violations"); !strings.Contains(v, "RULE_LABEL_IMMUTABLE") {
+			t.Errorf("change-label violations %q: want RULE_LABEL_IMMUTABLE", v)
 		}
 		// Apply a label: Confidential on Engineering, which nests a group.
 		do(t, ctx, "apply a label", chromedp.Navigate(base+"/#/whatif?op=apply-label&actor=u-gary&group=grp-engineering&label=lbl-confidential&go=1"),
