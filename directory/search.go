@@ -30,9 +30,9 @@ type SearchResult struct {
 // best first: exact matches, then prefixes, then substrings, each by display name. keep, when not nil, filters
 // the principals considered. more reports that more principals matched than were returned.
 //
-// It scans the tenant (about 40 ns a principal, so a typeahead on a million-user tenant stays around 50 ms; see
-// BenchmarkSearch) rather than keeping a second index of every name, which would cost far more memory than the
-// rare look-up is worth to a decision point. Only the best limit matches are kept while scanning.
+// It scans the tenant (about 0.1 µs a principal: ~13 ms on the 110 000-principal medium tenant, see
+// BenchmarkSearch) rather than keeping a second index of every name, which would cost more memory than a rare
+// look-up by a person is worth to a decision point. Only the best limit matches are kept while scanning.
 func (d *Directory) Search(query string, keep func(*Node) bool, limit int) (found []SearchResult, more bool) {
 	if query == "" || limit <= 0 {
 		return nil, false
@@ -48,8 +48,11 @@ func (d *Directory) Search(query string, keep func(*Node) bool, limit int) (foun
 			continue
 		}
 		matched++
-		if len(found) == limit && rank > found[limit-1].Rank {
-			continue // cannot enter the list: skip building its key
+		if len(found) == limit {
+			// Most matches of a short query cannot enter a full list: tell without building their key.
+			if worst := found[limit-1]; rank > worst.Rank || (rank == worst.Rank && !keyLess(n.DisplayName(), n.id, worst.key)) {
+				continue
+			}
 		}
 		r := SearchResult{Node: n, Rank: rank, key: strings.ToLower(n.DisplayName()) + "\x00" + n.id}
 		i, _ := slices.BinarySearchFunc(found, r, compareResults)
@@ -127,4 +130,28 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// keyLess reports whether lower(name)+"\x00"+id sorts before key, without building the string when name is
+// ASCII.
+func keyLess(name, id, key string) bool {
+	if !isASCII(name) {
+		return strings.ToLower(name)+"\x00"+id < key
+	}
+	n := len(name) + 1 + len(id)
+	for i := 0; i < n && i < len(key); i++ {
+		var c byte
+		switch {
+		case i < len(name):
+			c = lowerASCII(name[i])
+		case i == len(name):
+			c = 0
+		default:
+			c = id[i-len(name)-1]
+		}
+		if c != key[i] {
+			return c < key[i]
+		}
+	}
+	return n < len(key)
 }
