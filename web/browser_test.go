@@ -355,11 +355,17 @@ func TestExplorerInBrowser(t *testing.T) {
 	t.Run("what-if", func(t *testing.T) {
 		do(t, ctx, "fill the README's question", chromedp.Navigate(base+"/#/whatif"), chromedp.WaitVisible(css("#w-actor")),
 			chromedp.SetValue(css("#w-op"), "add-member"),
-			chromedp.SendKeys(css("#w-actor"), "u-gary"),
+			chromedp.SendKeys(css("#w-actor"), "u-gary"))
+		// The typeahead offers matching objects through the input's datalist.
+		waitFor(t, ctx, "the actor typeahead", `[...document.querySelectorAll('#w-actor-options option')].some(o => o.value === 'u-gary' && o.textContent.includes('Gary Groups'))`)
+		do(t, ctx, "fill the rest",
 			chromedp.SendKeys(css("#w-group"), "grp-finance"),
 			chromedp.SendKeys(css("#w-member"), "grp-engineering"),
 			chromedp.Click(css("#whatif-submit")),
 			chromedp.WaitVisible(css("#verdict-strict")))
+		if q := textOf(t, ctx, "#whatif-question"); q != "Gary Groups adds Engineering as a direct member of Finance" {
+			t.Errorf("question %q", q)
+		}
 		if v := textOf(t, ctx, "#verdict-strict .v"); !strings.Contains(v, "DENY") {
 			t.Errorf("strict verdict %q, want DENY", v)
 		}

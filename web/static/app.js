@@ -251,12 +251,12 @@ function chain(ids, mark) {
 
 function loadingLine(text) { return h('p', {class: 'loading'}, text || 'Loading…'); }
 
-// typeahead wires an input to SearchObjects through a datalist (keyboard and screen-reader friendly by default).
+// typeahead wires an input to SearchObjects through a datalist (keyboard and screen-reader friendly by default)
+// and returns the datalist, to be put in the page beside the input.
 function typeahead(input, kinds, signal) {
   const dl = h('datalist', {id: input.id + '-options'});
   input.setAttribute('list', dl.id);
   input.setAttribute('autocomplete', 'off');
-  input.insertAdjacentElement('afterend', dl);
   input.addEventListener('input', debounce(async () => {
     const q = input.value.trim();
     if (!q) return;
@@ -266,6 +266,7 @@ function typeahead(input, kinds, signal) {
       replace(dl, list(resp.objects).map((o) => h('option', {value: o.id}, `${o.displayName || o.id} (${kindWord(o)})`)));
     } catch { /* a typeahead failure is not worth an alarm: the submit reports errors */ }
   }, 150));
+  return dl;
 }
 
 function kindWord(o) {
@@ -631,8 +632,7 @@ async function whatIfView(params, signal) {
     h('label', {for: 'w-' + id}, text), input, help ? h('p', {class: 'hint'}, help) : null);
   const idInput = (id, kinds, placeholder) => {
     const el = h('input', {id: 'w-' + id, name: id, value: v(id), placeholder, spellcheck: 'false'});
-    typeahead(el, kinds, signal);
-    return el;
+    return [el, typeahead(el, kinds, signal)];
   };
   const labelSelect = (id, allowNone) => h('select', {id: 'w-' + id, name: id},
     allowNone ? h('option', {value: '', selected: !v(id)}, '(remove the label)') : null,
@@ -734,11 +734,18 @@ async function runWhatIf(op, v, box, signal) {
         : h('span', {class: 'badge strict'}, 'groupgate only: Entra lets it through')) : h('span', {class: 'badge warn'}, 'warning')),
     h('p', {class: 'message'}, x.message),
     list(x.path).length ? h('div', {class: 'evidence'}, h('span', {class: 'hint'}, 'Evidence: '), chain(x.path)) : null);
-  const summary = [];
-  if (v('actor')) summary.push(h('span', {}, 'Actor ', h('a', {href: objectLink(v('actor'))}, displayName(v('actor')))));
+  const who = (id) => id ? h('a', {href: objectLink(id)}, displayName(id)) : '(nobody)';
+  const labelName = (id) => (id ? (state.labels.get(id) || {}).displayName || id : 'no label');
+  const summary = [who(v('actor'))];
+  switch (op) {
+    case 'add-member': summary.push(' adds ', who(v('member')), ' as a direct member of ', who(v('group'))); break;
+    case 'apply-label': summary.push(' applies the label ', h('strong', {}, labelName(v('label'))), ' to ', who(v('group'))); break;
+    case 'change-label': summary.push(v('label') ? [' changes the label of ', who(v('group')), ' to ', h('strong', {}, labelName(v('label')))] : [' removes the label of ', who(v('group'))]); break;
+    default: summary.push(' creates the role-assignable group ', h('strong', {}, v('name') || '(unnamed)'));
+  }
   replace(box,
     h('h2', {}, 'Answer'),
-    summary.length ? h('p', {}, summary) : null,
+    h('p', {id: 'whatif-question'}, summary),
     h('div', {class: 'verdicts'}, verdict('groupgate (strict policy)', d.verdict, 'verdict-strict'), verdict('Entra ID today', d.entraVerdict, 'verdict-entra')),
     d.verdict !== d.entraVerdict ? h('p', {class: 'disagree'}, h('span', {'aria-hidden': 'true'}, '⚠ '),
       'groupgate and Entra disagree: Entra would ', d.entraVerdict === 'VERDICT_ALLOW' ? 'allow' : 'refuse', ' this change.') : null,
