@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -63,21 +65,9 @@ func (t *httpTarget) Close() error {
 
 // post sends req as protobuf JSON and decodes the answer into resp; an error answer becomes its gRPC status.
 func (t *httpTarget) post(ctx context.Context, route string, req, resp proto.Message) error {
-	body, err := protojson.Marshal(req)
+	hresp, err := t.send(ctx, route, req)
 	if err != nil {
 		return err
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+route, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	if t.auth != "" {
-		hreq.Header.Set("Authorization", t.auth)
-	}
-	hresp, err := t.client.Do(hreq)
-	if err != nil {
-		return status.Error(codes.Unavailable, err.Error())
 	}
 	answer, err := io.ReadAll(hresp.Body)
 	hresp.Body.Close() // read to the end first: only then is the connection reused
@@ -92,4 +82,63 @@ func (t *httpTarget) post(ctx context.Context, route string, req, resp proto.Mes
 		return status.ErrorProto(&st)
 	}
 	return protojson.Unmarshal(answer, resp)
+}
+
+// EffectiveGroups reads the newline-delimited JSON stream to its end, decoding every message; an error line
+// (alone, with its HTTP status, when the call fails before its first message) becomes its gRPC status.
+func (t *httpTarget) EffectiveGroups(ctx context.Context, r *pb.EffectiveGroupsRequest) error {
+	hresp, err := t.send(ctx, "/v1/effectiveGroups", r)
+	if err != nil {
+		return err
+	}
+	defer hresp.Body.Close()
+	lines := bufio.NewScanner(hresp.Body)
+	lines.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	for lines.Scan() {
+		var line struct {
+			Result json.RawMessage `json:"result"`
+			Error  json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(lines.Bytes(), &line); err != nil {
+			return status.Error(codes.Unknown, fmt.Sprintf("HTTP %d: %.200s", hresp.StatusCode, lines.Bytes()))
+		}
+		if line.Error != nil {
+			var st spb.Status
+			if err := protojson.Unmarshal(line.Error, &st); err != nil || st.GetCode() == 0 {
+				return status.Error(codes.Unknown, fmt.Sprintf("HTTP %d: %.200s", hresp.StatusCode, line.Error))
+			}
+			return status.ErrorProto(&st)
+		}
+		if err := protojson.Unmarshal(line.Result, &pb.EffectiveGroupsResponse{}); err != nil {
+			return err
+		}
+	}
+	if err := lines.Err(); err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	if hresp.StatusCode != http.StatusOK {
+		return status.Error(codes.Unknown, fmt.Sprintf("HTTP %d without an error line", hresp.StatusCode))
+	}
+	return nil
+}
+
+// send posts req as protobuf JSON to route.
+func (t *httpTarget) send(ctx context.Context, route string, req proto.Message) (*http.Response, error) {
+	body, err := protojson.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+route, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	if t.auth != "" {
+		hreq.Header.Set("Authorization", t.auth)
+	}
+	hresp, err := t.client.Do(hreq)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return hresp, nil
 }

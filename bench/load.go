@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/groupgate/groupgate/bench/workload"
@@ -23,6 +24,8 @@ import (
 // Mix weighs the kinds of request; weights need not add up to anything.
 type Mix struct {
 	AddMember, CheckMembership, Batch, Write int
+	// EffectiveGroups streams every group a random user belongs to (one request = the whole stream).
+	EffectiveGroups int
 }
 
 // DefaultMix is mostly CanAddMember (with transitive guest and cycle checks) and CheckMembership.
@@ -57,12 +60,16 @@ type Report struct {
 	P95        time.Duration  `json:"p95_ns"`
 	P99        time.Duration  `json:"p99_ns"`
 	Max        time.Duration  `json:"max_ns"`
+	// CPUPerRequest is this process's CPU time (user and system) during the run per request: with the server in
+	// this process, the client's and the server's cost of a request together. On a machine shared with other
+	// work it varies far less than throughput does.
+	CPUPerRequest time.Duration `json:"cpu_per_request_ns"`
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  errors %d %v",
+	return fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  cpu/req %6s  errors %d %v",
 		r.Target, r.Requests, r.Seconds, r.PerSecond, r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond),
-		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors, r.ErrorCodes)
+		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.CPUPerRequest.Round(100*time.Nanosecond), r.Errors, r.ErrorCodes)
 }
 
 // Run sends the load to cfg.Addr.
@@ -76,7 +83,7 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	if cfg.MaxSamples <= 0 {
 		cfg.MaxSamples = 5_000_000
 	}
-	total := cfg.Mix.AddMember + cfg.Mix.CheckMembership + cfg.Mix.Batch + cfg.Mix.Write
+	total := cfg.Mix.AddMember + cfg.Mix.CheckMembership + cfg.Mix.Batch + cfg.Mix.EffectiveGroups + cfg.Mix.Write
 	if total <= 0 {
 		return Report{}, fmt.Errorf("empty request mix")
 	}
@@ -107,6 +114,7 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	for w := range samples { // allocated up front: the driver's own memory stays flat during the run
 		samples[w] = make([]time.Duration, 0, perWorker)
 	}
+	cpuStart := processCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Concurrency; w++ {
@@ -143,6 +151,7 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpuStart
 	var all []time.Duration
 	for _, s := range samples {
 		all = append(all, s...)
@@ -160,6 +169,9 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 		r.Max = all[len(all)-1]
 	}
 	r.PerSecond = float64(r.Requests) / elapsed.Seconds()
+	if r.Requests > 0 && cpu > 0 {
+		r.CPUPerRequest = cpu / time.Duration(r.Requests)
+	}
 	codes.Range(func(k, v any) bool {
 		r.ErrorCodes[k.(string)] = int(v.(*atomic.Int64).Load())
 		return true
@@ -199,6 +211,8 @@ func (g *requests) send(ctx context.Context, c target, pick int, mix Mix) error 
 			req.Checks = append(req.Checks, &pb.CheckBatchItem{Check: &pb.CheckBatchItem_CanAddMember{CanAddMember: g.addMember()}})
 		}
 		err = c.CheckBatch(ctx, req)
+	case pick < mix.AddMember+mix.CheckMembership+mix.Batch+mix.EffectiveGroups:
+		err = c.EffectiveGroups(ctx, &pb.EffectiveGroupsRequest{TenantId: g.tenant, PrincipalId: g.user()})
 	default:
 		// Membership churn: add a random user to a random group, and take it out again with the next write.
 		change := &pb.Change{}
@@ -220,6 +234,8 @@ type target interface {
 	CanAddMember(context.Context, *pb.CanAddMemberRequest) error
 	CheckMembership(context.Context, *pb.CheckMembershipRequest) error
 	CheckBatch(context.Context, *pb.CheckBatchRequest) error
+	// EffectiveGroups reads the whole stream.
+	EffectiveGroups(context.Context, *pb.EffectiveGroupsRequest) error
 	WriteChanges(context.Context, *pb.WriteChangesRequest) error
 	Close() error
 }
@@ -239,6 +255,10 @@ func (t grpcTarget) CheckMembership(ctx context.Context, r *pb.CheckMembershipRe
 func (t grpcTarget) CheckBatch(ctx context.Context, r *pb.CheckBatchRequest) error {
 	_, err := t.c.Decisions.CheckBatch(ctx, r)
 	return err
+}
+
+func (t grpcTarget) EffectiveGroups(ctx context.Context, r *pb.EffectiveGroupsRequest) error {
+	return t.c.EachGroup(ctx, r, func(*pb.EffectiveGroupsResponse) error { return nil })
 }
 
 func (t grpcTarget) WriteChanges(ctx context.Context, r *pb.WriteChangesRequest) error {
@@ -281,10 +301,23 @@ func (noOp) CheckBatch(_ context.Context, r *pb.CheckBatchRequest) (*pb.CheckBat
 	return &pb.CheckBatchResponse{Results: make([]*pb.CheckBatchResult, len(r.GetChecks()))}, nil
 }
 
+func (noOp) EffectiveGroups(_ *pb.EffectiveGroupsRequest, s grpc.ServerStreamingServer[pb.EffectiveGroupsResponse]) error {
+	return s.Send(&pb.EffectiveGroupsResponse{})
+}
+
 type noOpDirectory struct {
 	pb.UnimplementedDirectoryServiceServer
 }
 
 func (noOpDirectory) WriteChanges(context.Context, *pb.WriteChangesRequest) (*pb.WriteChangesResponse, error) {
 	return &pb.WriteChangesResponse{}, nil
+}
+
+// processCPU is the user and system CPU time this process has used (0 where getrusage is unavailable).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

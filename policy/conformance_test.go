@@ -16,13 +16,15 @@ import (
 // TestConformance runs testdata/conformance in-process; server/conformance_test.go runs the same files over gRPC.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, "../testdata/conformance", func(t *testing.T, d *directory.Directory) conformance.Target {
-		return &engineTarget{engine: policy.New(resolver.New(resolver.Options{})), dir: d}
+		r := resolver.New(resolver.Options{})
+		return &engineTarget{engine: policy.New(r), resolver: r, dir: d}
 	})
 }
 
 type engineTarget struct {
-	engine *policy.Engine
-	dir    *directory.Directory
+	engine   *policy.Engine
+	resolver *resolver.Resolver
+	dir      *directory.Directory
 }
 
 // code maps the engine's errors the way the server does.
@@ -67,4 +69,20 @@ func (e *engineTarget) Audit(t *testing.T, req *pb.AuditRequest) ([]*pb.Finding,
 		return nil
 	})
 	return out, code(err)
+}
+
+// EffectiveGroups asks the resolver directly: the question involves no policy.
+func (e *engineTarget) EffectiveGroups(t *testing.T, req *pb.EffectiveGroupsRequest) ([]*pb.EffectiveGroup, codes.Code) {
+	p, ok := e.dir.Lookup(req.GetPrincipalId())
+	if !ok {
+		return nil, codes.NotFound
+	}
+	var out []*pb.EffectiveGroup
+	filter := resolver.GroupFilter{LabelledOnly: req.GetLabelledOnly(), RoleAssignableOnly: req.GetRoleAssignableOnly()}
+	for ref, depth := range e.resolver.At(e.dir).Groups(p.Ref(), filter) {
+		n := e.dir.Node(ref)
+		g := n.Group()
+		out = append(out, &pb.EffectiveGroup{Id: n.ID(), Depth: int32(depth), LabelId: g.GetLabelId(), IsAssignableToRole: g.GetIsAssignableToRole()})
+	}
+	return out, codes.OK
 }

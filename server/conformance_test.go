@@ -153,3 +153,17 @@ func (g *grpcTarget) Audit(t *testing.T, req *pb.AuditRequest) ([]*pb.Finding, c
 		out = append(out, resp.GetFindings()...)
 	}
 }
+
+func (g *grpcTarget) EffectiveGroups(t *testing.T, req *pb.EffectiveGroupsRequest) ([]*pb.EffectiveGroup, codes.Code) {
+	var out []*pb.EffectiveGroup
+	revisions := map[int64]bool{}
+	err := g.srv.Client.EachGroup(context.Background(), req, func(r *pb.EffectiveGroupsResponse) error {
+		revisions[r.GetRevision()] = true
+		out = append(out, r.GetGroups()...)
+		return nil
+	})
+	if err == nil && len(revisions) != 1 {
+		t.Errorf("one call's messages carry revisions %v, want one", revisions)
+	}
+	return out, status.Code(err)
+}

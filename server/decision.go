@@ -182,7 +182,6 @@ func streamPages[T any](ctx context.Context, pageSize int, produce func(*pager[T
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := &pager[T]{ctx: ctx, pages: make(chan []*T, 4), size: pageSize, limit: min(pageSize, firstPageSize)}
-	p.fresh()
 	go func() {
 		defer close(p.pages)
 		produce(p)
@@ -218,13 +217,16 @@ type pager[T any] struct {
 	size, limit int
 }
 
-func (p *pager[T]) fresh() {
-	p.backing = make([]T, p.size)
-	p.batch = make([]*T, 0, p.size)
+// next is the slot for the next item, to fill and then add. A page is allocated when its first item comes, of
+// the page's size: an answer of 57 groups costs one page of 100, not 1,000 (zeroing 1,000 unused items was 8% of
+// the CPU of a small EffectiveGroups call), and an answer that ends with a full page allocates no empty one.
+func (p *pager[T]) next() *T {
+	if p.batch == nil {
+		p.backing = make([]T, p.limit)
+		p.batch = make([]*T, 0, p.limit)
+	}
+	return &p.backing[len(p.batch)]
 }
-
-// next is the slot for the next item, to fill and then add.
-func (p *pager[T]) next() *T { return &p.backing[len(p.batch)] }
 
 // add appends the filled slot and hands the page over when it is full; false means the call has ended.
 func (p *pager[T]) add(m *T) bool {
@@ -238,7 +240,7 @@ func (p *pager[T]) add(m *T) bool {
 		return false
 	}
 	p.limit = p.size
-	p.fresh()
+	p.backing, p.batch = nil, nil
 	return true
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -102,12 +101,12 @@ func logFailedCall(ctx context.Context, l *slog.Logger, fullMethod, kind string,
 }
 
 // httpClient is the address of the HTTP client of a call that came through the HTTP gateway. The gateway's calls
-// arrive over its in-memory connection (peer address "bufconn"), so the peer address says nothing; the gateway
-// puts the client's address in x-forwarded-for. That metadata is believed only on the in-memory connection: any
-// gRPC client could send it.
+// come from inside the process (peer address InProcessAddr), so the peer address says nothing; the gateway puts
+// the client's address in x-forwarded-for. That metadata is believed only from inside the process: any gRPC
+// client could send it.
 func httpClient(ctx context.Context) (string, bool) {
 	p, ok := peer.FromContext(ctx)
-	if !ok || !gateway.IsInProcess(p.Addr) {
+	if _, inProcess := p.Addr.(InProcessAddr); !ok || !inProcess {
 		return "", false
 	}
 	if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 {

@@ -38,7 +38,8 @@ type Config struct {
 	Limits Limits
 	// Metrics, when set, count calls and decisions.
 	Metrics *Metrics
-	// ServerOptions are added to the grpc.Server's (credentials, limits, more interceptors).
+	// ServerOptions are added to the grpc.Server's (credentials, limits). Interceptors added here would not run
+	// on the HTTP gateway's in-process calls (Invoke): add them to New's chain instead.
 	ServerOptions []grpc.ServerOption
 }
 
@@ -48,6 +49,9 @@ type Server struct {
 	engine *policy.Engine
 	grpc   *grpc.Server
 	health *health.Server
+	// unary is the whole chain of unary interceptors as one, run by the gRPC server and by Invoke alike.
+	unary        grpc.UnaryServerInterceptor
+	unaryMethods map[string]unaryMethod
 }
 
 // New builds a server; call Serve to accept connections.
@@ -61,7 +65,7 @@ func New(cfg Config) *Server {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer()}
+	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer(), unaryMethods: map[string]unaryMethod{}}
 
 	recoveryOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		cfg.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -86,10 +90,14 @@ func New(cfg Config) *Server {
 	}
 	unary = append(unary, adm.unaryInterceptor, recovery.UnaryServerInterceptor(recoveryOpts...), unaryValidation)
 	stream = append(stream, adm.streamInterceptor, recovery.StreamServerInterceptor(recoveryOpts...), streamValidation)
-	opts := append(limits.serverOptions(), grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
+	s.unary = chainUnary(unary)
+	opts := append(limits.serverOptions(), grpc.UnaryInterceptor(s.unary), grpc.ChainStreamInterceptor(stream...))
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
-	pb.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})
-	pb.RegisterDirectoryServiceServer(s.grpc, &directoryService{s: s})
+	decisions, directory := &decisionService{s: s}, &directoryService{s: s}
+	pb.RegisterDecisionServiceServer(s.grpc, decisions)
+	pb.RegisterDirectoryServiceServer(s.grpc, directory)
+	s.registerInProcess(&pb.DecisionService_ServiceDesc, decisions)
+	s.registerInProcess(&pb.DirectoryService_ServiceDesc, directory)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	if cfg.Metrics != nil {

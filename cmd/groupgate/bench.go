@@ -194,7 +194,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.IntVarP(&cfg.Concurrency, "concurrency", "c", 16, "concurrent workers")
 	fl.DurationVarP(&cfg.Duration, "duration", "d", 10*time.Second, "how long to run (each target)")
 	fl.IntVarP(&cfg.Requests, "requests", "n", 0, "stop after this many requests (0: run for --duration)")
-	fl.StringVar(&mix, "mix", "add-member=60,check-membership=30,batch=10", "request weights: add-member, check-membership, batch (10 checks), write")
+	fl.StringVar(&mix, "mix", "add-member=60,check-membership=30,batch=10", "request weights: add-member, check-membership, batch (10 checks), effective-groups (a user's whole stream), write")
 	fl.BoolVar(&noNoOp, "no-baseline", false, "skip the no-op comparison")
 	fl.BoolVar(&noHTTP, "no-http", false, "skip the run over the HTTP/JSON API")
 	fl.StringVar(&httpURL, "http-url", "", "with --addr: the server's HTTP/JSON API (e.g. http://127.0.0.1:8080) to load as well; empty skips it")
@@ -224,6 +224,8 @@ func parseMix(s string) (bench.Mix, error) {
 			m.Batch = n
 		case "write":
 			m.Write = n
+		case "effective-groups":
+			m.EffectiveGroups = n
 		default:
 			return m, fmt.Errorf("--mix: unknown request %q", k)
 		}

@@ -17,7 +17,7 @@ func newGroupsCmd() *cobra.Command {
 	var pageSize int32
 	cmd := &cobra.Command{
 		Use:   "groups PRINCIPAL",
-		Short: "List every group PRINCIPAL (a user, group or service principal) belongs to, through every level of nesting",
+		Short: "List every group PRINCIPAL belongs to, through every level of nesting",
 		Long: "List every group PRINCIPAL (a user, group or service principal) belongs to, through every level of nesting,\n" +
 			"nearest first: DEPTH is the length of the shortest nesting path (1 = a direct member). --labelled and\n" +
 			"--role-assignable narrow the list, not the walk: a labelled group reached through unlabelled ones is listed.",

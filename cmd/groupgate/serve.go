@@ -161,7 +161,7 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	var webDone <-chan error
 	if inProcess != nil {
 		go func() { errc <- srv.GRPC().Serve(inProcess) }()
-		if web, err = startHTTP(f.httpListen, inProcess, tlsConfig, f.limits.MaxRecvBytes, logger); err != nil {
+		if web, err = startHTTP(f.httpListen, srv, inProcess, tlsConfig, f.limits.MaxRecvBytes, logger); err != nil {
 			lis.Close()
 			srv.Shutdown(context.Background())
 			return err
@@ -211,12 +211,12 @@ func httpRoot() http.Handler { return webui.Handler() }
 
 // startHTTP serves the HTTP/JSON API on addr in front of the gRPC server that serves inProcess (see
 // server/gateway), with the gRPC port's TLS configuration.
-func startHTTP(addr string, inProcess *gateway.InProcess, tlsConfig *tls.Config, maxBody int, logger *slog.Logger) (*gateway.Server, error) {
+func startHTTP(addr string, srv *server.Server, inProcess *gateway.InProcess, tlsConfig *tls.Config, maxBody int, logger *slog.Logger) (*gateway.Server, error) {
 	lis, err := listenHTTP(addr)
 	if err != nil {
 		return nil, fmt.Errorf("--http-listen: %w", err)
 	}
-	web, err := gateway.Start(lis, inProcess, tlsConfig, gateway.Options{MaxBodyBytes: int64(maxBody), Root: httpRoot()},
+	web, err := gateway.Start(lis, srv, inProcess, tlsConfig, gateway.Options{MaxBodyBytes: int64(maxBody), Root: httpRoot()},
 		slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
 	if err != nil {
 		lis.Close()

@@ -213,7 +213,7 @@ func TestServeWithTokenFileAndMetrics(t *testing.T) {
 }
 
 // TestBenchCommand runs short loads with writes: every request must succeed (membership churn writes included),
-// and the no-op baseline and what each setup reports must be there.
+// and the HTTP run, the no-op baseline and what each setup reports must be there.
 func TestBenchCommand(t *testing.T) {
 	cases := []struct {
 		name string
@@ -221,16 +221,16 @@ func TestBenchCommand(t *testing.T) {
 		want []string
 	}{
 		{"in process, with resource samples",
-			[]string{"-n", "3000", "--sample", "50ms", "--mix", "add-member=40,check-membership=30,batch=10,write=20"},
+			[]string{"-n", "3000", "--sample", "50ms", "--mix", "add-member=40,check-membership=20,batch=10,effective-groups=10,write=20"},
 			[]string{"live heap"}},
 		{"separate processes",
-			[]string{"-n", "2000", "--separate", "--mix", "add-member=50,check-membership=30,write=20"},
+			[]string{"-n", "2000", "--separate", "--mix", "add-member=50,check-membership=20,effective-groups=10,write=20"},
 			[]string{"server process rss"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := runCLI(t, append([]string{"bench", "--preset", "tiny", "-c", "4"}, tc.args...)...)
-			for _, want := range append([]string{"groupgate ", "no-op ", "groupgate / no-op throughput:"}, tc.want...) {
+			for _, want := range append([]string{"groupgate ", "http ", "no-op ", "groupgate / no-op throughput:", "http / groupgate throughput:"}, tc.want...) {
 				if !strings.Contains(out, want) {
 					t.Errorf("bench output lacks %q:\n%s", want, out)
 				}

@@ -17,6 +17,10 @@
 //	      warnings: []                              # the exact set of warning codes
 //	      paths: {RULE_LABEL_BLOCKS_GUESTS: [grp-finance, u-gina]}   # optional evidence
 //	      error: NOT_FOUND       # instead of a decision: the gRPC code expected
+//	  - name: the groups a guest reaches
+//	    effectiveGroups: {principalId: u-frank, labelledOnly: true}
+//	    want:
+//	      groups: ["grp-eng-contractors 1 label=lbl-general", "grp-tier0-admins 1 role-assignable"]   # id depth …
 package conformance
 
 import (
@@ -56,6 +60,7 @@ type Case struct {
 	CanModifyUser      json.RawMessage `json:"canModifyUser"`
 	Plan               json.RawMessage `json:"plan"`
 	Audit              json.RawMessage `json:"audit"`
+	EffectiveGroups    json.RawMessage `json:"effectiveGroups"`
 	Want               Want            `json:"want"`
 }
 
@@ -71,6 +76,9 @@ type Want struct {
 	Steps []StepWant `json:"steps"`
 	// Findings, for audits: the exact set of "RULE group_id" pairs.
 	Findings []string `json:"findings"`
+	// Groups, for EffectiveGroups: the exact set of "id depth" with " label=L" for a labelled group and
+	// " role-assignable" for a role-assignable one (see FormatGroup).
+	Groups []string `json:"groups"`
 }
 
 // StepWant is the expectation of one plan step.
@@ -84,6 +92,21 @@ type Target interface {
 	Check(t *testing.T, item *pb.CheckBatchItem) (*pb.Decision, codes.Code)
 	Plan(t *testing.T, req *pb.EvaluatePlanRequest) ([]*pb.PlanStepResult, codes.Code)
 	Audit(t *testing.T, req *pb.AuditRequest) ([]*pb.Finding, codes.Code)
+	// EffectiveGroups returns every group streamed, in order, and fails the test if the messages of the call
+	// do not all carry one revision.
+	EffectiveGroups(t *testing.T, req *pb.EffectiveGroupsRequest) ([]*pb.EffectiveGroup, codes.Code)
+}
+
+// FormatGroup writes an EffectiveGroups item the way fixtures list them: "id depth[ label=L][ role-assignable]".
+func FormatGroup(g *pb.EffectiveGroup) string {
+	s := fmt.Sprintf("%s %d", g.GetId(), g.GetDepth())
+	if g.GetLabelId() != "" {
+		s += " label=" + g.GetLabelId()
+	}
+	if g.GetIsAssignableToRole() {
+		s += " role-assignable"
+	}
+	return s
 }
 
 // Files loads every fixture file in dir.
@@ -211,6 +234,29 @@ func (c *Case) run(t *testing.T, target Target, tenant string) {
 		if !sameSet(got, c.Want.Findings) {
 			t.Errorf("findings\n got %v\nwant %v", sorted(got), sorted(c.Want.Findings))
 		}
+	case c.EffectiveGroups != nil:
+		req := &pb.EffectiveGroupsRequest{}
+		mustUnmarshal(t, c.EffectiveGroups, req)
+		req.TenantId = tenant
+		groups, code := target.EffectiveGroups(t, req)
+		if !c.Want.checkCode(t, code) {
+			return
+		}
+		var got []string
+		last := int32(0)
+		for _, g := range groups {
+			got = append(got, FormatGroup(g))
+			if g.GetDepth() < last {
+				t.Errorf("%s comes after depth %d: groups must come nearest first", FormatGroup(g), last)
+			}
+			last = g.GetDepth()
+		}
+		if len(sorted(got)) != len(got) {
+			t.Errorf("a group is listed twice: %v", got)
+		}
+		if !sameSet(got, c.Want.Groups) {
+			t.Errorf("groups\n got %v\nwant %v", sorted(got), sorted(c.Want.Groups))
+		}
 	default:
 		item := c.item(t, tenant)
 		d, code := target.Check(t, item)
@@ -251,7 +297,7 @@ func (c *Case) item(t *testing.T, tenant string) *pb.CheckBatchItem {
 		r.TenantId = tenant
 		return &pb.CheckBatchItem{Check: &pb.CheckBatchItem_CanModifyUser{CanModifyUser: r}}
 	}
-	t.Fatal("case asks no question: set canAddMember, canApplyLabel, canChangeLabel, canCreateRoleGroup, canModifyUser, plan or audit")
+	t.Fatal("case asks no question: set canAddMember, canApplyLabel, canChangeLabel, canCreateRoleGroup, canModifyUser, plan, audit or effectiveGroups")
 	return nil
 }
 

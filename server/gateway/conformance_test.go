@@ -112,3 +112,30 @@ func (h *httpTarget) Audit(t *testing.T, req *pb.AuditRequest) ([]*pb.Finding, c
 	}
 	return out, codes.OK
 }
+
+func (h *httpTarget) EffectiveGroups(t *testing.T, req *pb.EffectiveGroupsRequest) ([]*pb.EffectiveGroup, codes.Code) {
+	code, _, lines := stream(t, h.base, "/v1/effectiveGroups", "", protojson.Format(req))
+	if code != http.StatusOK {
+		if len(lines) != 1 || lines[0]["error"] == nil {
+			t.Fatalf("HTTP %d without an error line: %v", code, lines)
+		}
+		return nil, statusOf(t, lines[0]["error"]).Code()
+	}
+	var out []*pb.EffectiveGroup
+	var rev int64 = -1
+	for _, l := range lines {
+		if l["error"] != nil {
+			t.Fatalf("effectiveGroups stream failed midway: %s", l["error"])
+		}
+		var r pb.EffectiveGroupsResponse
+		if err := protojson.Unmarshal(l["result"], &r); err != nil {
+			t.Fatalf("line %s: %v", l["result"], err)
+		}
+		if rev != -1 && r.GetRevision() != rev {
+			t.Errorf("effectiveGroups stream changed revision %d -> %d", rev, r.GetRevision())
+		}
+		rev = r.GetRevision()
+		out = append(out, r.GetGroups()...)
+	}
+	return out, codes.OK
+}

@@ -4,14 +4,16 @@ import (
 	"context"
 	"net"
 
+	"github.com/groupgate/groupgate/server"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/test/bufconn"
 )
 
-// InProcess is an in-memory listener for the gRPC server: the gateway's calls reach the server through it, with no
-// socket, no TCP hop and no TLS in between, yet through the server's whole interceptor chain (a call over it is an
-// ordinary gRPC call; grpc-gateway's in-process Register…HandlerServer would skip the interceptors).
-// Serve it with the same *grpc.Server as the network listener.
+// InProcess is an in-memory listener for the gRPC server: the gateway's streaming calls (and unary ones the server
+// does not serve through server.Invoke) reach the server through it, with no socket, no TCP hop and no TLS in
+// between, yet through the server's whole interceptor chain: a call over it is an ordinary gRPC call
+// (grpc-gateway's in-process Register…HandlerServer would skip the interceptors). Serve it with the same
+// *grpc.Server as the network listener.
 type InProcess struct {
 	lis *bufconn.Listener
 }
@@ -50,11 +52,8 @@ type inProcessConn struct {
 	owner *InProcess
 }
 
-// IsInProcess reports whether a gRPC peer address is that of a gateway connection; such calls come from an HTTP
-// client whose address is in the x-forwarded-for metadata the gateway sets.
-func IsInProcess(addr net.Addr) bool {
-	return addr != nil && addr.Network() == "bufconn"
-}
+// RemoteAddr is the gRPC server's peer address for the gateway's calls.
+func (c *inProcessConn) RemoteAddr() net.Addr { return server.InProcessAddr{} }
 
 // Credentials wraps the gRPC server's transport credentials (TLS) so that connections from this listener skip
 // the handshake: they never leave the process, and the HTTP listener in front has done TLS (and mTLS) with the

@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/groupgate/groupgate/server"
 )
 
-// Server is the HTTP/JSON API serving one listener, in front of the gRPC server that serves an InProcess
+// Server is the HTTP/JSON API serving one listener, in front of a server whose gRPC server serves an InProcess
 // listener. cmd/groupgate serve and the tests build it alike, through Start.
 type Server struct {
 	// Addr is the listener's address; URL is http://Addr or https://Addr.
@@ -23,8 +25,8 @@ type Server struct {
 // Start serves the API on lis. With tlsConfig (the gRPC port's: the same certificate and client certificate
 // requirement) it serves HTTPS, HTTP/2 included. Tokens, roles and limits need nothing here: every call goes
 // through the gRPC server's interceptors. errorLog, when set, receives net/http's connection errors.
-func Start(lis net.Listener, inProcess *InProcess, tlsConfig *tls.Config, opts Options, errorLog *log.Logger) (*Server, error) {
-	gw, err := New(inProcess, opts)
+func Start(lis net.Listener, srv *server.Server, inProcess *InProcess, tlsConfig *tls.Config, opts Options, errorLog *log.Logger) (*Server, error) {
+	gw, err := New(srv, inProcess, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -126,7 +126,7 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		if err != nil {
 			t.Fatal(err)
 		}
-		web, err = gateway.Start(hl, inProcess, nil, gateway.Options{MaxBodyBytes: int64(opts.Limits.MaxRecvBytes), Root: opts.HTTPRoot}, nil)
+		web, err = gateway.Start(hl, srv, inProcess, nil, gateway.Options{MaxBodyBytes: int64(opts.Limits.MaxRecvBytes), Root: opts.HTTPRoot}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
