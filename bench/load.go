@@ -64,12 +64,19 @@ type Report struct {
 	// this process, the client's and the server's cost of a request together. On a machine shared with other
 	// work it varies far less than throughput does.
 	CPUPerRequest time.Duration `json:"cpu_per_request_ns"`
+	// ServerCPUPerRequest is the server process's CPU time per request, when the server runs in a process of its
+	// own (bench --separate); 0 otherwise.
+	ServerCPUPerRequest time.Duration `json:"server_cpu_per_request_ns,omitempty"`
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  cpu/req %6s  errors %d %v",
+	s := fmt.Sprintf("%-10s %9d requests in %5.1fs = %8.0f req/s   p50 %7s  p95 %7s  p99 %7s  max %7s  cpu/req %6s  errors %d %v",
 		r.Target, r.Requests, r.Seconds, r.PerSecond, r.P50.Round(time.Microsecond), r.P95.Round(time.Microsecond),
 		r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.CPUPerRequest.Round(100*time.Nanosecond), r.Errors, r.ErrorCodes)
+	if r.ServerCPUPerRequest > 0 {
+		s += fmt.Sprintf("  server cpu/req %s", r.ServerCPUPerRequest.Round(100*time.Nanosecond))
+	}
+	return s
 }
 
 // Run sends the load to cfg.Addr.

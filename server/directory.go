@@ -8,6 +8,7 @@ import (
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/store"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -31,6 +32,15 @@ func (d *directoryService) WriteChanges(ctx context.Context, req *pb.WriteChange
 }
 
 func (d *directoryService) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
+	// The headers go out once the tenant is known to exist, before the first change, which may be long in coming:
+	// a client then knows the watch is on (the HTTP gateway answers its 200 at that moment, not at the first
+	// change), and an unknown tenant is still refused with NOT_FOUND alone.
+	if _, err := d.s.cfg.Store.Directory(stream.Context(), req.GetTenantId(), 0); err != nil {
+		return err
+	}
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	return d.s.cfg.Store.Watch(stream.Context(), req.GetTenantId(), req.GetAfterRevision(), func(r store.Revision) error {
 		return stream.Send(&pb.WatchResponse{Revision: r.Revision, Changes: r.Changes, TenantReplaced: r.Replaced})
 	})

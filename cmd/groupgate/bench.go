@@ -69,6 +69,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			cfg.Mix = m
 			ctx := cmd.Context()
 			var serverRSS func() int64
+			var serverCPU func() time.Duration // the server process's CPU time so far, with --separate
 			switch {
 			case cfg.Addr == "" && separate:
 				path, cleanup, err := snapshotFile(cfg.Params, snapshot)
@@ -88,7 +89,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 					return err
 				}
 				defer child.stop()
-				cfg.Addr, serverRSS = child.addr, child.rss
+				cfg.Addr, serverRSS, serverCPU = child.addr, child.rss, child.cpu
 			case cfg.Addr == "":
 				url, stop, err := benchServer(ctx, &cfg, snapshot, !noHTTP)
 				if err != nil {
@@ -114,7 +115,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			}
 			reports := []bench.Report{}
 			stopSampling := sampleResources(sampleEvery)
-			r, err := bench.Run(ctx, "groupgate", cfg)
+			r, err := runMeasuringServer(ctx, "groupgate", cfg, serverCPU)
 			samples := stopSampling()
 			if memProfile != "" {
 				if err := writeAllocProfile(memProfile); err != nil {
@@ -135,7 +136,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			if httpURL != "" {
 				overHTTP := cfg
 				overHTTP.HTTPURL = strings.TrimSuffix(httpURL, "/")
-				hr, err := bench.Run(ctx, "http", overHTTP)
+				hr, err := runMeasuringServer(ctx, "http", overHTTP, serverCPU)
 				if err != nil {
 					return err
 				}
@@ -360,6 +361,21 @@ func benchServer(ctx context.Context, cfg *bench.Config, snapshot string, withHT
 	}
 }
 
+// runMeasuringServer is bench.Run that also reports the server process's CPU time per request, when serverCPU
+// reads it (a server of its own, --separate): the cost of a request to the server alone, without the load
+// generator's, and less sensitive to other work on the machine than throughput is.
+func runMeasuringServer(ctx context.Context, name string, cfg bench.Config, serverCPU func() time.Duration) (bench.Report, error) {
+	if serverCPU == nil {
+		return bench.Run(ctx, name, cfg)
+	}
+	before := serverCPU()
+	r, err := bench.Run(ctx, name, cfg)
+	if used := serverCPU() - before; err == nil && r.Requests > 0 && used > 0 {
+		r.ServerCPUPerRequest = used / time.Duration(r.Requests)
+	}
+	return r, err
+}
+
 // freeLoopbackAddr is a loopback address with a port free at the time of the call.
 func freeLoopbackAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -434,6 +450,29 @@ func spawnServer(ctx context.Context, args ...string) (*childServer, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// cpu is the child's user and system CPU time so far (Linux, in clock ticks of 10 ms), or 0.
+func (c *childServer) cpu() time.Duration {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(c.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; utime and stime are fields 14 and 15, counted after its ')'.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // rss is the child's resident set size in bytes (Linux), or -1.

@@ -225,7 +225,7 @@ func TestBenchCommand(t *testing.T) {
 			[]string{"live heap"}},
 		{"separate processes",
 			[]string{"-n", "2000", "--separate", "--mix", "add-member=50,check-membership=20,effective-groups=10,write=20"},
-			[]string{"server process rss"}},
+			[]string{"server process rss", "server cpu/req"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

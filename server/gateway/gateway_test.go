@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupgate/groupgate/directory/demo"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/gateway"
@@ -373,6 +374,13 @@ func TestHTTPStreamsAreNDJSON(t *testing.T) {
 		}
 	})
 
+	t.Run("a watch of an unknown tenant", func(t *testing.T) {
+		code, _, lines := stream(t, srv.HTTPURL, "/v1/watch", writerToken, `{"tenantId":"nope"}`)
+		if code != 404 || len(lines) != 1 || statusOf(t, lines[0]["error"]).Code() != codes.NotFound {
+			t.Errorf("HTTP %d %v, want 404 and one NOT_FOUND line", code, lines)
+		}
+	})
+
 	t.Run("a checker may not watch", func(t *testing.T) {
 		code, _, _ := stream(t, srv.HTTPURL, "/v1/watch", checkerToken, `{"tenantId":"contoso"}`)
 		if code != 403 {
@@ -518,5 +526,69 @@ func TestCompactKeepsStrings(t *testing.T) {
 		if string(got) != want.String() {
 			t.Errorf("compact(%s) = %s, want %s", raw, got, want.String())
 		}
+	}
+}
+
+// TestHTTPImportSnapshotTakesSeveralParts: the client-streaming route reads the body's JSON objects one after
+// another, each a part of the snapshot, as the gRPC stream's messages.
+func TestHTTPImportSnapshotTakesSeveralParts(t *testing.T) {
+	srv := servertest.StartWith(t, servertest.Options{HTTP: true, Tokens: tokens(t)})
+	snap := demo.Snapshot()
+	snap.TenantId = "fabrikam"
+	groups := snap.Groups
+	snap.Groups = nil
+	first := protojson.Format(&pb.ImportSnapshotRequest{TenantId: "fabrikam", Snapshot: snap})
+	second := protojson.Format(&pb.ImportSnapshotRequest{Snapshot: &pb.Snapshot{Groups: groups}})
+	a := do(t, srv.HTTPURL, call{path: "/v1/importSnapshot", token: writerToken, body: first + "\n" + second})
+	if a.code != 200 || !strings.Contains(string(a.body), `"revision":"1"`) {
+		t.Fatalf("importSnapshot: HTTP %d %s", a.code, a.body)
+	}
+	m := do(t, srv.HTTPURL, call{path: "/v1/checkMembership", token: checkerToken, body: `{"tenantId":"fabrikam","groupId":"grp-finance","principalId":"u-erin"}`})
+	if !strings.Contains(string(m.body), `"isMember":true`) {
+		t.Errorf("after the import: HTTP %d %s", m.code, m.body)
+	}
+}
+
+// TestHTTPWatchStreamsLiveChanges: a Watch over HTTP delivers each new revision as its own NDJSON line while the
+// response is still open (the line is flushed, not held until the stream ends).
+func TestHTTPWatchStreamsLiveChanges(t *testing.T) {
+	srv := servertest.StartWith(t, servertest.Options{HTTP: true, Tokens: tokens(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.HTTPURL+"/v1/watch", strings.NewReader(`{"tenantId":"contoso","afterRevision":"1"}`))
+	req.Header.Set("Authorization", "Bearer "+writerToken)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("watch: HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := make(chan []byte)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- append([]byte(nil), sc.Bytes()...)
+		}
+		close(lines)
+	}()
+	w := do(t, srv.HTTPURL, call{path: "/v1/writeChanges", token: writerToken,
+		body: `{"tenantId":"contoso","changes":[{"addMember":{"groupId":"grp-finance","memberId":"u-oscar"}}]}`})
+	if w.code != 200 {
+		t.Fatalf("writeChanges: HTTP %d %s", w.code, w.body)
+	}
+	select {
+	case line := <-lines:
+		var l struct{ Result json.RawMessage }
+		var got pb.WatchResponse
+		if err := json.Unmarshal(line, &l); err != nil || protojson.Unmarshal(l.Result, &got) != nil {
+			t.Fatalf("line %s", line)
+		}
+		if got.GetRevision() != 2 || got.GetChanges()[0].GetAddMember().GetMemberId() != "u-oscar" {
+			t.Errorf("watch line %v, want revision 2 adding u-oscar", &got)
+		}
+	case <-ctx.Done():
+		t.Fatal("no watch line for the write")
 	}
 }
