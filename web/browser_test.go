@@ -244,6 +244,25 @@ func attrOf(t *testing.T, ctx context.Context, sel, name string) string {
 	return r.Value
 }
 
+// accessible checks what a keyboard or screen-reader user needs on the view shown: every button and link has a
+// name, every form control a label, every toggle an aria-expanded state, and colour never speaks alone (each
+// guest mark says "guest" in words).
+func accessible(t *testing.T, ctx context.Context, view string) {
+	t.Helper()
+	problems := eval[[]string](t, ctx, `(() => {
+		const out = [];
+		const name = (e) => (e.getAttribute('aria-label') || e.textContent || '').trim();
+		for (const e of document.querySelectorAll('button, a[href]')) if (!name(e) && e.offsetParent !== null) out.push('unnamed ' + e.outerHTML.slice(0, 80));
+		for (const e of document.querySelectorAll('input, select')) if (!e.labels?.length && !e.getAttribute('aria-label') && e.type !== 'hidden' && e.offsetParent !== null) out.push('unlabelled ' + e.outerHTML.slice(0, 80));
+		for (const e of document.querySelectorAll('button.toggle')) if (!e.hasAttribute('aria-expanded')) out.push('toggle without aria-expanded ' + e.outerHTML.slice(0, 80));
+		for (const e of document.querySelectorAll('.is-guest')) if (!/guest/.test(e.textContent)) out.push('guest marked by colour only ' + e.outerHTML.slice(0, 80));
+		return out;
+	})()`)
+	for _, p := range problems {
+		t.Errorf("%s view: %s", view, p)
+	}
+}
+
 func TestExplorerInBrowser(t *testing.T) {
 	base := serve(t)
 	ctx := browser(t)
@@ -265,6 +284,7 @@ func TestExplorerInBrowser(t *testing.T) {
 		if rev := textOf(t, ctx, "main .revision"); rev != "1" {
 			t.Errorf("revision %q, want 1", rev)
 		}
+		accessible(t, ctx, "search")
 		screenshot(t, ctx, "search")
 		// Enter opens the first result.
 		do(t, ctx, "Enter opens Finance", chromedp.SendKeys(css("#search-input"), "\r"),
@@ -299,6 +319,7 @@ func TestExplorerInBrowser(t *testing.T) {
 		if !strings.Contains(guests, "Frank (Fabrikam guest)") || !strings.Contains(guests, "Engineering Contractors") {
 			t.Errorf("guests panel %q: want Frank with his path", guests)
 		}
+		accessible(t, ctx, "group")
 		screenshot(t, ctx, "group")
 		// Collapse again.
 		do(t, ctx, "collapse", chromedp.Click(css(toggle)), chromedp.WaitNotVisible(css(`li.node[data-id="u-frank"]`)))
@@ -339,6 +360,7 @@ func TestExplorerInBrowser(t *testing.T) {
 		if !strings.Contains(board, "Highly Confidential") || !strings.Contains(board, "no guests") {
 			t.Errorf("Board row %q: want its label marked as not allowing guests", board)
 		}
+		accessible(t, ctx, "user")
 		screenshot(t, ctx, "user")
 		// The role-assignable filter goes to the server: Erin reaches Tier 0 Admins only.
 		do(t, ctx, "Erin's role-assignable groups", chromedp.Navigate(base+"/#/o/u-erin?role=1"),
@@ -385,6 +407,7 @@ func TestExplorerInBrowser(t *testing.T) {
 		if w := textOf(t, ctx, "#warnings"); !strings.Contains(w, "RULE_PREVIEW_BYPASS") {
 			t.Errorf("warnings %q, want the preview bypass", w)
 		}
+		accessible(t, ctx, "what-if")
 		screenshot(t, ctx, "whatif")
 		// The question is in the URL (no token there): a reload asks it again.
 		url := eval[string](t, ctx, `location.href`)
@@ -435,6 +458,7 @@ func TestExplorerInBrowser(t *testing.T) {
 		if !slices.Equal(rules, want) {
 			t.Errorf("audit table rules %v, want the API's findings %v", rules, want)
 		}
+		accessible(t, ctx, "audit")
 		screenshot(t, ctx, "audit")
 		// Filter by rule.
 		do(t, ctx, "filter", chromedp.SetValue(css("#audit-rule"), "RULE_LABEL_BLOCKS_GUESTS"))
