@@ -291,6 +291,13 @@ func TestExplorerInBrowser(t *testing.T) {
 			chromedp.WaitVisible(css(`li.node[data-id="grp-finance-emea"]`)))
 	})
 
+	t.Run("unknown object", func(t *testing.T) {
+		do(t, ctx, "open a group that is not there", chromedp.Navigate(base+"/#/o/grp-nope"), chromedp.WaitVisible(css("main .error")))
+		if e := textOf(t, ctx, "main .error"); !strings.Contains(e, "Not found.") || !strings.Contains(e, "grp-nope") {
+			t.Errorf("unknown group: %q", e)
+		}
+	})
+
 	t.Run("group tree", func(t *testing.T) {
 		do(t, ctx, "open Engineering", chromedp.Navigate(base+"/#/o/grp-engineering"),
 			chromedp.WaitVisible(css(`li.node[data-id="grp-eng-contractors"] button.toggle`)))
