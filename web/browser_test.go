@@ -381,6 +381,17 @@ func TestExplorerInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("service principal", func(t *testing.T) {
+		do(t, ctx, "open Role Manager", chromedp.Navigate(base+"/#/o/sp-role-manager"), chromedp.WaitVisible(css("dl.facts")))
+		facts := textOf(t, ctx, "dl.facts")
+		if !strings.Contains(facts, "service principal") || !strings.Contains(facts, "RoleManagement.ReadWrite.Directory") {
+			t.Errorf("Role Manager facts %q: want its kind and app permissions", facts)
+		}
+		if g := textOf(t, ctx, "#groups-h ~ p"); !strings.Contains(g, "No group") {
+			t.Errorf("Role Manager's groups %q: want none reached", g)
+		}
+	})
+
 	t.Run("what-if", func(t *testing.T) {
 		do(t, ctx, "fill the README's question", chromedp.Navigate(base+"/#/whatif"), chromedp.WaitVisible(css("#w-actor")),
 			chromedp.SetValue(css("#w-op"), "add-member"),
