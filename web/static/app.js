@@ -46,7 +46,8 @@ async function route() {
   if (t && t !== state.tenant && state.tenants.some((x) => x.tenantId === t)) await switchTenant(t, false);
   const name = parts[0] || 'search';
   for (const a of document.querySelectorAll('[data-nav]')) {
-    a.toggleAttribute('aria-current', a.dataset.nav === (name === 'o' ? '' : name));
+    if (a.dataset.nav === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
   }
   if (!state.tenant) return; // boot shows why
   try {
