@@ -76,6 +76,28 @@ func TestServeHTTPUnderTheSameRulesAsGRPC(t *testing.T) {
 	if code, proto, err := post(withCert, "https", token); err != nil || code != 200 || proto != "HTTP/2.0" {
 		t.Errorf("HTTPS with certificate and token: %d %s %v, want 200 over HTTP/2", code, proto, err)
 	}
+	// Streams and health go over the in-memory gRPC connection, which skips the TLS handshake of the server's
+	// credentials: they must work with TLS on.
+	req, _ := http.NewRequest(http.MethodPost, "https://"+httpAddr+"/v1/effectiveMembers",
+		strings.NewReader(`{"tenantId":"contoso","groupId":"grp-engineering","types":["MEMBER_TYPE_GUEST"]}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := withCert.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"id":"u-frank"`) {
+		t.Errorf("effectiveMembers over HTTPS: %d %s", resp.StatusCode, body)
+	}
+	health, err := withCert.Get("https://" + httpAddr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health.Body.Close()
+	if health.StatusCode != 200 {
+		t.Errorf("healthz over HTTPS: %d", health.StatusCode)
+	}
 	if code, _, err := post(withCert, "https", ""); err != nil || code != 401 {
 		t.Errorf("HTTPS without a token: %d %v, want 401", code, err)
 	}

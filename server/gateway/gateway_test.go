@@ -464,6 +464,9 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatalf("HTTP %d", a.code)
 	}
 	var doc struct {
+		Info struct {
+			Title, Description string
+		} `json:"info"`
 		Swagger             string   `json:"swagger"`
 		Consumes            []string `json:"consumes"`
 		SecurityDefinitions map[string]struct {
@@ -477,6 +480,10 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	if doc.Swagger != "2.0" || !slices.Equal(doc.Consumes, []string{"application/json"}) {
 		t.Errorf("swagger %q consuming %v, want 2.0 and JSON", doc.Swagger, doc.Consumes)
+	}
+	// A connector's title has at most 30 characters, and neither it nor the description may say "API".
+	if len(doc.Info.Title) == 0 || len(doc.Info.Title) > 30 || strings.Contains(doc.Info.Title+" "+doc.Info.Description, "API") {
+		t.Errorf("info %+v: want a title of 1-30 characters and no word API", doc.Info)
 	}
 	if sd := doc.SecurityDefinitions["bearer"]; sd.Type != "apiKey" || sd.In != "header" || sd.Name != "Authorization" {
 		t.Errorf("securityDefinitions %v, want bearer: an apiKey in the Authorization header", doc.SecurityDefinitions)
@@ -502,6 +509,12 @@ func TestOpenAPIDocument(t *testing.T) {
 			summary, _ := op["summary"].(string)
 			if id != name || summary == "" || ids[id] {
 				t.Errorf("POST %s: operationId %q (want %q, unique), summary %q", path, id, name, summary)
+			}
+			// The custom connector string guidance: the summary is the action's name in the flow designer, at
+			// most 80 characters, no slash, ending in a letter or digit. It is the first paragraph of the
+			// RPC's proto comment, followed by an empty comment line.
+			if last := summary[len(summary)-1:]; len(summary) > 80 || strings.Contains(summary, "/") || !strings.ContainsAny(last, alnum) {
+				t.Errorf("POST %s: summary %q: want at most 80 characters, no '/', a letter or digit at the end", path, summary)
 			}
 			ids[id] = true
 		}
@@ -592,3 +605,5 @@ func TestHTTPWatchStreamsLiveChanges(t *testing.T) {
 		t.Fatal("no watch line for the write")
 	}
 }
+
+const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -43,24 +43,44 @@ const (
 //
 // DecisionService answers questions about directory changes before they are made. It never writes.
 type DecisionServiceClient interface {
+	// Check whether an actor may add a member to a group
+	//
 	// May actor_id add member_id as a direct member of group_id?
 	CanAddMember(ctx context.Context, in *CanAddMemberRequest, opts ...grpc.CallOption) (*CanAddMemberResponse, error)
+	// Check whether an actor may apply a first sensitivity label to a group
+	//
 	// May actor_id apply label_id as the first label of group_id?
 	CanApplyLabel(ctx context.Context, in *CanApplyLabelRequest, opts ...grpc.CallOption) (*CanApplyLabelResponse, error)
+	// Check whether an actor may change or remove a group's sensitivity label
+	//
 	// May actor_id change group_id's label to label_id (empty removes it)?
 	CanChangeLabel(ctx context.Context, in *CanChangeLabelRequest, opts ...grpc.CallOption) (*CanChangeLabelResponse, error)
+	// Check whether an actor may create a role-assignable group
+	//
 	// May actor_id create the role-assignable group described by group?
 	CanCreateRoleGroup(ctx context.Context, in *CanCreateRoleGroupRequest, opts ...grpc.CallOption) (*CanCreateRoleGroupResponse, error)
+	// Check whether an actor may reset a user's credentials or sensitive attributes
+	//
 	// May actor_id perform action on target_user_id?
 	CanModifyUser(ctx context.Context, in *CanModifyUserRequest, opts ...grpc.CallOption) (*CanModifyUserResponse, error)
+	// Check whether a principal is a member of a group through any nesting
+	//
 	// Is principal_id a member of group_id through any level of nesting, and by which shortest path?
 	CheckMembership(ctx context.Context, in *CheckMembershipRequest, opts ...grpc.CallOption) (*CheckMembershipResponse, error)
+	// List every transitive member of a group
+	//
 	// Every transitive member of group_id, in batches, all on one revision.
 	EffectiveMembers(ctx context.Context, in *EffectiveMembersRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EffectiveMembersResponse], error)
+	// Answer up to 1000 checks on one revision
+	//
 	// Up to 1000 Can* questions answered on one revision, each with its own decision or error.
 	CheckBatch(ctx context.Context, in *CheckBatchRequest, opts ...grpc.CallOption) (*CheckBatchResponse, error)
+	// Evaluate an ordered plan of directory changes without writing anything
+	//
 	// Decides an ordered plan of changes, each on the state left by the allowed steps before it. Writes nothing.
 	EvaluatePlan(ctx context.Context, in *EvaluatePlanRequest, opts ...grpc.CallOption) (*EvaluatePlanResponse, error)
+	// List the policy violations in the directory today
+	//
 	// Today's policy violations in the directory (drift), on one revision.
 	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditResponse], error)
 	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), in batches,
@@ -280,24 +300,44 @@ func (c *decisionServiceClient) ListLabels(ctx context.Context, in *ListLabelsRe
 //
 // DecisionService answers questions about directory changes before they are made. It never writes.
 type DecisionServiceServer interface {
+	// Check whether an actor may add a member to a group
+	//
 	// May actor_id add member_id as a direct member of group_id?
 	CanAddMember(context.Context, *CanAddMemberRequest) (*CanAddMemberResponse, error)
+	// Check whether an actor may apply a first sensitivity label to a group
+	//
 	// May actor_id apply label_id as the first label of group_id?
 	CanApplyLabel(context.Context, *CanApplyLabelRequest) (*CanApplyLabelResponse, error)
+	// Check whether an actor may change or remove a group's sensitivity label
+	//
 	// May actor_id change group_id's label to label_id (empty removes it)?
 	CanChangeLabel(context.Context, *CanChangeLabelRequest) (*CanChangeLabelResponse, error)
+	// Check whether an actor may create a role-assignable group
+	//
 	// May actor_id create the role-assignable group described by group?
 	CanCreateRoleGroup(context.Context, *CanCreateRoleGroupRequest) (*CanCreateRoleGroupResponse, error)
+	// Check whether an actor may reset a user's credentials or sensitive attributes
+	//
 	// May actor_id perform action on target_user_id?
 	CanModifyUser(context.Context, *CanModifyUserRequest) (*CanModifyUserResponse, error)
+	// Check whether a principal is a member of a group through any nesting
+	//
 	// Is principal_id a member of group_id through any level of nesting, and by which shortest path?
 	CheckMembership(context.Context, *CheckMembershipRequest) (*CheckMembershipResponse, error)
+	// List every transitive member of a group
+	//
 	// Every transitive member of group_id, in batches, all on one revision.
 	EffectiveMembers(*EffectiveMembersRequest, grpc.ServerStreamingServer[EffectiveMembersResponse]) error
+	// Answer up to 1000 checks on one revision
+	//
 	// Up to 1000 Can* questions answered on one revision, each with its own decision or error.
 	CheckBatch(context.Context, *CheckBatchRequest) (*CheckBatchResponse, error)
+	// Evaluate an ordered plan of directory changes without writing anything
+	//
 	// Decides an ordered plan of changes, each on the state left by the allowed steps before it. Writes nothing.
 	EvaluatePlan(context.Context, *EvaluatePlanRequest) (*EvaluatePlanResponse, error)
+	// List the policy violations in the directory today
+	//
 	// Today's policy violations in the directory (drift), on one revision.
 	Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error
 	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), in batches,

@@ -32,14 +32,24 @@ const (
 //
 // DirectoryService changes and reads the stored directory. It needs the writer role.
 type DirectoryServiceClient interface {
+	// Apply a batch of directory changes atomically
+	//
 	// Applies a batch of changes atomically as one new revision.
 	WriteChanges(ctx context.Context, in *WriteChangesRequest, opts ...grpc.CallOption) (*WriteChangesResponse, error)
+	// Stream the changes after a revision, then live changes
+	//
 	// The changes after after_revision, one message per revision, then live changes as they are written.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+	// Replace a whole tenant with a snapshot
+	//
 	// Replaces the whole tenant. The parts are Snapshot messages that merge into one (repeated fields append).
 	ImportSnapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportSnapshotRequest, ImportSnapshotResponse], error)
+	// Export a whole tenant at one revision
+	//
 	// The whole tenant at one revision, in parts that merge into one Snapshot.
 	ExportSnapshot(ctx context.Context, in *ExportSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportSnapshotResponse], error)
+	// Get a tenant's revision, object counts, store and replication lag
+	//
 	// The tenant's revision, object counts, store and replication lag.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 }
@@ -129,14 +139,24 @@ func (c *directoryServiceClient) GetStatus(ctx context.Context, in *GetStatusReq
 //
 // DirectoryService changes and reads the stored directory. It needs the writer role.
 type DirectoryServiceServer interface {
+	// Apply a batch of directory changes atomically
+	//
 	// Applies a batch of changes atomically as one new revision.
 	WriteChanges(context.Context, *WriteChangesRequest) (*WriteChangesResponse, error)
+	// Stream the changes after a revision, then live changes
+	//
 	// The changes after after_revision, one message per revision, then live changes as they are written.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	// Replace a whole tenant with a snapshot
+	//
 	// Replaces the whole tenant. The parts are Snapshot messages that merge into one (repeated fields append).
 	ImportSnapshot(grpc.ClientStreamingServer[ImportSnapshotRequest, ImportSnapshotResponse]) error
+	// Export a whole tenant at one revision
+	//
 	// The whole tenant at one revision, in parts that merge into one Snapshot.
 	ExportSnapshot(*ExportSnapshotRequest, grpc.ServerStreamingServer[ExportSnapshotResponse]) error
+	// Get a tenant's revision, object counts, store and replication lag
+	//
 	// The tenant's revision, object counts, store and replication lag.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	mustEmbedUnimplementedDirectoryServiceServer()
