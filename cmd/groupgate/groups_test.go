@@ -65,3 +65,21 @@ func TestGroupsCommand(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestGroupsCommandStatsAndErrors(t *testing.T) {
+	out := runCLI(t, "groups", "u-frank", "--stats", "--snapshot", "demo")
+	if !strings.HasPrefix(out, "3 effective groups in 1 messages: first message after ") {
+		t.Errorf("--stats printed %q", out)
+	}
+	for _, tt := range []struct{ principal, want string }{
+		{"u-nobody", `NotFound: principal "u-nobody" not found`},
+		{"u nobody", "InvalidArgument: invalid request: principal_id"},
+	} {
+		root := newRootCmd()
+		root.SetArgs([]string{"groups", tt.principal, "--snapshot", "demo"})
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), tt.want) || exitCode(err) != 1 {
+			t.Errorf("groups %q: %v (exit %d), want %q and exit 1", tt.principal, err, exitCode(err), tt.want)
+		}
+	}
+}
