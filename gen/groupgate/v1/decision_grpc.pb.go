@@ -83,19 +83,31 @@ type DecisionServiceClient interface {
 	//
 	// Today's policy violations in the directory (drift), on one revision.
 	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditResponse], error)
+	// List every group a principal belongs to through any level of nesting
+	//
 	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), in batches,
 	// all on one revision.
 	EffectiveGroups(ctx context.Context, in *EffectiveGroupsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EffectiveGroupsResponse], error)
+	// List the tenants this server holds
+	//
 	// The tenants this server holds, each with its revision (for the explorer's tenant picker).
 	ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error)
+	// Search users, groups and service principals by id or display name
+	//
 	// Users, groups and service principals whose id or display name contains query, best matches first.
 	SearchObjects(ctx context.Context, in *SearchObjectsRequest, opts ...grpc.CallOption) (*SearchObjectsResponse, error)
+	// Look up objects by id
+	//
 	// The summaries of up to 1000 objects by id, e.g. to name the objects of an evidence path.
 	LookupObjects(ctx context.Context, in *LookupObjectsRequest, opts ...grpc.CallOption) (*LookupObjectsResponse, error)
+	// Describe one group, user or service principal
+	//
 	// One object in detail: a group's attributes, label, owners and a page of its direct members with their
 	// counts; a user's type and roles.
 	DescribeObject(ctx context.Context, in *DescribeObjectRequest, opts ...grpc.CallOption) (*DescribeObjectResponse, error)
-	// The tenant's sensitivity labels.
+	// List the tenant's sensitivity labels
+	//
+	// The tenant's sensitivity labels, by priority.
 	ListLabels(ctx context.Context, in *ListLabelsRequest, opts ...grpc.CallOption) (*ListLabelsResponse, error)
 }
 
@@ -340,19 +352,31 @@ type DecisionServiceServer interface {
 	//
 	// Today's policy violations in the directory (drift), on one revision.
 	Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error
+	// List every group a principal belongs to through any level of nesting
+	//
 	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), in batches,
 	// all on one revision.
 	EffectiveGroups(*EffectiveGroupsRequest, grpc.ServerStreamingServer[EffectiveGroupsResponse]) error
+	// List the tenants this server holds
+	//
 	// The tenants this server holds, each with its revision (for the explorer's tenant picker).
 	ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error)
+	// Search users, groups and service principals by id or display name
+	//
 	// Users, groups and service principals whose id or display name contains query, best matches first.
 	SearchObjects(context.Context, *SearchObjectsRequest) (*SearchObjectsResponse, error)
+	// Look up objects by id
+	//
 	// The summaries of up to 1000 objects by id, e.g. to name the objects of an evidence path.
 	LookupObjects(context.Context, *LookupObjectsRequest) (*LookupObjectsResponse, error)
+	// Describe one group, user or service principal
+	//
 	// One object in detail: a group's attributes, label, owners and a page of its direct members with their
 	// counts; a user's type and roles.
 	DescribeObject(context.Context, *DescribeObjectRequest) (*DescribeObjectResponse, error)
-	// The tenant's sensitivity labels.
+	// List the tenant's sensitivity labels
+	//
+	// The tenant's sensitivity labels, by priority.
 	ListLabels(context.Context, *ListLabelsRequest) (*ListLabelsResponse, error)
 	mustEmbedUnimplementedDecisionServiceServer()
 }
