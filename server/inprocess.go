@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -31,11 +33,35 @@ type unaryMethod struct {
 	handler func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error)
 }
 
+// streamMethod is one server-streaming RPC of the server (a single request, a stream of answers).
+type streamMethod struct {
+	impl    any
+	handler grpc.StreamHandler
+}
+
 func (s *Server) registerInProcess(desc *grpc.ServiceDesc, impl any) {
 	for _, m := range desc.Methods {
 		s.unaryMethods["/"+desc.ServiceName+"/"+m.MethodName] = unaryMethod{impl: impl, handler: m.Handler}
 	}
+	for _, st := range desc.Streams {
+		if st.ServerStreams && !st.ClientStreams {
+			s.streamMethods["/"+desc.ServiceName+"/"+st.StreamName] = streamMethod{impl: impl, handler: st.Handler}
+		}
+	}
 }
+
+// inProcessContext is what the context of a gRPC call to method carries, made from the caller's context: the
+// caller's metadata as incoming metadata, the method (grpc.Method), a peer (InProcessAddr), and the deadline and
+// cancellation, which it keeps.
+func inProcessContext(ctx context.Context, method string) context.Context {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	ctx = metadata.NewIncomingContext(ctx, md)
+	ctx = peer.NewContext(ctx, inProcessPeer)
+	return grpc.NewContextWithServerTransportStream(ctx, &inProcessStream{method: method})
+}
+
+var inProcessPeer = &peer.Peer{Addr: InProcessAddr{}, AuthInfo: inProcessAuthInfo{
+	CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}}
 
 // Invoke calls the unary method (a full method name, "/groupgate.v1.DecisionService/CanAddMember") in-process
 // and fills reply: the HTTP gateway's fast path for unary calls, which skips the HTTP/2 framing and protobuf
@@ -52,11 +78,7 @@ func (s *Server) Invoke(ctx context.Context, method string, req, reply any) erro
 	if !ok {
 		return ErrNotInProcess
 	}
-	md, _ := metadata.FromOutgoingContext(ctx)
-	ctx = metadata.NewIncomingContext(ctx, md)
-	ctx = peer.NewContext(ctx, &peer.Peer{Addr: InProcessAddr{}, AuthInfo: inProcessAuthInfo{
-		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}})
-	ctx = grpc.NewContextWithServerTransportStream(ctx, &inProcessStream{method: method})
+	ctx = inProcessContext(ctx, method)
 	in, ok := req.(proto.Message)
 	if !ok {
 		return status.Errorf(codes.Internal, "in-process call with a %T", req)
@@ -85,6 +107,181 @@ func (s *inProcessStream) Method() string               { return s.method }
 func (s *inProcessStream) SetHeader(metadata.MD) error  { return nil }
 func (s *inProcessStream) SendHeader(metadata.MD) error { return nil }
 func (s *inProcessStream) SetTrailer(metadata.MD) error { return nil }
+
+// NewStream starts the server-streaming method (a full method name) in-process and returns the client's end of
+// it, as grpc.ClientConn.NewStream would: the HTTP gateway's path for EffectiveMembers, Audit, Watch and the
+// like. The handler runs in its own goroutine through the very stream interceptor the gRPC server runs, with the
+// context Invoke gives. Each message it sends is copied (proto.Clone: a handler may reuse a message once Send has
+// returned, as gRPC lets it) into a small buffer the client reads from; a full buffer holds the handler back, so
+// a slow reader slows the stream rather than filling memory. Cancelling ctx ends the handler. Client-streaming
+// methods and unknown ones return ErrNotInProcess.
+func (s *Server) NewStream(ctx context.Context, method string) (grpc.ClientStream, error) {
+	m, ok := s.streamMethods[method]
+	if !ok {
+		return nil, ErrNotInProcess
+	}
+	// The handler's context ends with the caller's, and when the handler returns (releasing what it holds).
+	serverCtx, cancel := context.WithCancel(ctx)
+	p := &inProcessPipe{
+		clientCtx: ctx,
+		serverCtx: inProcessContext(serverCtx, method),
+		cancel:    cancel,
+		request:   make(chan proto.Message, 1),
+		msgs:      make(chan proto.Message, 4),
+		header:    make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	info := &grpc.StreamServerInfo{FullMethod: method, IsServerStream: true}
+	go func() {
+		err := s.stream(m.impl, (*inProcessServerStream)(p), info, m.handler)
+		if err != nil {
+			err = status.Convert(err).Err()
+		}
+		p.err = err
+		close(p.msgs)
+		close(p.done)
+		cancel()
+	}()
+	return (*inProcessClientStream)(p), nil
+}
+
+// inProcessPipe joins the two ends of an in-process stream.
+type inProcessPipe struct {
+	clientCtx, serverCtx context.Context
+	cancel               context.CancelFunc
+	request              chan proto.Message // the one request; closed by CloseSend
+	requestRead          bool
+	msgs                 chan proto.Message // the answers; closed when the handler has returned
+	headerOnce           sync.Once
+	header               chan struct{} // closed when the handler sends its headers or first message
+	done                 chan struct{} // closed when the handler has returned, after err is set
+	err                  error
+}
+
+func (p *inProcessPipe) sendHeader() { p.headerOnce.Do(func() { close(p.header) }) }
+
+// inProcessServerStream is the handler's end: a grpc.ServerStream.
+type inProcessServerStream inProcessPipe
+
+func (s *inProcessServerStream) Context() context.Context    { return s.serverCtx }
+func (s *inProcessServerStream) SetHeader(metadata.MD) error { return nil }
+func (s *inProcessServerStream) SetTrailer(metadata.MD)      {}
+
+func (s *inProcessServerStream) SendHeader(metadata.MD) error {
+	(*inProcessPipe)(s).sendHeader()
+	return nil
+}
+
+func (s *inProcessServerStream) SendMsg(m any) error {
+	msg, ok := m.(proto.Message)
+	if !ok {
+		return status.Errorf(codes.Internal, "in-process stream sending a %T", m)
+	}
+	(*inProcessPipe)(s).sendHeader()
+	select {
+	case s.msgs <- proto.Clone(msg):
+		return nil
+	case <-s.serverCtx.Done():
+		return status.FromContextError(s.serverCtx.Err()).Err()
+	}
+}
+
+func (s *inProcessServerStream) RecvMsg(m any) error {
+	if s.requestRead {
+		return io.EOF
+	}
+	select {
+	case req, ok := <-s.request:
+		if !ok {
+			return io.EOF
+		}
+		s.requestRead = true
+		proto.Merge(m.(proto.Message), req)
+		return nil
+	case <-s.serverCtx.Done():
+		return status.FromContextError(s.serverCtx.Err()).Err()
+	}
+}
+
+// inProcessClientStream is the caller's end: a grpc.ClientStream.
+type inProcessClientStream inProcessPipe
+
+func (c *inProcessClientStream) Context() context.Context { return c.clientCtx }
+func (c *inProcessClientStream) Trailer() metadata.MD     { return nil }
+
+// Header waits for the handler's headers (its first message brings them) and returns nil, nil when the handler
+// ended without any, as gRPC does for a call that fails at once (the error then comes from RecvMsg).
+func (c *inProcessClientStream) Header() (metadata.MD, error) {
+	select {
+	case <-c.header:
+		return metadata.MD{}, nil
+	case <-c.done:
+		select {
+		case <-c.header:
+			return metadata.MD{}, nil
+		default:
+			return nil, nil
+		}
+	case <-c.clientCtx.Done():
+		return nil, status.FromContextError(c.clientCtx.Err()).Err()
+	}
+}
+
+func (c *inProcessClientStream) SendMsg(m any) error {
+	msg, ok := m.(proto.Message)
+	if !ok {
+		return status.Errorf(codes.Internal, "in-process stream sending a %T", m)
+	}
+	select {
+	case c.request <- proto.Clone(msg):
+		return nil
+	default:
+		return status.Error(codes.Internal, "in-process stream: a server stream takes one request")
+	}
+}
+
+func (c *inProcessClientStream) CloseSend() error {
+	close(c.request)
+	return nil
+}
+
+// RecvMsg returns the next answer, then io.EOF or the handler's error once it has returned.
+func (c *inProcessClientStream) RecvMsg(m any) error {
+	select {
+	case msg, ok := <-c.msgs:
+		if !ok {
+			if c.err != nil {
+				return c.err
+			}
+			return io.EOF
+		}
+		proto.Merge(m.(proto.Message), msg)
+		return nil
+	case <-c.clientCtx.Done():
+		return status.FromContextError(c.clientCtx.Err()).Err()
+	}
+}
+
+// chainStream chains stream interceptors into one, outermost first, as grpc.ChainStreamInterceptor does.
+func chainStream(ics []grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+	if len(ics) == 0 {
+		return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			return handler(srv, ss)
+		}
+	}
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return ics[0](srv, ss, info, chainedStreamHandler(ics, 0, info, handler))
+	}
+}
+
+func chainedStreamHandler(ics []grpc.StreamServerInterceptor, cur int, info *grpc.StreamServerInfo, final grpc.StreamHandler) grpc.StreamHandler {
+	if cur == len(ics)-1 {
+		return final
+	}
+	return func(srv any, ss grpc.ServerStream) error {
+		return ics[cur+1](srv, ss, info, chainedStreamHandler(ics, cur+1, info, final))
+	}
+}
 
 // chainUnary chains interceptors into one, outermost first, as grpc.ChainUnaryInterceptor does: the gRPC
 // server and Invoke both run this one function.

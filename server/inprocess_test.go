@@ -3,12 +3,15 @@ package server_test
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
+	"time"
 
 	"github.com/groupgate/groupgate/client"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/servertest"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -66,5 +69,121 @@ func TestInvokeRunsTheInterceptorChain(t *testing.T) {
 	// Streams are not served in-process.
 	if err := srv.Server.Invoke(as(checkerToken), "/groupgate.v1.DecisionService/Audit", &pb.AuditRequest{}, &pb.AuditResponse{}); !errors.Is(err, server.ErrNotInProcess) {
 		t.Errorf("Invoke of a stream: %v, want ErrNotInProcess", err)
+	}
+}
+
+// TestNewStreamRunsTheInterceptorChain: an in-process server stream (the HTTP gateway's) is checked like a gRPC
+// one, streams what gRPC streams, and ends its handler when the caller cancels.
+func TestNewStreamRunsTheInterceptorChain(t *testing.T) {
+	srv := servertest.StartWith(t, servertest.Options{Tokens: tokens(t), Client: client.Options{Token: writerToken}})
+	as := func(ctx context.Context, token string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	recvAll := func(cs grpc.ClientStream, newMsg func() proto.Message) ([]proto.Message, error) {
+		var out []proto.Message
+		for {
+			m := newMsg()
+			if err := cs.RecvMsg(m); err != nil {
+				if errors.Is(err, io.EOF) {
+					return out, nil
+				}
+				return out, err
+			}
+			out = append(out, m)
+		}
+	}
+	open := func(ctx context.Context, method string, req proto.Message) grpc.ClientStream {
+		cs, err := srv.Server.NewStream(ctx, method)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.SendMsg(req); err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		return cs
+	}
+	const members = "/groupgate.v1.DecisionService/EffectiveMembers"
+	newResp := func() proto.Message { return &pb.EffectiveMembersResponse{} }
+	tests := []struct {
+		name, token string
+		req         proto.Message
+		want        codes.Code
+	}{
+		{"no token", "", &pb.EffectiveMembersRequest{TenantId: "contoso", GroupId: "grp-finance"}, codes.Unauthenticated},
+		{"a malformed id", checkerToken, &pb.EffectiveMembersRequest{TenantId: "contoso", GroupId: "no spaces"}, codes.InvalidArgument},
+		{"an unknown group", checkerToken, &pb.EffectiveMembersRequest{TenantId: "contoso", GroupId: "grp-nope"}, codes.NotFound},
+		{"a checker", checkerToken, &pb.EffectiveMembersRequest{TenantId: "contoso", GroupId: "grp-finance", PageSize: 2}, codes.OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tt.token != "" {
+				ctx = as(ctx, tt.token)
+			}
+			got, err := recvAll(open(ctx, members, tt.req), newResp)
+			if status.Code(err) != tt.want {
+				t.Fatalf("stream: %v, want %v", err, tt.want)
+			}
+			if tt.want != codes.OK {
+				return
+			}
+			s, err := srv.Client.Decisions.EffectiveMembers(context.Background(), tt.req.(*pb.EffectiveMembersRequest))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []proto.Message
+			for {
+				r, err := s.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, r)
+			}
+			if len(got) != len(want) || len(got) < 2 {
+				t.Fatalf("%d messages in-process, %d over gRPC (want several)", len(got), len(want))
+			}
+			for i := range got {
+				if !proto.Equal(got[i], want[i]) {
+					t.Errorf("message %d: in-process %v, gRPC %v", i, got[i], want[i])
+				}
+			}
+		})
+	}
+
+	t.Run("a checker watching", func(t *testing.T) {
+		_, err := recvAll(open(as(context.Background(), checkerToken), "/groupgate.v1.DirectoryService/Watch",
+			&pb.WatchRequest{TenantId: "contoso"}), func() proto.Message { return &pb.WatchResponse{} })
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("watch: %v, want PermissionDenied", err)
+		}
+	})
+
+	t.Run("a cancelled watch ends", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(as(context.Background(), writerToken))
+		cs := open(ctx, "/groupgate.v1.DirectoryService/Watch", &pb.WatchRequest{TenantId: "contoso", AfterRevision: 1})
+		if md, err := cs.Header(); err != nil || md == nil {
+			t.Fatalf("Header: %v %v, want the watch's headers before any change", md, err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cs.RecvMsg(&pb.WatchResponse{}) }()
+		cancel()
+		select {
+		case err := <-done:
+			if status.Code(err) != codes.Canceled {
+				t.Errorf("RecvMsg after cancel: %v, want Canceled", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("RecvMsg still waiting 5 s after cancel")
+		}
+	})
+
+	if _, err := srv.Server.NewStream(context.Background(), "/groupgate.v1.DirectoryService/ImportSnapshot"); !errors.Is(err, server.ErrNotInProcess) {
+		t.Errorf("NewStream of a client stream: %v, want ErrNotInProcess", err)
 	}
 }

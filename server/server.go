@@ -52,6 +52,9 @@ type Server struct {
 	// unary is the whole chain of unary interceptors as one, run by the gRPC server and by Invoke alike.
 	unary        grpc.UnaryServerInterceptor
 	unaryMethods map[string]unaryMethod
+	// stream is the chain of stream interceptors as one, run by the gRPC server and by NewStream alike.
+	stream        grpc.StreamServerInterceptor
+	streamMethods map[string]streamMethod
 }
 
 // New builds a server; call Serve to accept connections.
@@ -65,7 +68,8 @@ func New(cfg Config) *Server {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer(), unaryMethods: map[string]unaryMethod{}}
+	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer(),
+		unaryMethods: map[string]unaryMethod{}, streamMethods: map[string]streamMethod{}}
 
 	recoveryOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		cfg.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -91,7 +95,8 @@ func New(cfg Config) *Server {
 	unary = append(unary, adm.unaryInterceptor, recovery.UnaryServerInterceptor(recoveryOpts...), unaryValidation)
 	stream = append(stream, adm.streamInterceptor, recovery.StreamServerInterceptor(recoveryOpts...), streamValidation)
 	s.unary = chainUnary(unary)
-	opts := append(limits.serverOptions(), grpc.UnaryInterceptor(s.unary), grpc.ChainStreamInterceptor(stream...))
+	s.stream = chainStream(stream)
+	opts := append(limits.serverOptions(), grpc.UnaryInterceptor(s.unary), grpc.StreamInterceptor(s.stream))
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	decisions, directory := &decisionService{s: s}, &directoryService{s: s}
 	pb.RegisterDecisionServiceServer(s.grpc, decisions)

@@ -101,10 +101,11 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 	return &Gateway{conn: conn, handler: mux}, nil
 }
 
-// serverConn is how the gateway calls the server: unary calls through server.Invoke, which runs them in-process
-// through the gRPC server's own interceptor chain (gRPC's client, HTTP/2 framing, protobuf encoding and server
-// transport between the gateway and the server, in the same process, took about a fifth of all CPU under HTTP
-// load by pprof); streams, and anything Invoke does not serve, as gRPC calls over the in-memory connection.
+// serverConn is how the gateway calls the server: unary calls through server.Invoke and server streams through
+// server.NewStream, which run them in-process through the gRPC server's own interceptor chain (gRPC's client,
+// HTTP/2 framing, protobuf encoding and server transport between the gateway and the server, in the same
+// process, took about a fifth of all CPU under HTTP load by pprof, and a one-message stream cost twice a unary
+// call); the client stream (ImportSnapshot) and health checks as gRPC calls over the in-memory connection.
 type serverConn struct {
 	*grpc.ClientConn
 	srv *server.Server
@@ -116,6 +117,14 @@ func (c serverConn) Invoke(ctx context.Context, method string, req, reply any, o
 		return c.ClientConn.Invoke(ctx, method, req, reply, opts...)
 	}
 	return err
+}
+
+func (c serverConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := c.srv.NewStream(ctx, method)
+	if errors.Is(err, server.ErrNotInProcess) {
+		return c.ClientConn.NewStream(ctx, desc, method, opts...)
+	}
+	return cs, err
 }
 
 // ServeHTTP answers one HTTP request.
@@ -134,22 +143,54 @@ func marshaler() runtime.Marshaler {
 	}}
 }
 
-// startStream answers a server stream's 200 and flushes it as soon as the server has sent its headers, before the
-// first message: a Watch may wait long for its first change, and an HTTP client that sees no status by then gives
-// up. grpc-gateway calls it with a nil message when a stream starts (and with each message, ignored here). A stream
-// that fails before sending anything has no headers, so its error still gets its own HTTP status.
+// startStream makes a Watch live: its 200 goes out as soon as the server has accepted the watch (sent its
+// headers), before the first change, which may be long in coming (an HTTP client that sees no status by then gives
+// up), and every change is flushed as it comes. grpc-gateway calls it with a nil message when a stream starts (and
+// with each message, ignored here). A watch that fails before starting has no headers, so its error still gets its
+// own HTTP status. Other streams stay buffered (see flushControl).
 func startStream(ctx context.Context, w http.ResponseWriter, msg proto.Message) error {
 	if msg != nil {
 		return nil
 	}
+	if method, _ := runtime.RPCMethod(ctx); method != pb.DirectoryService_Watch_FullMethodName {
+		return nil
+	}
 	if md, ok := runtime.ServerMetadataFromContext(ctx); !ok || md.HeaderMD == nil {
 		return nil
+	}
+	if fc, ok := w.(*flushControl); ok {
+		fc.live = true
 	}
 	w.Header().Set("Content-Type", streamContentType)
 	w.WriteHeader(http.StatusOK)
 	_ = http.NewResponseController(w).Flush()
 	return nil
 }
+
+// flushControl keeps grpc-gateway from flushing after every message of a stream, except for a Watch (live). The
+// other streams (EffectiveMembers, Audit, ExportSnapshot, …) produce their messages at once, so flushing each one
+// only costs a write system call apiece: net/http writes them as its buffer fills, and the last when the stream
+// ends. Flushing per message made a one-message stream three writes (status, message, end) instead of one.
+type flushControl struct {
+	http.ResponseWriter
+	live bool
+}
+
+func (f *flushControl) Flush() {
+	if f.live {
+		_ = http.NewResponseController(f.ResponseWriter).Flush()
+	}
+}
+
+func (f *flushControl) FlushError() error {
+	if f.live {
+		return http.NewResponseController(f.ResponseWriter).Flush()
+	}
+	return nil
+}
+
+// Unwrap gives http.ResponseController the underlying writer for everything else.
+func (f *flushControl) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 const streamContentType = "application/x-ndjson"
 
@@ -247,7 +288,7 @@ func limitBody(next http.Handler, max int64) http.Handler {
 			return
 		}
 		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, max), max: max}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(&flushControl{ResponseWriter: w}, r)
 	})
 }
 
