@@ -79,10 +79,13 @@ func (e *engineTarget) EffectiveGroups(t *testing.T, req *pb.EffectiveGroupsRequ
 	}
 	var out []*pb.EffectiveGroup
 	filter := resolver.GroupFilter{LabelledOnly: req.GetLabelledOnly(), RoleAssignableOnly: req.GetRoleAssignableOnly()}
-	for ref, depth := range e.resolver.At(e.dir).Groups(p.Ref(), filter) {
+	for ref, path := range e.resolver.At(e.dir).GroupPaths(p.Ref(), filter) {
 		n := e.dir.Node(ref)
-		g := n.Group()
-		out = append(out, &pb.EffectiveGroup{Id: n.ID(), Depth: int32(depth), LabelId: g.GetLabelId(), IsAssignableToRole: g.GetIsAssignableToRole()})
+		g := &pb.EffectiveGroup{Id: n.ID(), Depth: int32(len(path) - 1), LabelId: n.Group().GetLabelId(), IsAssignableToRole: n.Group().GetIsAssignableToRole()}
+		if req.GetIncludePaths() {
+			g.Path = e.dir.IDs(path)
+		}
+		out = append(out, g)
 	}
 	return out, codes.OK
 }

@@ -267,32 +267,38 @@ func (v View) Members(group directory.Ref) iter.Seq2[directory.Ref, int] {
 
 // Ancestors yields every group that node is a member of at any depth, each once, breadth-first with its depth
 // (the length of the shortest nesting path). node itself is not yielded, even when a cycle leads back to it (as
-// Members does not yield the group it starts from). The walk keeps its frontier in the scratch's queue, one level
-// after the other, so a call allocates nothing once the scratch has grown to the largest walk.
+// Members does not yield the group it starts from).
 func (v View) Ancestors(node directory.Ref) iter.Seq2[directory.Ref, int] {
 	return func(yield func(directory.Ref, int) bool) {
-		if v.dir.Node(node) == nil {
-			return
-		}
-		s := v.r.scratch(v.dir.RefLimit())
-		defer v.r.release(s)
-		s.visit(node, node)
-		s.queue = append(s.queue, node)
-		for start, depth := 0, 1; start < len(s.queue); depth++ {
-			end := len(s.queue)
-			for i := start; i < end; i++ {
-				for _, g := range v.dir.Node(s.queue[i]).MemberOf() {
-					if !s.visit(g, s.queue[i]) {
-						continue
-					}
-					s.queue = append(s.queue, g)
-					if !yield(g, depth) {
-						return
-					}
+		v.walkUp(node, func(g directory.Ref, depth int, _ *scratch) bool { return yield(g, depth) })
+	}
+}
+
+// walkUp is Ancestors with the walk's scratch, whose links lead from each group found back down to node. The
+// frontier lives in the scratch's queue, one level after the other, so a walk allocates nothing once the
+// scratch has grown to the largest walk.
+func (v View) walkUp(node directory.Ref, yield func(g directory.Ref, depth int, s *scratch) bool) {
+	if v.dir.Node(node) == nil {
+		return
+	}
+	s := v.r.scratch(v.dir.RefLimit())
+	defer v.r.release(s)
+	s.visit(node, node)
+	s.queue = append(s.queue, node)
+	for start, depth := 0, 1; start < len(s.queue); depth++ {
+		end := len(s.queue)
+		for i := start; i < end; i++ {
+			for _, g := range v.dir.Node(s.queue[i]).MemberOf() {
+				if !s.visit(g, s.queue[i]) {
+					continue
+				}
+				s.queue = append(s.queue, g)
+				if !yield(g, depth, s) {
+					return
 				}
 			}
-			start = end
 		}
+		start = end
 	}
 }
 
@@ -306,6 +312,26 @@ type GroupFilter struct {
 func (f GroupFilter) match(n *directory.Node) bool {
 	g := n.Group()
 	return (!f.LabelledOnly || g.GetLabelId() != "") && (!f.RoleAssignableOnly || g.GetIsAssignableToRole())
+}
+
+// GroupPaths is Groups with each group's shortest nesting path group → … → principal (both ends included, so
+// the depth is len(path)-1). The path's backing array is reused from one group to the next: copy what you keep.
+func (v View) GroupPaths(principal directory.Ref, f GroupFilter) iter.Seq2[directory.Ref, []directory.Ref] {
+	return func(yield func(directory.Ref, []directory.Ref) bool) {
+		all := f == GroupFilter{}
+		var path []directory.Ref
+		v.walkUp(principal, func(g directory.Ref, _ int, s *scratch) bool {
+			if !all && !f.match(v.dir.Node(g)) {
+				return true
+			}
+			path = append(path[:0], g)
+			for x := g; x != principal; {
+				x = s.link[x]
+				path = append(path, x)
+			}
+			return yield(g, path)
+		})
+	}
 }
 
 // Groups yields the effective groups of a principal (user, group or service principal) that pass f: every group

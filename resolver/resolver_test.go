@@ -177,6 +177,19 @@ func compareGroups(t *testing.T, n *naive, v View, d *directory.Directory, s *pb
 			if fmt.Sprint(sortedMap(got)) != fmt.Sprint(sortedMap(want)) {
 				t.Fatalf("Groups(%s, %+v) = %v, want %v", p, f, sortedMap(got), sortedMap(want))
 			}
+			// GroupPaths: the same groups, each with a real nesting path down to p of the shortest length.
+			withPaths := map[string]int{}
+			for g, path := range v.GroupPaths(pn.Ref(), f) {
+				id, ids := d.Node(g).ID(), d.IDs(path)
+				n.checkPath(t, fmt.Sprintf("GroupPaths(%s, %+v) to %s", p, f, id), ids, id, want[id])
+				if ids[len(ids)-1] != p {
+					t.Fatalf("GroupPaths(%s, %+v): path %v does not end at %s", p, f, ids, p)
+				}
+				withPaths[id] = len(path) - 1
+			}
+			if fmt.Sprint(sortedMap(withPaths)) != fmt.Sprint(sortedMap(want)) {
+				t.Fatalf("GroupPaths(%s, %+v) = %v, want %v", p, f, sortedMap(withPaths), sortedMap(want))
+			}
 		}
 	}
 }

@@ -141,14 +141,25 @@ func (d *decisionService) EffectiveGroups(req *pb.EffectiveGroupsRequest, stream
 	if err != nil {
 		return err
 	}
-	p, ok := dir.Lookup(req.GetPrincipalId())
+	principal, ok := dir.Lookup(req.GetPrincipalId())
 	if !ok {
 		return &directory.NotFoundError{Kind: "principal", ID: req.GetPrincipalId()}
 	}
 	filter := resolver.GroupFilter{LabelledOnly: req.GetLabelledOnly(), RoleAssignableOnly: req.GetRoleAssignableOnly()}
-	groups := d.s.cfg.Resolver.At(dir).Groups(p.Ref(), filter)
+	view := d.s.cfg.Resolver.At(dir)
 	return streamPages(ctx, pageSize(req.GetPageSize()), func(p *pager[pb.EffectiveGroup]) {
-		for ref, depth := range groups {
+		if req.GetIncludePaths() {
+			for ref, path := range view.GroupPaths(principal.Ref(), filter) {
+				m := p.next()
+				setEffectiveGroup(m, dir.Node(ref), len(path)-1)
+				m.Path = dir.IDs(path) // one slice per group: the price include_paths announces
+				if !p.add(m) {
+					return
+				}
+			}
+			return
+		}
+		for ref, depth := range view.Groups(principal.Ref(), filter) {
 			m := p.next()
 			setEffectiveGroup(m, dir.Node(ref), depth)
 			if !p.add(m) {

@@ -300,3 +300,40 @@ func TestEffectiveGroupsForCheckersAndInMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestEffectiveGroupsPathsAgreeWithCheckMembership: with include_paths, every group of every demo principal comes
+// with the path CheckMembership gives for that group and principal, of length depth + 1; without it, no paths.
+func TestEffectiveGroupsPathsAgreeWithCheckMembership(t *testing.T) {
+	srv := servertest.Start(t)
+	principals := []string{"u-frank", "u-gina", "u-erin", "u-dave", "u-mallory", "grp-eng-contractors", "grp-cycle-a", "grp-partners"}
+	for _, p := range principals {
+		var groups []*pb.EffectiveGroup
+		err := srv.Client.EachGroup(ctx(t), &pb.EffectiveGroupsRequest{TenantId: "contoso", PrincipalId: p, IncludePaths: true}, func(r *pb.EffectiveGroupsResponse) error {
+			groups = append(groups, r.GetGroups()...)
+			return nil
+		})
+		if err != nil || len(groups) == 0 {
+			t.Fatalf("%s: %d groups, %v", p, len(groups), err)
+		}
+		for _, g := range groups {
+			m, err := srv.Client.CheckMembership(ctx(t), "contoso", g.GetId(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !m.GetIsMember() || !slices.Equal(g.GetPath(), m.GetPath()) || len(g.GetPath()) != int(g.GetDepth())+1 {
+				t.Errorf("%s in %s: path %v at depth %d, CheckMembership says %v %v", p, g.GetId(), g.GetPath(), g.GetDepth(), m.GetIsMember(), m.GetPath())
+			}
+		}
+	}
+	err := srv.Client.EachGroup(ctx(t), &pb.EffectiveGroupsRequest{TenantId: "contoso", PrincipalId: "u-frank"}, func(r *pb.EffectiveGroupsResponse) error {
+		for _, g := range r.GetGroups() {
+			if len(g.GetPath()) > 0 {
+				t.Errorf("%s has a path %v without include_paths", g.GetId(), g.GetPath())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -13,7 +13,7 @@ import (
 
 func newGroupsCmd() *cobra.Command {
 	f := &clientFlags{}
-	var labelled, roleAssignable, stats bool
+	var labelled, roleAssignable, paths, stats bool
 	var pageSize int32
 	cmd := &cobra.Command{
 		Use:   "groups PRINCIPAL",
@@ -28,7 +28,7 @@ func newGroupsCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			req := &pb.EffectiveGroupsRequest{TenantId: f.tenant, PrincipalId: args[0], LabelledOnly: labelled, RoleAssignableOnly: roleAssignable, PageSize: pageSize}
+			req := &pb.EffectiveGroupsRequest{TenantId: f.tenant, PrincipalId: args[0], LabelledOnly: labelled, RoleAssignableOnly: roleAssignable, IncludePaths: paths, PageSize: pageSize}
 			count, messages := 0, 0
 			var revision int64
 			start := time.Now()
@@ -37,7 +37,11 @@ func newGroupsCmd() *cobra.Command {
 				if messages++; messages == 1 {
 					first = time.Since(start)
 					if f.output == "text" && !stats { // after the call succeeded: an error prints no table head
-						fmt.Fprintln(stdout(), groupRow("ID", "DEPTH", "LABEL", "ROLE-ASSIGNABLE"))
+						head := []string{"ID", "DEPTH", "LABEL", "ROLE-ASSIGNABLE"}
+						if paths {
+							head = append(head, "PATH")
+						}
+						fmt.Fprintln(stdout(), groupRow(head...))
 					}
 				}
 				revision = resp.GetRevision()
@@ -54,7 +58,11 @@ func newGroupsCmd() *cobra.Command {
 					if g.GetIsAssignableToRole() {
 						role = "yes"
 					}
-					fmt.Fprintln(stdout(), groupRow(g.GetId(), strconv.Itoa(int(g.GetDepth())), g.GetLabelId(), role))
+					row := []string{g.GetId(), strconv.Itoa(int(g.GetDepth())), g.GetLabelId(), role}
+					if paths {
+						row = append(row, strings.Join(g.GetPath(), " -> "))
+					}
+					fmt.Fprintln(stdout(), groupRow(row...))
 				}
 				return nil
 			})
@@ -72,12 +80,23 @@ func newGroupsCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&labelled, "labelled", false, "only groups that carry a sensitivity label")
 	cmd.Flags().BoolVar(&roleAssignable, "role-assignable", false, "only role-assignable groups")
+	cmd.Flags().BoolVar(&paths, "paths", false, "also print each group's shortest nesting path down to PRINCIPAL")
 	cmd.Flags().BoolVar(&stats, "stats", false, "print only the count and how long the first message and the whole stream took")
 	cmd.Flags().Int32Var(&pageSize, "page-size", 0, "groups per streamed message (0: server default)")
 	f.register(cmd)
 	return cmd
 }
 
-func groupRow(id, depth, label, role string) string {
-	return strings.TrimRight(fmt.Sprintf("%-40s %-6s %-28s %s", id, depth, label, role), " ")
+// groupRow lays out ID, DEPTH, LABEL, ROLE-ASSIGNABLE and, with --paths, PATH.
+func groupRow(cols ...string) string {
+	widths := []int{40, 6, 28, 15}
+	var b strings.Builder
+	for i, c := range cols {
+		if i < len(cols)-1 {
+			fmt.Fprintf(&b, "%-*s ", widths[i], c)
+		} else {
+			b.WriteString(c)
+		}
+	}
+	return strings.TrimRight(b.String(), " ")
 }

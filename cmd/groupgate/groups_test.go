@@ -47,6 +47,10 @@ func TestGroupsCommand(t *testing.T) {
 			}
 		}
 	}
+	out := runCLI(t, "groups", "u-gina", "--labelled", "--paths", "--addr", addr)
+	if !strings.Contains(out, "PATH") || !strings.Contains(out, "grp-vendors -> grp-partners -> u-gina") {
+		t.Errorf("groups u-gina --labelled --paths:\n%s", out)
+	}
 	var resp struct {
 		Groups []struct {
 			ID    string `json:"id"`

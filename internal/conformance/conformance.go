@@ -76,8 +76,8 @@ type Want struct {
 	Steps []StepWant `json:"steps"`
 	// Findings, for audits: the exact set of "RULE group_id" pairs.
 	Findings []string `json:"findings"`
-	// Groups, for EffectiveGroups: the exact set of "id depth" with " label=L" for a labelled group and
-	// " role-assignable" for a role-assignable one (see FormatGroup).
+	// Groups, for EffectiveGroups: the exact set of "id depth" with " label=L" for a labelled group,
+	// " role-assignable" for a role-assignable one and " path=id>…>principal" with includePaths (see FormatGroup).
 	Groups []string `json:"groups"`
 }
 
@@ -97,7 +97,8 @@ type Target interface {
 	EffectiveGroups(t *testing.T, req *pb.EffectiveGroupsRequest) ([]*pb.EffectiveGroup, codes.Code)
 }
 
-// FormatGroup writes an EffectiveGroups item the way fixtures list them: "id depth[ label=L][ role-assignable]".
+// FormatGroup writes an EffectiveGroups item the way fixtures list them:
+// "id depth[ label=L][ role-assignable][ path=id>…>principal]".
 func FormatGroup(g *pb.EffectiveGroup) string {
 	s := fmt.Sprintf("%s %d", g.GetId(), g.GetDepth())
 	if g.GetLabelId() != "" {
@@ -105,6 +106,9 @@ func FormatGroup(g *pb.EffectiveGroup) string {
 	}
 	if g.GetIsAssignableToRole() {
 		s += " role-assignable"
+	}
+	if len(g.GetPath()) > 0 {
+		s += " path=" + strings.Join(g.GetPath(), ">")
 	}
 	return s
 }

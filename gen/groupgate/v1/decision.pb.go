@@ -2223,7 +2223,10 @@ type EffectiveGroupsRequest struct {
 	// Only role-assignable groups (walked through the same way).
 	RoleAssignableOnly bool `protobuf:"varint,5,opt,name=role_assignable_only,json=roleAssignableOnly,proto3" json:"role_assignable_only,omitempty"`
 	// Groups per message; 0 means the server default.
-	PageSize      int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Also give each group's shortest nesting path (the evidence of an access review), at the cost of one list per
+	// group.
+	IncludePaths  bool `protobuf:"varint,7,opt,name=include_paths,json=includePaths,proto3" json:"include_paths,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2300,6 +2303,13 @@ func (x *EffectiveGroupsRequest) GetPageSize() int32 {
 	return 0
 }
 
+func (x *EffectiveGroupsRequest) GetIncludePaths() bool {
+	if x != nil {
+		return x.IncludePaths
+	}
+	return false
+}
+
 // EffectiveGroup is one group a principal belongs to at some depth.
 type EffectiveGroup struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2309,8 +2319,11 @@ type EffectiveGroup struct {
 	// The group's sensitivity label; empty when it has none.
 	LabelId            string `protobuf:"bytes,3,opt,name=label_id,json=labelId,proto3" json:"label_id,omitempty"`
 	IsAssignableToRole bool   `protobuf:"varint,4,opt,name=is_assignable_to_role,json=isAssignableToRole,proto3" json:"is_assignable_to_role,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// With include_paths: the shortest nesting path id → … → principal_id (depth + 1 ids), as CheckMembership
+	// gives it.
+	Path          []string `protobuf:"bytes,5,rep,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EffectiveGroup) Reset() {
@@ -2369,6 +2382,13 @@ func (x *EffectiveGroup) GetIsAssignableToRole() bool {
 		return x.IsAssignableToRole
 	}
 	return false
+}
+
+func (x *EffectiveGroup) GetPath() []string {
+	if x != nil {
+		return x.Path
+	}
+	return nil
 }
 
 type EffectiveGroupsResponse struct {
@@ -3661,19 +3681,21 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x04path\x18\x04 \x03(\tR\x04path\"^\n" +
 	"\rAuditResponse\x121\n" +
 	"\bfindings\x18\x01 \x03(\v2\x15.groupgate.v1.FindingR\bfindings\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\x89\x02\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\xae\x02\n" +
 	"\x16EffectiveGroupsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
 	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\x12!\n" +
 	"\fprincipal_id\x18\x03 \x01(\tR\vprincipalId\x12#\n" +
 	"\rlabelled_only\x18\x04 \x01(\bR\flabelledOnly\x120\n" +
 	"\x14role_assignable_only\x18\x05 \x01(\bR\x12roleAssignableOnly\x12\x1b\n" +
-	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\"\x84\x01\n" +
+	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12#\n" +
+	"\rinclude_paths\x18\a \x01(\bR\fincludePaths\"\x98\x01\n" +
 	"\x0eEffectiveGroup\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05depth\x18\x02 \x01(\x05R\x05depth\x12\x19\n" +
 	"\blabel_id\x18\x03 \x01(\tR\alabelId\x121\n" +
-	"\x15is_assignable_to_role\x18\x04 \x01(\bR\x12isAssignableToRole\"k\n" +
+	"\x15is_assignable_to_role\x18\x04 \x01(\bR\x12isAssignableToRole\x12\x12\n" +
+	"\x04path\x18\x05 \x03(\tR\x04path\"k\n" +
 	"\x17EffectiveGroupsResponse\x124\n" +
 	"\x06groups\x18\x01 \x03(\v2\x1c.groupgate.v1.EffectiveGroupR\x06groups\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"\x14\n" +

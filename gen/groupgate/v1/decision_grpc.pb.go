@@ -83,10 +83,10 @@ type DecisionServiceClient interface {
 	//
 	// Today's policy violations in the directory (drift), on one revision.
 	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditResponse], error)
-	// List every group a principal belongs to through any level of nesting
+	// List every group a principal belongs to through any nesting
 	//
-	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), in batches,
-	// all on one revision.
+	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), nearest first,
+	// in batches, all on one revision.
 	EffectiveGroups(ctx context.Context, in *EffectiveGroupsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EffectiveGroupsResponse], error)
 	// List the tenants this server holds
 	//
@@ -352,10 +352,10 @@ type DecisionServiceServer interface {
 	//
 	// Today's policy violations in the directory (drift), on one revision.
 	Audit(*AuditRequest, grpc.ServerStreamingServer[AuditResponse]) error
-	// List every group a principal belongs to through any level of nesting
+	// List every group a principal belongs to through any nesting
 	//
-	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), in batches,
-	// all on one revision.
+	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), nearest first,
+	// in batches, all on one revision.
 	EffectiveGroups(*EffectiveGroupsRequest, grpc.ServerStreamingServer[EffectiveGroupsResponse]) error
 	// List the tenants this server holds
 	//
