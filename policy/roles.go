@@ -186,3 +186,9 @@ func (p *principal) canManageGroupProperties(g *directory.Node) (string, bool) {
 	}
 	return "", false
 }
+
+// EffectiveRoles are the roles a principal acts with: its own and those of the role-assignable groups it is a
+// direct member of, as the rules see them.
+func EffectiveRoles(dir *directory.Directory, n *directory.Node) []string {
+	return newPrincipal(dir, n).roles
+}

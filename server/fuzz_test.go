@@ -21,6 +21,9 @@ func FuzzValidate(f *testing.F) {
 		&pb.AuditRequest{TenantId: "t", Rules: []pb.Rule{0, 1000}},
 		&pb.WriteChangesRequest{TenantId: "t", RequestId: "r"},
 		&pb.EffectiveGroupsRequest{TenantId: "t", PrincipalId: "bad id", PageSize: 10_001},
+		&pb.SearchObjectsRequest{TenantId: "t", Query: "", Kinds: []pb.ObjectKind{0, 9}, Limit: 51},
+		&pb.LookupObjectsRequest{TenantId: "t", Ids: []string{"ok", "not ok"}},
+		&pb.DescribeObjectRequest{TenantId: "t", Id: "g", PageSize: 1001, PageToken: "007"},
 	}
 	for i, m := range seeds {
 		b, err := proto.Marshal(m)
@@ -35,7 +38,8 @@ func FuzzValidate(f *testing.F) {
 			&pb.CanCreateRoleGroupRequest{}, &pb.CanModifyUserRequest{}, &pb.CheckMembershipRequest{},
 			&pb.EffectiveMembersRequest{}, &pb.CheckBatchRequest{}, &pb.EvaluatePlanRequest{}, &pb.AuditRequest{},
 			&pb.WriteChangesRequest{}, &pb.WatchRequest{}, &pb.ExportSnapshotRequest{}, &pb.GetStatusRequest{},
-			&pb.EffectiveGroupsRequest{},
+			&pb.EffectiveGroupsRequest{}, &pb.ListTenantsRequest{}, &pb.SearchObjectsRequest{}, &pb.LookupObjectsRequest{},
+			&pb.DescribeObjectRequest{}, &pb.ListLabelsRequest{},
 		}
 		m := msgs[int(kind)%len(msgs)]
 		if proto.Unmarshal(data, m) != nil {

@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
@@ -145,6 +147,51 @@ func validate(req any) error {
 		for i, rule := range r.GetRules() {
 			v.enum(fmt.Sprintf("rules[%d]", i), rule)
 		}
+	case *pb.ListTenantsRequest:
+		// nothing to check: the tenants a caller may see are all the server holds
+	case *pb.SearchObjectsRequest:
+		v.id("tenant_id", r.GetTenantId())
+		v.consistency(r.GetConsistency())
+		switch q := r.GetQuery(); {
+		case q == "":
+			v.add("query", "required")
+		case len(q) > maxSearchQueryLength:
+			v.add("query", "at most %d bytes", maxSearchQueryLength)
+		case !utf8.ValidString(q):
+			v.add("query", "not valid UTF-8")
+		}
+		for i, k := range r.GetKinds() {
+			v.enum(fmt.Sprintf("kinds[%d]", i), k)
+		}
+		if l := r.GetLimit(); l < 0 || l > MaxSearchLimit {
+			v.add("limit", "must be between 0 (default %d) and %d, got %d", DefaultSearchLimit, MaxSearchLimit, l)
+		}
+	case *pb.LookupObjectsRequest:
+		v.id("tenant_id", r.GetTenantId())
+		v.consistency(r.GetConsistency())
+		switch n := len(r.GetIds()); {
+		case n == 0:
+			v.add("ids", "required: at least one id")
+		case n > MaxLookupIDs:
+			v.add("ids", "at most %d ids, got %d", MaxLookupIDs, n)
+		default:
+			v.ids("ids", r.GetIds())
+		}
+	case *pb.DescribeObjectRequest:
+		v.id("tenant_id", r.GetTenantId())
+		v.consistency(r.GetConsistency())
+		v.id("id", r.GetId())
+		if p := r.GetPageSize(); p < 0 || p > MaxDescribePage {
+			v.add("page_size", "must be between 0 (default %d) and %d, got %d", DefaultDescribePage, MaxDescribePage, p)
+		}
+		if t := r.GetPageToken(); t != "" {
+			if n, err := strconv.Atoi(t); err != nil || n < 0 || strconv.Itoa(n) != t {
+				v.add("page_token", "not a token from a previous response: %q", truncate(t))
+			}
+		}
+	case *pb.ListLabelsRequest:
+		v.id("tenant_id", r.GetTenantId())
+		v.consistency(r.GetConsistency())
 	case *pb.WriteChangesRequest:
 		v.id("tenant_id", r.GetTenantId())
 		switch n := len(r.GetChanges()); {

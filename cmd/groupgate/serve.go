@@ -22,6 +22,7 @@ import (
 	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/memory"
 	"github.com/groupgate/groupgate/store/postgres"
+	webui "github.com/groupgate/groupgate/web"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -230,9 +231,9 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	return nil
 }
 
-// httpRoot serves GET / and every other path outside the API on the HTTP listener: the explorer page plugs in
-// here. nil answers 404.
-func httpRoot() http.Handler { return nil }
+// httpRoot serves GET / and every other path outside the API on the HTTP listener: the explorer page (package
+// web) and its assets.
+func httpRoot() http.Handler { return webui.Handler() }
 
 // startHTTP serves the HTTP/JSON API on addr (host:port or a unix socket) in front of the gRPC server that
 // serves inProcess (see server/gateway), with the gRPC port's TLS configuration.

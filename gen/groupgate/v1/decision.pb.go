@@ -2445,6 +2445,1118 @@ func (x *EffectiveGroupsResponse) GetRevision() int64 {
 	return 0
 }
 
+type ListTenantsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTenantsRequest) Reset() {
+	*x = ListTenantsRequest{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTenantsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTenantsRequest) ProtoMessage() {}
+
+func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
+func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{31}
+}
+
+// TenantInfo is one tenant a server holds.
+type TenantInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Revision      int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Users         int64                  `protobuf:"varint,3,opt,name=users,proto3" json:"users,omitempty"`
+	Groups        int64                  `protobuf:"varint,4,opt,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantInfo) Reset() {
+	*x = TenantInfo{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantInfo) ProtoMessage() {}
+
+func (x *TenantInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantInfo.ProtoReflect.Descriptor instead.
+func (*TenantInfo) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TenantInfo) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *TenantInfo) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *TenantInfo) GetUsers() int64 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
+}
+
+func (x *TenantInfo) GetGroups() int64 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
+type ListTenantsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by tenant_id.
+	Tenants       []*TenantInfo `protobuf:"bytes,1,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTenantsResponse) Reset() {
+	*x = ListTenantsResponse{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTenantsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTenantsResponse) ProtoMessage() {}
+
+func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
+func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListTenantsResponse) GetTenants() []*TenantInfo {
+	if x != nil {
+		return x.Tenants
+	}
+	return nil
+}
+
+// ObjectSummary is what a list needs to show one principal.
+type ObjectSummary struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind        ObjectKind             `protobuf:"varint,2,opt,name=kind,proto3,enum=groupgate.v1.ObjectKind" json:"kind,omitempty"`
+	DisplayName string                 `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// Users only.
+	UserType UserType `protobuf:"varint,4,opt,name=user_type,json=userType,proto3,enum=groupgate.v1.UserType" json:"user_type,omitempty"`
+	// Groups only.
+	GroupKind GroupKind `protobuf:"varint,5,opt,name=group_kind,json=groupKind,proto3,enum=groupgate.v1.GroupKind" json:"group_kind,omitempty"`
+	// Groups only; empty when unlabelled.
+	LabelId string `protobuf:"bytes,6,opt,name=label_id,json=labelId,proto3" json:"label_id,omitempty"`
+	// Groups only.
+	IsAssignableToRole bool `protobuf:"varint,7,opt,name=is_assignable_to_role,json=isAssignableToRole,proto3" json:"is_assignable_to_role,omitempty"`
+	// Groups only.
+	Membership    Membership `protobuf:"varint,8,opt,name=membership,proto3,enum=groupgate.v1.Membership" json:"membership,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectSummary) Reset() {
+	*x = ObjectSummary{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectSummary) ProtoMessage() {}
+
+func (x *ObjectSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectSummary.ProtoReflect.Descriptor instead.
+func (*ObjectSummary) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ObjectSummary) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ObjectSummary) GetKind() ObjectKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ObjectKind_OBJECT_KIND_UNSPECIFIED
+}
+
+func (x *ObjectSummary) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *ObjectSummary) GetUserType() UserType {
+	if x != nil {
+		return x.UserType
+	}
+	return UserType_USER_TYPE_UNSPECIFIED
+}
+
+func (x *ObjectSummary) GetGroupKind() GroupKind {
+	if x != nil {
+		return x.GroupKind
+	}
+	return GroupKind_GROUP_KIND_UNSPECIFIED
+}
+
+func (x *ObjectSummary) GetLabelId() string {
+	if x != nil {
+		return x.LabelId
+	}
+	return ""
+}
+
+func (x *ObjectSummary) GetIsAssignableToRole() bool {
+	if x != nil {
+		return x.IsAssignableToRole
+	}
+	return false
+}
+
+func (x *ObjectSummary) GetMembership() Membership {
+	if x != nil {
+		return x.Membership
+	}
+	return Membership_MEMBERSHIP_UNSPECIFIED
+}
+
+type SearchObjectsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Consistency *Consistency           `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// Matched case-insensitively against ids and display names: 1–256 characters.
+	Query string `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
+	// Only these kinds; empty means all.
+	Kinds []ObjectKind `protobuf:"varint,4,rep,packed,name=kinds,proto3,enum=groupgate.v1.ObjectKind" json:"kinds,omitempty"`
+	// At most 50; 0 means 20.
+	Limit         int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchObjectsRequest) Reset() {
+	*x = SearchObjectsRequest{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchObjectsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchObjectsRequest) ProtoMessage() {}
+
+func (x *SearchObjectsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchObjectsRequest.ProtoReflect.Descriptor instead.
+func (*SearchObjectsRequest) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SearchObjectsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SearchObjectsRequest) GetConsistency() *Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+func (x *SearchObjectsRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *SearchObjectsRequest) GetKinds() []ObjectKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *SearchObjectsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type SearchObjectsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The exact id first, then id or display-name prefix matches, then substring matches; within each, by
+	// display name.
+	Objects []*ObjectSummary `protobuf:"bytes,1,rep,name=objects,proto3" json:"objects,omitempty"`
+	// More objects matched than limit.
+	Truncated     bool  `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	Revision      int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchObjectsResponse) Reset() {
+	*x = SearchObjectsResponse{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchObjectsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchObjectsResponse) ProtoMessage() {}
+
+func (x *SearchObjectsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchObjectsResponse.ProtoReflect.Descriptor instead.
+func (*SearchObjectsResponse) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SearchObjectsResponse) GetObjects() []*ObjectSummary {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+func (x *SearchObjectsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *SearchObjectsResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type LookupObjectsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Consistency *Consistency           `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// At most 1000.
+	Ids           []string `protobuf:"bytes,3,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupObjectsRequest) Reset() {
+	*x = LookupObjectsRequest{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupObjectsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupObjectsRequest) ProtoMessage() {}
+
+func (x *LookupObjectsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupObjectsRequest.ProtoReflect.Descriptor instead.
+func (*LookupObjectsRequest) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *LookupObjectsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *LookupObjectsRequest) GetConsistency() *Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+func (x *LookupObjectsRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+type LookupObjectsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The objects found, in the order asked (each id once).
+	Objects []*ObjectSummary `protobuf:"bytes,1,rep,name=objects,proto3" json:"objects,omitempty"`
+	// The ids asked for that name no user, group or service principal (e.g. a label id of an evidence path).
+	NotFound      []string `protobuf:"bytes,2,rep,name=not_found,json=notFound,proto3" json:"not_found,omitempty"`
+	Revision      int64    `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupObjectsResponse) Reset() {
+	*x = LookupObjectsResponse{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupObjectsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupObjectsResponse) ProtoMessage() {}
+
+func (x *LookupObjectsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupObjectsResponse.ProtoReflect.Descriptor instead.
+func (*LookupObjectsResponse) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *LookupObjectsResponse) GetObjects() []*ObjectSummary {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+func (x *LookupObjectsResponse) GetNotFound() []string {
+	if x != nil {
+		return x.NotFound
+	}
+	return nil
+}
+
+func (x *LookupObjectsResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type DescribeObjectRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Consistency *Consistency           `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	Id          string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	// Direct members per page, for a group: at most 1000; 0 means 100.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token; empty for the first page.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeObjectRequest) Reset() {
+	*x = DescribeObjectRequest{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeObjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeObjectRequest) ProtoMessage() {}
+
+func (x *DescribeObjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeObjectRequest.ProtoReflect.Descriptor instead.
+func (*DescribeObjectRequest) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DescribeObjectRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DescribeObjectRequest) GetConsistency() *Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+func (x *DescribeObjectRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DescribeObjectRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *DescribeObjectRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// DirectMember is one direct member of a described group.
+type DirectMember struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Object *ObjectSummary         `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	// Groups only: how many direct members it has.
+	DirectMemberCount int64 `protobuf:"varint,2,opt,name=direct_member_count,json=directMemberCount,proto3" json:"direct_member_count,omitempty"`
+	// Groups only: how many transitive members it has (see effective_member_count_exact).
+	EffectiveMemberCount int64 `protobuf:"varint,3,opt,name=effective_member_count,json=effectiveMemberCount,proto3" json:"effective_member_count,omitempty"`
+	// False when counting stopped at the server's budget: effective_member_count is then a lower bound.
+	EffectiveMemberCountExact bool `protobuf:"varint,4,opt,name=effective_member_count_exact,json=effectiveMemberCountExact,proto3" json:"effective_member_count_exact,omitempty"`
+	// Groups only: a guest user is among its transitive members.
+	ContainsGuest bool `protobuf:"varint,5,opt,name=contains_guest,json=containsGuest,proto3" json:"contains_guest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectMember) Reset() {
+	*x = DirectMember{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectMember) ProtoMessage() {}
+
+func (x *DirectMember) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectMember.ProtoReflect.Descriptor instead.
+func (*DirectMember) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *DirectMember) GetObject() *ObjectSummary {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *DirectMember) GetDirectMemberCount() int64 {
+	if x != nil {
+		return x.DirectMemberCount
+	}
+	return 0
+}
+
+func (x *DirectMember) GetEffectiveMemberCount() int64 {
+	if x != nil {
+		return x.EffectiveMemberCount
+	}
+	return 0
+}
+
+func (x *DirectMember) GetEffectiveMemberCountExact() bool {
+	if x != nil {
+		return x.EffectiveMemberCountExact
+	}
+	return false
+}
+
+func (x *DirectMember) GetContainsGuest() bool {
+	if x != nil {
+		return x.ContainsGuest
+	}
+	return false
+}
+
+// GroupDetails describe a group.
+type GroupDetails struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Kind             GroupKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=groupgate.v1.GroupKind" json:"kind,omitempty"`
+	Membership       Membership             `protobuf:"varint,2,opt,name=membership,proto3,enum=groupgate.v1.Membership" json:"membership,omitempty"`
+	OnPremisesSynced bool                   `protobuf:"varint,3,opt,name=on_premises_synced,json=onPremisesSynced,proto3" json:"on_premises_synced,omitempty"`
+	// Absent when the group is unlabelled.
+	Label              *Label           `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
+	IsAssignableToRole bool             `protobuf:"varint,5,opt,name=is_assignable_to_role,json=isAssignableToRole,proto3" json:"is_assignable_to_role,omitempty"`
+	DirectoryRoles     []string         `protobuf:"bytes,6,rep,name=directory_roles,json=directoryRoles,proto3" json:"directory_roles,omitempty"`
+	Owners             []*ObjectSummary `protobuf:"bytes,7,rep,name=owners,proto3" json:"owners,omitempty"`
+	// One page of direct members, in the order they were added.
+	Members []*DirectMember `protobuf:"bytes,8,rep,name=members,proto3" json:"members,omitempty"`
+	// All direct members, across pages.
+	DirectMemberCount int64 `protobuf:"varint,9,opt,name=direct_member_count,json=directMemberCount,proto3" json:"direct_member_count,omitempty"`
+	// All transitive members (see effective_member_count_exact).
+	EffectiveMemberCount      int64 `protobuf:"varint,10,opt,name=effective_member_count,json=effectiveMemberCount,proto3" json:"effective_member_count,omitempty"`
+	EffectiveMemberCountExact bool  `protobuf:"varint,11,opt,name=effective_member_count_exact,json=effectiveMemberCountExact,proto3" json:"effective_member_count_exact,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,12,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The labels of the direct-member groups on this page, so a page can judge them against the group's label.
+	MemberLabels  []*Label `protobuf:"bytes,13,rep,name=member_labels,json=memberLabels,proto3" json:"member_labels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupDetails) Reset() {
+	*x = GroupDetails{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupDetails) ProtoMessage() {}
+
+func (x *GroupDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupDetails.ProtoReflect.Descriptor instead.
+func (*GroupDetails) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GroupDetails) GetKind() GroupKind {
+	if x != nil {
+		return x.Kind
+	}
+	return GroupKind_GROUP_KIND_UNSPECIFIED
+}
+
+func (x *GroupDetails) GetMembership() Membership {
+	if x != nil {
+		return x.Membership
+	}
+	return Membership_MEMBERSHIP_UNSPECIFIED
+}
+
+func (x *GroupDetails) GetOnPremisesSynced() bool {
+	if x != nil {
+		return x.OnPremisesSynced
+	}
+	return false
+}
+
+func (x *GroupDetails) GetLabel() *Label {
+	if x != nil {
+		return x.Label
+	}
+	return nil
+}
+
+func (x *GroupDetails) GetIsAssignableToRole() bool {
+	if x != nil {
+		return x.IsAssignableToRole
+	}
+	return false
+}
+
+func (x *GroupDetails) GetDirectoryRoles() []string {
+	if x != nil {
+		return x.DirectoryRoles
+	}
+	return nil
+}
+
+func (x *GroupDetails) GetOwners() []*ObjectSummary {
+	if x != nil {
+		return x.Owners
+	}
+	return nil
+}
+
+func (x *GroupDetails) GetMembers() []*DirectMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *GroupDetails) GetDirectMemberCount() int64 {
+	if x != nil {
+		return x.DirectMemberCount
+	}
+	return 0
+}
+
+func (x *GroupDetails) GetEffectiveMemberCount() int64 {
+	if x != nil {
+		return x.EffectiveMemberCount
+	}
+	return 0
+}
+
+func (x *GroupDetails) GetEffectiveMemberCountExact() bool {
+	if x != nil {
+		return x.EffectiveMemberCountExact
+	}
+	return false
+}
+
+func (x *GroupDetails) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *GroupDetails) GetMemberLabels() []*Label {
+	if x != nil {
+		return x.MemberLabels
+	}
+	return nil
+}
+
+// PrincipalDetails describe a user or service principal.
+type PrincipalDetails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Assigned to the principal itself.
+	DirectoryRoles []string `protobuf:"bytes,1,rep,name=directory_roles,json=directoryRoles,proto3" json:"directory_roles,omitempty"`
+	// Its own roles and those of the role-assignable groups it is a direct member of.
+	EffectiveRoles []string `protobuf:"bytes,2,rep,name=effective_roles,json=effectiveRoles,proto3" json:"effective_roles,omitempty"`
+	// Service principals only.
+	AppPermissions []string `protobuf:"bytes,3,rep,name=app_permissions,json=appPermissions,proto3" json:"app_permissions,omitempty"`
+	// How many groups it is a direct member of.
+	DirectGroupCount int64 `protobuf:"varint,4,opt,name=direct_group_count,json=directGroupCount,proto3" json:"direct_group_count,omitempty"`
+	// How many groups it owns.
+	OwnedGroupCount int64 `protobuf:"varint,5,opt,name=owned_group_count,json=ownedGroupCount,proto3" json:"owned_group_count,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PrincipalDetails) Reset() {
+	*x = PrincipalDetails{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrincipalDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrincipalDetails) ProtoMessage() {}
+
+func (x *PrincipalDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrincipalDetails.ProtoReflect.Descriptor instead.
+func (*PrincipalDetails) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *PrincipalDetails) GetDirectoryRoles() []string {
+	if x != nil {
+		return x.DirectoryRoles
+	}
+	return nil
+}
+
+func (x *PrincipalDetails) GetEffectiveRoles() []string {
+	if x != nil {
+		return x.EffectiveRoles
+	}
+	return nil
+}
+
+func (x *PrincipalDetails) GetAppPermissions() []string {
+	if x != nil {
+		return x.AppPermissions
+	}
+	return nil
+}
+
+func (x *PrincipalDetails) GetDirectGroupCount() int64 {
+	if x != nil {
+		return x.DirectGroupCount
+	}
+	return 0
+}
+
+func (x *PrincipalDetails) GetOwnedGroupCount() int64 {
+	if x != nil {
+		return x.OwnedGroupCount
+	}
+	return 0
+}
+
+type DescribeObjectResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Object *ObjectSummary         `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	// Types that are valid to be assigned to Details:
+	//
+	//	*DescribeObjectResponse_Group
+	//	*DescribeObjectResponse_Principal
+	Details       isDescribeObjectResponse_Details `protobuf_oneof:"details"`
+	Revision      int64                            `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeObjectResponse) Reset() {
+	*x = DescribeObjectResponse{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeObjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeObjectResponse) ProtoMessage() {}
+
+func (x *DescribeObjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeObjectResponse.ProtoReflect.Descriptor instead.
+func (*DescribeObjectResponse) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DescribeObjectResponse) GetObject() *ObjectSummary {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *DescribeObjectResponse) GetDetails() isDescribeObjectResponse_Details {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *DescribeObjectResponse) GetGroup() *GroupDetails {
+	if x != nil {
+		if x, ok := x.Details.(*DescribeObjectResponse_Group); ok {
+			return x.Group
+		}
+	}
+	return nil
+}
+
+func (x *DescribeObjectResponse) GetPrincipal() *PrincipalDetails {
+	if x != nil {
+		if x, ok := x.Details.(*DescribeObjectResponse_Principal); ok {
+			return x.Principal
+		}
+	}
+	return nil
+}
+
+func (x *DescribeObjectResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type isDescribeObjectResponse_Details interface {
+	isDescribeObjectResponse_Details()
+}
+
+type DescribeObjectResponse_Group struct {
+	Group *GroupDetails `protobuf:"bytes,2,opt,name=group,proto3,oneof"`
+}
+
+type DescribeObjectResponse_Principal struct {
+	Principal *PrincipalDetails `protobuf:"bytes,3,opt,name=principal,proto3,oneof"`
+}
+
+func (*DescribeObjectResponse_Group) isDescribeObjectResponse_Details() {}
+
+func (*DescribeObjectResponse_Principal) isDescribeObjectResponse_Details() {}
+
+type ListLabelsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Consistency   *Consistency           `protobuf:"bytes,2,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLabelsRequest) Reset() {
+	*x = ListLabelsRequest{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLabelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLabelsRequest) ProtoMessage() {}
+
+func (x *ListLabelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLabelsRequest.ProtoReflect.Descriptor instead.
+func (*ListLabelsRequest) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListLabelsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListLabelsRequest) GetConsistency() *Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+type ListLabelsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by priority, then id.
+	Labels        []*Label `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Revision      int64    `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLabelsResponse) Reset() {
+	*x = ListLabelsResponse{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLabelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLabelsResponse) ProtoMessage() {}
+
+func (x *ListLabelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLabelsResponse.ProtoReflect.Descriptor instead.
+func (*ListLabelsResponse) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListLabelsResponse) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ListLabelsResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_groupgate_v1_decision_proto protoreflect.FileDescriptor
 
 const file_groupgate_v1_decision_proto_rawDesc = "" +
@@ -2586,6 +3698,93 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x04path\x18\x05 \x03(\tR\x04path\"k\n" +
 	"\x17EffectiveGroupsResponse\x124\n" +
 	"\x06groups\x18\x01 \x03(\v2\x1c.groupgate.v1.EffectiveGroupR\x06groups\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x14\n" +
+	"\x12ListTenantsRequest\"s\n" +
+	"\n" +
+	"TenantInfo\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x14\n" +
+	"\x05users\x18\x03 \x01(\x03R\x05users\x12\x16\n" +
+	"\x06groups\x18\x04 \x01(\x03R\x06groups\"I\n" +
+	"\x13ListTenantsResponse\x122\n" +
+	"\atenants\x18\x01 \x03(\v2\x18.groupgate.v1.TenantInfoR\atenants\"\xe5\x02\n" +
+	"\rObjectSummary\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x18.groupgate.v1.ObjectKindR\x04kind\x12!\n" +
+	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x123\n" +
+	"\tuser_type\x18\x04 \x01(\x0e2\x16.groupgate.v1.UserTypeR\buserType\x126\n" +
+	"\n" +
+	"group_kind\x18\x05 \x01(\x0e2\x17.groupgate.v1.GroupKindR\tgroupKind\x12\x19\n" +
+	"\blabel_id\x18\x06 \x01(\tR\alabelId\x121\n" +
+	"\x15is_assignable_to_role\x18\a \x01(\bR\x12isAssignableToRole\x128\n" +
+	"\n" +
+	"membership\x18\b \x01(\x0e2\x18.groupgate.v1.MembershipR\n" +
+	"membership\"\xcc\x01\n" +
+	"\x14SearchObjectsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
+	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\x12\x14\n" +
+	"\x05query\x18\x03 \x01(\tR\x05query\x12.\n" +
+	"\x05kinds\x18\x04 \x03(\x0e2\x18.groupgate.v1.ObjectKindR\x05kinds\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\"\x88\x01\n" +
+	"\x15SearchObjectsResponse\x125\n" +
+	"\aobjects\x18\x01 \x03(\v2\x1b.groupgate.v1.ObjectSummaryR\aobjects\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\x82\x01\n" +
+	"\x14LookupObjectsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
+	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\x12\x10\n" +
+	"\x03ids\x18\x03 \x03(\tR\x03ids\"\x87\x01\n" +
+	"\x15LookupObjectsResponse\x125\n" +
+	"\aobjects\x18\x01 \x03(\v2\x1b.groupgate.v1.ObjectSummaryR\aobjects\x12\x1b\n" +
+	"\tnot_found\x18\x02 \x03(\tR\bnotFound\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\xbd\x01\n" +
+	"\x15DescribeObjectRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
+	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"\x91\x02\n" +
+	"\fDirectMember\x123\n" +
+	"\x06object\x18\x01 \x01(\v2\x1b.groupgate.v1.ObjectSummaryR\x06object\x12.\n" +
+	"\x13direct_member_count\x18\x02 \x01(\x03R\x11directMemberCount\x124\n" +
+	"\x16effective_member_count\x18\x03 \x01(\x03R\x14effectiveMemberCount\x12?\n" +
+	"\x1ceffective_member_count_exact\x18\x04 \x01(\bR\x19effectiveMemberCountExact\x12%\n" +
+	"\x0econtains_guest\x18\x05 \x01(\bR\rcontainsGuest\"\x9e\x05\n" +
+	"\fGroupDetails\x12+\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x17.groupgate.v1.GroupKindR\x04kind\x128\n" +
+	"\n" +
+	"membership\x18\x02 \x01(\x0e2\x18.groupgate.v1.MembershipR\n" +
+	"membership\x12,\n" +
+	"\x12on_premises_synced\x18\x03 \x01(\bR\x10onPremisesSynced\x12)\n" +
+	"\x05label\x18\x04 \x01(\v2\x13.groupgate.v1.LabelR\x05label\x121\n" +
+	"\x15is_assignable_to_role\x18\x05 \x01(\bR\x12isAssignableToRole\x12'\n" +
+	"\x0fdirectory_roles\x18\x06 \x03(\tR\x0edirectoryRoles\x123\n" +
+	"\x06owners\x18\a \x03(\v2\x1b.groupgate.v1.ObjectSummaryR\x06owners\x124\n" +
+	"\amembers\x18\b \x03(\v2\x1a.groupgate.v1.DirectMemberR\amembers\x12.\n" +
+	"\x13direct_member_count\x18\t \x01(\x03R\x11directMemberCount\x124\n" +
+	"\x16effective_member_count\x18\n" +
+	" \x01(\x03R\x14effectiveMemberCount\x12?\n" +
+	"\x1ceffective_member_count_exact\x18\v \x01(\bR\x19effectiveMemberCountExact\x12&\n" +
+	"\x0fnext_page_token\x18\f \x01(\tR\rnextPageToken\x128\n" +
+	"\rmember_labels\x18\r \x03(\v2\x13.groupgate.v1.LabelR\fmemberLabels\"\xe7\x01\n" +
+	"\x10PrincipalDetails\x12'\n" +
+	"\x0fdirectory_roles\x18\x01 \x03(\tR\x0edirectoryRoles\x12'\n" +
+	"\x0feffective_roles\x18\x02 \x03(\tR\x0eeffectiveRoles\x12'\n" +
+	"\x0fapp_permissions\x18\x03 \x03(\tR\x0eappPermissions\x12,\n" +
+	"\x12direct_group_count\x18\x04 \x01(\x03R\x10directGroupCount\x12*\n" +
+	"\x11owned_group_count\x18\x05 \x01(\x03R\x0fownedGroupCount\"\xe8\x01\n" +
+	"\x16DescribeObjectResponse\x123\n" +
+	"\x06object\x18\x01 \x01(\v2\x1b.groupgate.v1.ObjectSummaryR\x06object\x122\n" +
+	"\x05group\x18\x02 \x01(\v2\x1a.groupgate.v1.GroupDetailsH\x00R\x05group\x12>\n" +
+	"\tprincipal\x18\x03 \x01(\v2\x1e.groupgate.v1.PrincipalDetailsH\x00R\tprincipal\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevisionB\t\n" +
+	"\adetails\"m\n" +
+	"\x11ListLabelsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
+	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\"]\n" +
+	"\x12ListLabelsResponse\x12+\n" +
+	"\x06labels\x18\x01 \x03(\v2\x13.groupgate.v1.LabelR\x06labels\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision*G\n" +
 	"\aVerdict\x12\x17\n" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n" +
@@ -2642,8 +3841,7 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x10MEMBER_TYPE_USER\x10\x01\x12\x15\n" +
 	"\x11MEMBER_TYPE_GUEST\x10\x02\x12\x15\n" +
 	"\x11MEMBER_TYPE_GROUP\x10\x03\x12!\n" +
-	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\xc2\n" +
-	"\n" +
+	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\x8a\x0f\n" +
 	"\x0fDecisionService\x12r\n" +
 	"\fCanAddMember\x12!.groupgate.v1.CanAddMemberRequest\x1a\".groupgate.v1.CanAddMemberResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/canAddMember\x12v\n" +
 	"\rCanApplyLabel\x12\".groupgate.v1.CanApplyLabelRequest\x1a#.groupgate.v1.CanApplyLabelResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/canApplyLabel\x12z\n" +
@@ -2656,7 +3854,13 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"CheckBatch\x12\x1f.groupgate.v1.CheckBatchRequest\x1a .groupgate.v1.CheckBatchResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/checkBatch\x12r\n" +
 	"\fEvaluatePlan\x12!.groupgate.v1.EvaluatePlanRequest\x1a\".groupgate.v1.EvaluatePlanResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/evaluatePlan\x12X\n" +
 	"\x05Audit\x12\x1a.groupgate.v1.AuditRequest\x1a\x1b.groupgate.v1.AuditResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/audit0\x01\x12\x80\x01\n" +
-	"\x0fEffectiveGroups\x12$.groupgate.v1.EffectiveGroupsRequest\x1a%.groupgate.v1.EffectiveGroupsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/effectiveGroups0\x01B\xf5\x04\x92A\xb4\x04\x12\xe2\x02\n" +
+	"\x0fEffectiveGroups\x12$.groupgate.v1.EffectiveGroupsRequest\x1a%.groupgate.v1.EffectiveGroupsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/effectiveGroups0\x01\x12n\n" +
+	"\vListTenants\x12 .groupgate.v1.ListTenantsRequest\x1a!.groupgate.v1.ListTenantsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/listTenants\x12v\n" +
+	"\rSearchObjects\x12\".groupgate.v1.SearchObjectsRequest\x1a#.groupgate.v1.SearchObjectsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/searchObjects\x12v\n" +
+	"\rLookupObjects\x12\".groupgate.v1.LookupObjectsRequest\x1a#.groupgate.v1.LookupObjectsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/lookupObjects\x12z\n" +
+	"\x0eDescribeObject\x12#.groupgate.v1.DescribeObjectRequest\x1a$.groupgate.v1.DescribeObjectResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/describeObject\x12j\n" +
+	"\n" +
+	"ListLabels\x12\x1f.groupgate.v1.ListLabelsRequest\x1a .groupgate.v1.ListLabelsResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/listLabelsB\xf5\x04\x92A\xb4\x04\x12\xe2\x02\n" +
 	"\tgroupgate\x12\xd0\x02Policy decisions for Microsoft Entra ID group governance: ask whether a directory change is allowed before making it. Every route is POST /v1/{rpc} with the request message as protobuf JSON; server streams answer newline-delimited JSON, one {\"result\": ...} per line. Errors are a google.rpc.Status with the HTTP status of its gRPC code.2\x02v1*\x02\x02\x012\x10application/json:\x10application/jsonZ\x96\x01\n" +
 	"\x93\x01\n" +
 	"\x06bearer\x12\x88\x01\b\x02\x12s\"Bearer TOKEN\" with a token of the server's --token-file (checker: DecisionService; writer: also DirectoryService).\x1a\rAuthorization \x02b\f\n" +
@@ -2677,7 +3881,7 @@ func file_groupgate_v1_decision_proto_rawDescGZIP() []byte {
 }
 
 var file_groupgate_v1_decision_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_groupgate_v1_decision_proto_goTypes = []any{
 	(Verdict)(0),                       // 0: groupgate.v1.Verdict
 	(Rule)(0),                          // 1: groupgate.v1.Rule
@@ -2715,11 +3919,29 @@ var file_groupgate_v1_decision_proto_goTypes = []any{
 	(*EffectiveGroupsRequest)(nil),     // 33: groupgate.v1.EffectiveGroupsRequest
 	(*EffectiveGroup)(nil),             // 34: groupgate.v1.EffectiveGroup
 	(*EffectiveGroupsResponse)(nil),    // 35: groupgate.v1.EffectiveGroupsResponse
-	(*Consistency)(nil),                // 36: groupgate.v1.Consistency
-	(*Group)(nil),                      // 37: groupgate.v1.Group
-	(UserType)(0),                      // 38: groupgate.v1.UserType
-	(*status.Status)(nil),              // 39: google.rpc.Status
-	(*Change)(nil),                     // 40: groupgate.v1.Change
+	(*ListTenantsRequest)(nil),         // 36: groupgate.v1.ListTenantsRequest
+	(*TenantInfo)(nil),                 // 37: groupgate.v1.TenantInfo
+	(*ListTenantsResponse)(nil),        // 38: groupgate.v1.ListTenantsResponse
+	(*ObjectSummary)(nil),              // 39: groupgate.v1.ObjectSummary
+	(*SearchObjectsRequest)(nil),       // 40: groupgate.v1.SearchObjectsRequest
+	(*SearchObjectsResponse)(nil),      // 41: groupgate.v1.SearchObjectsResponse
+	(*LookupObjectsRequest)(nil),       // 42: groupgate.v1.LookupObjectsRequest
+	(*LookupObjectsResponse)(nil),      // 43: groupgate.v1.LookupObjectsResponse
+	(*DescribeObjectRequest)(nil),      // 44: groupgate.v1.DescribeObjectRequest
+	(*DirectMember)(nil),               // 45: groupgate.v1.DirectMember
+	(*GroupDetails)(nil),               // 46: groupgate.v1.GroupDetails
+	(*PrincipalDetails)(nil),           // 47: groupgate.v1.PrincipalDetails
+	(*DescribeObjectResponse)(nil),     // 48: groupgate.v1.DescribeObjectResponse
+	(*ListLabelsRequest)(nil),          // 49: groupgate.v1.ListLabelsRequest
+	(*ListLabelsResponse)(nil),         // 50: groupgate.v1.ListLabelsResponse
+	(*Consistency)(nil),                // 51: groupgate.v1.Consistency
+	(*Group)(nil),                      // 52: groupgate.v1.Group
+	(UserType)(0),                      // 53: groupgate.v1.UserType
+	(*status.Status)(nil),              // 54: google.rpc.Status
+	(*Change)(nil),                     // 55: groupgate.v1.Change
+	(GroupKind)(0),                     // 56: groupgate.v1.GroupKind
+	(Membership)(0),                    // 57: groupgate.v1.Membership
+	(*Label)(nil),                      // 58: groupgate.v1.Label
 }
 var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	1,  // 0: groupgate.v1.Violation.rule:type_name -> groupgate.v1.Rule
@@ -2727,73 +3949,106 @@ var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	0,  // 2: groupgate.v1.Decision.entra_verdict:type_name -> groupgate.v1.Verdict
 	5,  // 3: groupgate.v1.Decision.violations:type_name -> groupgate.v1.Violation
 	5,  // 4: groupgate.v1.Decision.warnings:type_name -> groupgate.v1.Violation
-	36, // 5: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 5: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 6: groupgate.v1.CanAddMemberResponse.decision:type_name -> groupgate.v1.Decision
-	36, // 7: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 7: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 8: groupgate.v1.CanApplyLabelResponse.decision:type_name -> groupgate.v1.Decision
-	36, // 9: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 9: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 10: groupgate.v1.CanChangeLabelResponse.decision:type_name -> groupgate.v1.Decision
-	36, // 11: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
-	37, // 12: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
+	51, // 11: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
+	52, // 12: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
 	6,  // 13: groupgate.v1.CanCreateRoleGroupResponse.decision:type_name -> groupgate.v1.Decision
-	36, // 14: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 14: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
 	2,  // 15: groupgate.v1.CanModifyUserRequest.action:type_name -> groupgate.v1.UserAction
 	6,  // 16: groupgate.v1.CanModifyUserResponse.decision:type_name -> groupgate.v1.Decision
-	36, // 17: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
-	36, // 18: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 17: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 18: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
 	4,  // 19: groupgate.v1.EffectiveMembersRequest.types:type_name -> groupgate.v1.MemberType
 	3,  // 20: groupgate.v1.EffectiveMember.kind:type_name -> groupgate.v1.ObjectKind
-	38, // 21: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
+	53, // 21: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
 	20, // 22: groupgate.v1.EffectiveMembersResponse.members:type_name -> groupgate.v1.EffectiveMember
 	7,  // 23: groupgate.v1.CheckBatchItem.can_add_member:type_name -> groupgate.v1.CanAddMemberRequest
 	9,  // 24: groupgate.v1.CheckBatchItem.can_apply_label:type_name -> groupgate.v1.CanApplyLabelRequest
 	11, // 25: groupgate.v1.CheckBatchItem.can_change_label:type_name -> groupgate.v1.CanChangeLabelRequest
 	13, // 26: groupgate.v1.CheckBatchItem.can_create_role_group:type_name -> groupgate.v1.CanCreateRoleGroupRequest
 	15, // 27: groupgate.v1.CheckBatchItem.can_modify_user:type_name -> groupgate.v1.CanModifyUserRequest
-	36, // 28: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 28: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
 	22, // 29: groupgate.v1.CheckBatchRequest.checks:type_name -> groupgate.v1.CheckBatchItem
 	6,  // 30: groupgate.v1.CheckBatchResult.decision:type_name -> groupgate.v1.Decision
-	39, // 31: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
+	54, // 31: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
 	24, // 32: groupgate.v1.CheckBatchResponse.results:type_name -> groupgate.v1.CheckBatchResult
-	40, // 33: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
-	36, // 34: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 33: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
+	51, // 34: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
 	26, // 35: groupgate.v1.EvaluatePlanRequest.steps:type_name -> groupgate.v1.PlanStep
 	6,  // 36: groupgate.v1.PlanStepResult.decision:type_name -> groupgate.v1.Decision
-	39, // 37: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
+	54, // 37: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
 	28, // 38: groupgate.v1.EvaluatePlanResponse.results:type_name -> groupgate.v1.PlanStepResult
-	36, // 39: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 39: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
 	1,  // 40: groupgate.v1.AuditRequest.rules:type_name -> groupgate.v1.Rule
 	1,  // 41: groupgate.v1.Finding.rule:type_name -> groupgate.v1.Rule
 	31, // 42: groupgate.v1.AuditResponse.findings:type_name -> groupgate.v1.Finding
-	36, // 43: groupgate.v1.EffectiveGroupsRequest.consistency:type_name -> groupgate.v1.Consistency
+	51, // 43: groupgate.v1.EffectiveGroupsRequest.consistency:type_name -> groupgate.v1.Consistency
 	34, // 44: groupgate.v1.EffectiveGroupsResponse.groups:type_name -> groupgate.v1.EffectiveGroup
-	7,  // 45: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
-	9,  // 46: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
-	11, // 47: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
-	13, // 48: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
-	15, // 49: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
-	17, // 50: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
-	19, // 51: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
-	23, // 52: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
-	27, // 53: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
-	30, // 54: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
-	33, // 55: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
-	8,  // 56: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
-	10, // 57: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
-	12, // 58: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
-	14, // 59: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
-	16, // 60: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
-	18, // 61: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
-	21, // 62: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
-	25, // 63: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
-	29, // 64: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
-	32, // 65: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
-	35, // 66: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
-	56, // [56:67] is the sub-list for method output_type
-	45, // [45:56] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	37, // 45: groupgate.v1.ListTenantsResponse.tenants:type_name -> groupgate.v1.TenantInfo
+	3,  // 46: groupgate.v1.ObjectSummary.kind:type_name -> groupgate.v1.ObjectKind
+	53, // 47: groupgate.v1.ObjectSummary.user_type:type_name -> groupgate.v1.UserType
+	56, // 48: groupgate.v1.ObjectSummary.group_kind:type_name -> groupgate.v1.GroupKind
+	57, // 49: groupgate.v1.ObjectSummary.membership:type_name -> groupgate.v1.Membership
+	51, // 50: groupgate.v1.SearchObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
+	3,  // 51: groupgate.v1.SearchObjectsRequest.kinds:type_name -> groupgate.v1.ObjectKind
+	39, // 52: groupgate.v1.SearchObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
+	51, // 53: groupgate.v1.LookupObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
+	39, // 54: groupgate.v1.LookupObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
+	51, // 55: groupgate.v1.DescribeObjectRequest.consistency:type_name -> groupgate.v1.Consistency
+	39, // 56: groupgate.v1.DirectMember.object:type_name -> groupgate.v1.ObjectSummary
+	56, // 57: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
+	57, // 58: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
+	58, // 59: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
+	39, // 60: groupgate.v1.GroupDetails.owners:type_name -> groupgate.v1.ObjectSummary
+	45, // 61: groupgate.v1.GroupDetails.members:type_name -> groupgate.v1.DirectMember
+	58, // 62: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
+	39, // 63: groupgate.v1.DescribeObjectResponse.object:type_name -> groupgate.v1.ObjectSummary
+	46, // 64: groupgate.v1.DescribeObjectResponse.group:type_name -> groupgate.v1.GroupDetails
+	47, // 65: groupgate.v1.DescribeObjectResponse.principal:type_name -> groupgate.v1.PrincipalDetails
+	51, // 66: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
+	58, // 67: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
+	7,  // 68: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
+	9,  // 69: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
+	11, // 70: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
+	13, // 71: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
+	15, // 72: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
+	17, // 73: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
+	19, // 74: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
+	23, // 75: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
+	27, // 76: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
+	30, // 77: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
+	33, // 78: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
+	36, // 79: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
+	40, // 80: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
+	42, // 81: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
+	44, // 82: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
+	49, // 83: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
+	8,  // 84: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
+	10, // 85: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
+	12, // 86: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
+	14, // 87: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
+	16, // 88: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
+	18, // 89: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
+	21, // 90: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
+	25, // 91: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
+	29, // 92: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
+	32, // 93: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
+	35, // 94: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
+	38, // 95: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
+	41, // 96: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
+	43, // 97: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
+	48, // 98: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
+	50, // 99: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
+	84, // [84:100] is the sub-list for method output_type
+	68, // [68:84] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_groupgate_v1_decision_proto_init() }
@@ -2813,13 +4068,17 @@ func file_groupgate_v1_decision_proto_init() {
 		(*CheckBatchResult_Decision)(nil),
 		(*CheckBatchResult_Error)(nil),
 	}
+	file_groupgate_v1_decision_proto_msgTypes[43].OneofWrappers = []any{
+		(*DescribeObjectResponse_Group)(nil),
+		(*DescribeObjectResponse_Principal)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groupgate_v1_decision_proto_rawDesc), len(file_groupgate_v1_decision_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   31,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,11 @@ const (
 	DecisionService_EvaluatePlan_FullMethodName       = "/groupgate.v1.DecisionService/EvaluatePlan"
 	DecisionService_Audit_FullMethodName              = "/groupgate.v1.DecisionService/Audit"
 	DecisionService_EffectiveGroups_FullMethodName    = "/groupgate.v1.DecisionService/EffectiveGroups"
+	DecisionService_ListTenants_FullMethodName        = "/groupgate.v1.DecisionService/ListTenants"
+	DecisionService_SearchObjects_FullMethodName      = "/groupgate.v1.DecisionService/SearchObjects"
+	DecisionService_LookupObjects_FullMethodName      = "/groupgate.v1.DecisionService/LookupObjects"
+	DecisionService_DescribeObject_FullMethodName     = "/groupgate.v1.DecisionService/DescribeObject"
+	DecisionService_ListLabels_FullMethodName         = "/groupgate.v1.DecisionService/ListLabels"
 )
 
 // DecisionServiceClient is the client API for DecisionService service.
@@ -83,6 +88,27 @@ type DecisionServiceClient interface {
 	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), nearest first,
 	// in batches, all on one revision.
 	EffectiveGroups(ctx context.Context, in *EffectiveGroupsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EffectiveGroupsResponse], error)
+	// List the tenants this server holds
+	//
+	// The tenants this server holds, each with its revision (for the explorer's tenant picker).
+	ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error)
+	// Search users, groups and service principals by id or display name
+	//
+	// Users, groups and service principals whose id or display name contains query, best matches first.
+	SearchObjects(ctx context.Context, in *SearchObjectsRequest, opts ...grpc.CallOption) (*SearchObjectsResponse, error)
+	// Look up objects by id
+	//
+	// The summaries of up to 1000 objects by id, e.g. to name the objects of an evidence path.
+	LookupObjects(ctx context.Context, in *LookupObjectsRequest, opts ...grpc.CallOption) (*LookupObjectsResponse, error)
+	// Describe one group, user or service principal
+	//
+	// One object in detail: a group's attributes, label, owners and a page of its direct members with their
+	// counts; a user's type and roles.
+	DescribeObject(ctx context.Context, in *DescribeObjectRequest, opts ...grpc.CallOption) (*DescribeObjectResponse, error)
+	// List the tenant's sensitivity labels
+	//
+	// The tenant's sensitivity labels, by priority.
+	ListLabels(ctx context.Context, in *ListLabelsRequest, opts ...grpc.CallOption) (*ListLabelsResponse, error)
 }
 
 type decisionServiceClient struct {
@@ -230,6 +256,56 @@ func (c *decisionServiceClient) EffectiveGroups(ctx context.Context, in *Effecti
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_EffectiveGroupsClient = grpc.ServerStreamingClient[EffectiveGroupsResponse]
 
+func (c *decisionServiceClient) ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTenantsResponse)
+	err := c.cc.Invoke(ctx, DecisionService_ListTenants_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *decisionServiceClient) SearchObjects(ctx context.Context, in *SearchObjectsRequest, opts ...grpc.CallOption) (*SearchObjectsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchObjectsResponse)
+	err := c.cc.Invoke(ctx, DecisionService_SearchObjects_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *decisionServiceClient) LookupObjects(ctx context.Context, in *LookupObjectsRequest, opts ...grpc.CallOption) (*LookupObjectsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LookupObjectsResponse)
+	err := c.cc.Invoke(ctx, DecisionService_LookupObjects_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *decisionServiceClient) DescribeObject(ctx context.Context, in *DescribeObjectRequest, opts ...grpc.CallOption) (*DescribeObjectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeObjectResponse)
+	err := c.cc.Invoke(ctx, DecisionService_DescribeObject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *decisionServiceClient) ListLabels(ctx context.Context, in *ListLabelsRequest, opts ...grpc.CallOption) (*ListLabelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLabelsResponse)
+	err := c.cc.Invoke(ctx, DecisionService_ListLabels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DecisionServiceServer is the server API for DecisionService service.
 // All implementations must embed UnimplementedDecisionServiceServer
 // for forward compatibility.
@@ -281,6 +357,27 @@ type DecisionServiceServer interface {
 	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), nearest first,
 	// in batches, all on one revision.
 	EffectiveGroups(*EffectiveGroupsRequest, grpc.ServerStreamingServer[EffectiveGroupsResponse]) error
+	// List the tenants this server holds
+	//
+	// The tenants this server holds, each with its revision (for the explorer's tenant picker).
+	ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error)
+	// Search users, groups and service principals by id or display name
+	//
+	// Users, groups and service principals whose id or display name contains query, best matches first.
+	SearchObjects(context.Context, *SearchObjectsRequest) (*SearchObjectsResponse, error)
+	// Look up objects by id
+	//
+	// The summaries of up to 1000 objects by id, e.g. to name the objects of an evidence path.
+	LookupObjects(context.Context, *LookupObjectsRequest) (*LookupObjectsResponse, error)
+	// Describe one group, user or service principal
+	//
+	// One object in detail: a group's attributes, label, owners and a page of its direct members with their
+	// counts; a user's type and roles.
+	DescribeObject(context.Context, *DescribeObjectRequest) (*DescribeObjectResponse, error)
+	// List the tenant's sensitivity labels
+	//
+	// The tenant's sensitivity labels, by priority.
+	ListLabels(context.Context, *ListLabelsRequest) (*ListLabelsResponse, error)
 	mustEmbedUnimplementedDecisionServiceServer()
 }
 
@@ -323,6 +420,21 @@ func (UnimplementedDecisionServiceServer) Audit(*AuditRequest, grpc.ServerStream
 }
 func (UnimplementedDecisionServiceServer) EffectiveGroups(*EffectiveGroupsRequest, grpc.ServerStreamingServer[EffectiveGroupsResponse]) error {
 	return status.Error(codes.Unimplemented, "method EffectiveGroups not implemented")
+}
+func (UnimplementedDecisionServiceServer) ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTenants not implemented")
+}
+func (UnimplementedDecisionServiceServer) SearchObjects(context.Context, *SearchObjectsRequest) (*SearchObjectsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SearchObjects not implemented")
+}
+func (UnimplementedDecisionServiceServer) LookupObjects(context.Context, *LookupObjectsRequest) (*LookupObjectsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LookupObjects not implemented")
+}
+func (UnimplementedDecisionServiceServer) DescribeObject(context.Context, *DescribeObjectRequest) (*DescribeObjectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeObject not implemented")
+}
+func (UnimplementedDecisionServiceServer) ListLabels(context.Context, *ListLabelsRequest) (*ListLabelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLabels not implemented")
 }
 func (UnimplementedDecisionServiceServer) mustEmbedUnimplementedDecisionServiceServer() {}
 func (UnimplementedDecisionServiceServer) testEmbeddedByValue()                         {}
@@ -522,6 +634,96 @@ func _DecisionService_EffectiveGroups_Handler(srv interface{}, stream grpc.Serve
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_EffectiveGroupsServer = grpc.ServerStreamingServer[EffectiveGroupsResponse]
 
+func _DecisionService_ListTenants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTenantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionServiceServer).ListTenants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionService_ListTenants_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionServiceServer).ListTenants(ctx, req.(*ListTenantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DecisionService_SearchObjects_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SearchObjectsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionServiceServer).SearchObjects(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionService_SearchObjects_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionServiceServer).SearchObjects(ctx, req.(*SearchObjectsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DecisionService_LookupObjects_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupObjectsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionServiceServer).LookupObjects(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionService_LookupObjects_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionServiceServer).LookupObjects(ctx, req.(*LookupObjectsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DecisionService_DescribeObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeObjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionServiceServer).DescribeObject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionService_DescribeObject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionServiceServer).DescribeObject(ctx, req.(*DescribeObjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DecisionService_ListLabels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLabelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionServiceServer).ListLabels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionService_ListLabels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionServiceServer).ListLabels(ctx, req.(*ListLabelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DecisionService_ServiceDesc is the grpc.ServiceDesc for DecisionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -560,6 +762,26 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EvaluatePlan",
 			Handler:    _DecisionService_EvaluatePlan_Handler,
+		},
+		{
+			MethodName: "ListTenants",
+			Handler:    _DecisionService_ListTenants_Handler,
+		},
+		{
+			MethodName: "SearchObjects",
+			Handler:    _DecisionService_SearchObjects_Handler,
+		},
+		{
+			MethodName: "LookupObjects",
+			Handler:    _DecisionService_LookupObjects_Handler,
+		},
+		{
+			MethodName: "DescribeObject",
+			Handler:    _DecisionService_DescribeObject_Handler,
+		},
+		{
+			MethodName: "ListLabels",
+			Handler:    _DecisionService_ListLabels_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
