@@ -398,6 +398,54 @@ func TestGetStatusCounts(t *testing.T) {
 	}
 }
 
+// expectCancelFreesTheStream opens a stream with open, reads its first message and cancels it: the server must
+// end the call with CANCELED, free its streaming slot (shortCall, another stream, is admitted again within 2 s on
+// a server with one slot) and leave no goroutine behind. shortCall runs once first, so that the connection's own
+// goroutines are in the baseline.
+func expectCancelFreesTheStream(t *testing.T, shortCall func() error, open func(context.Context) (recv func() error, err error)) {
+	t.Helper()
+	if err := shortCall(); err != nil {
+		t.Fatal(err)
+	}
+	baseline := runtime.NumGoroutine()
+
+	cctx, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	recv, err := open(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	for {
+		if err := recv(); err != nil {
+			if status.Code(err) != codes.Canceled {
+				t.Fatalf("after cancel: %v, want CANCELED", err)
+			}
+			break
+		}
+	}
+	// The slot is free once the handler has returned: a second stream is admitted.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := shortCall()
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
+			t.Fatalf("the cancelled stream still holds its slot after 2 s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > baseline; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after the streams ended, %d before", runtime.NumGoroutine(), baseline)
+		}
+	}
+}
+
 // TestEffectiveMembersStopsWhenTheClientCancels cancels a stream of a 20k-member group after its first message:
 // the server must end the call (its only streaming slot frees up at once) and leave no goroutine behind.
 func TestEffectiveMembersStopsWhenTheClientCancels(t *testing.T) {
@@ -412,43 +460,11 @@ func TestEffectiveMembersStopsWhenTheClientCancels(t *testing.T) {
 	countMembers := func() error {
 		return srv.Client.EachMember(ctx(t), leaf, func(*pb.EffectiveMembersResponse) error { return nil })
 	}
-	if err := countMembers(); err != nil { // the connection's goroutines start with the first call
-		t.Fatal(err)
-	}
-	baseline := runtime.NumGoroutine()
-
-	cctx, cancel := context.WithCancel(ctx(t))
-	stream, err := srv.Client.Decisions.EffectiveMembers(cctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	for {
-		if _, err := stream.Recv(); err != nil {
-			if status.Code(err) != codes.Canceled {
-				t.Fatalf("after cancel: %v, want CANCELED", err)
-			}
-			break
+	expectCancelFreesTheStream(t, countMembers, func(cctx context.Context) (func() error, error) {
+		stream, err := srv.Client.Decisions.EffectiveMembers(cctx, req)
+		if err != nil {
+			return nil, err
 		}
-	}
-	// The slot is free once the handler has returned: a second stream is admitted.
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		err := countMembers()
-		if err == nil {
-			break
-		}
-		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
-			t.Fatalf("the cancelled stream still holds its slot after 2 s: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > baseline; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after the streams ended, %d before", runtime.NumGoroutine(), baseline)
-		}
-	}
+		return func() error { _, err := stream.Recv(); return err }, nil
+	})
 }

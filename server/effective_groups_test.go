@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -222,44 +221,13 @@ func TestEffectiveGroupsStopsWhenTheClientCancels(t *testing.T) {
 	shortCall := func() error {
 		return srv.Client.EachGroup(ctx(t), short, func(*pb.EffectiveGroupsResponse) error { return nil })
 	}
-	if err := shortCall(); err != nil { // the connection's goroutines start with the first call
-		t.Fatal(err)
-	}
-	baseline := runtime.NumGoroutine()
-
-	cctx, cancel := context.WithCancel(ctx(t))
-	stream, err := srv.Client.Decisions.EffectiveGroups(cctx, &pb.EffectiveGroupsRequest{TenantId: "chain", PrincipalId: "u", PageSize: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	for {
-		if _, err := stream.Recv(); err != nil {
-			if status.Code(err) != codes.Canceled {
-				t.Fatalf("after cancel: %v, want CANCELED", err)
-			}
-			break
+	expectCancelFreesTheStream(t, shortCall, func(cctx context.Context) (func() error, error) {
+		stream, err := srv.Client.Decisions.EffectiveGroups(cctx, &pb.EffectiveGroupsRequest{TenantId: "chain", PrincipalId: "u", PageSize: 10})
+		if err != nil {
+			return nil, err
 		}
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		err := shortCall()
-		if err == nil {
-			break
-		}
-		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
-			t.Fatalf("the cancelled stream still holds its slot after 2 s: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > baseline; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after the streams ended, %d before", runtime.NumGoroutine(), baseline)
-		}
-	}
+		return func() error { _, err := stream.Recv(); return err }, nil
+	})
 }
 
 // TestEffectiveGroupsForCheckersAndInMetrics: a checker token may ask (it is a DecisionService question), a
