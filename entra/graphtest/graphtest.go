@@ -362,9 +362,9 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, cur *Tenant)
 			return
 		}
 		if n < s.expired {
-			// concepts/delta-query-overview.md, "Synchronization reset": 410 and a Location header with an
-			// empty $deltaToken.
-			w.Header().Set("Location", s.URL+r.URL.Path+"?$deltatoken=")
+			// concepts/delta-query-overview.md, "Synchronization reset": 410 and a Location header holding a
+			// request URL with an empty $deltaToken, "same as the initial query" (so it keeps the $select).
+			w.Header().Set("Location", s.URL+r.URL.Path+"?$select="+url.QueryEscape(selected)+"&$deltatoken=")
 			graphError(w, http.StatusGone, "resyncRequired", "Resync required. Replace any local items with the server's version.")
 			return
 		}
@@ -389,7 +389,7 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, cur *Tenant)
 	if groups {
 		size = s.GroupPage
 	}
-	delta := fmt.Sprintf("%s%s?$deltatoken=%d.%s", s.URL, r.URL.Path, len(s.versions)-1, sel)
+	delta := fmt.Sprintf("%s%s?$deltatoken=%s", s.URL, r.URL.Path, url.QueryEscape(fmt.Sprintf("%d.%s", len(s.versions)-1, sel)))
 	s.writeList(w, r, entries, delta, size)
 }
 
@@ -543,9 +543,11 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, entries []any
 
 func (s *Server) writePage(w http.ResponseWriter, r *http.Request, c *cursor) {
 	n := min(c.size, len(c.entries))
-	// "@odata.context": ".../$metadata#groups" for groups/delta (concepts/delta-query-groups.md).
-	context := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/v1.0/"), "/beta/"), "/delta")
-	body := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#" + context, "value": nonNilAny(c.entries[:n])}
+	// "@odata.context": ".../v1.0/$metadata#groups" for groups/delta (concepts/delta-query-groups.md), under
+	// beta for a beta collection.
+	version, context, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	context = strings.TrimSuffix(context, "/delta")
+	body := map[string]any{"@odata.context": "https://graph.microsoft.com/" + version + "/$metadata#" + context, "value": nonNilAny(c.entries[:n])}
 	c.entries = c.entries[n:]
 	if len(c.entries) > 0 {
 		s.nextCur++
