@@ -61,18 +61,16 @@ func (s *syncRounds) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (s *syncRounds) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
 	s.mu.Lock()
-	tenants := make([]string, 0, len(s.asOf))
-	for t := range s.asOf {
-		tenants = append(tenants, t)
+	metrics := make([]prometheus.Metric, 0, 2*len(s.asOf))
+	for t, asOf := range s.asOf {
+		metrics = append(metrics,
+			prometheus.MustNewConstMetric(syncLagDesc, prometheus.GaugeValue, now.Sub(asOf).Seconds(), t),
+			prometheus.MustNewConstMetric(syncLastDesc, prometheus.GaugeValue, float64(s.wrote[t].UnixNano())/1e9, t))
 	}
 	s.mu.Unlock()
-	for _, t := range tenants {
-		received, lag, ok := s.last(t)
-		if !ok {
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(syncLagDesc, prometheus.GaugeValue, lag.Seconds(), t)
-		ch <- prometheus.MustNewConstMetric(syncLastDesc, prometheus.GaugeValue, float64(received.UnixNano())/1e9, t)
+	for _, m := range metrics {
+		ch <- m
 	}
 }
