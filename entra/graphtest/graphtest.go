@@ -449,6 +449,14 @@ func (s *Server) groupEntries(since, cur *Tenant, selected map[string]bool) []an
 		if old != nil && len(members) == 0 && len(owners) == 0 && sameProps(old, g) {
 			continue
 		}
+		// A relationship comes as name@delta only when selected (api-reference/v1.0/api/group-delta.md,
+		// "OData query parameters").
+		if !selected["members"] {
+			members = nil
+		}
+		if !selected["owners"] {
+			owners = nil
+		}
 		props := func() map[string]any {
 			e := map[string]any{"id": id, "displayName": g.DisplayName, "groupTypes": nonNil(g.GroupTypes),
 				"mailEnabled": g.MailEnabled, "securityEnabled": g.SecurityEnabled, "assignedLabels": []any{}}
@@ -466,18 +474,15 @@ func (s *Server) groupEntries(since, cur *Tenant, selected map[string]bool) []an
 		per := max(s.MembersPerEntry, 1)
 		for first := true; first || len(members) > 0 || len(owners) > 0; first = false {
 			e := props()
-			if selected["members"] && len(members) > 0 {
+			if len(members) > 0 {
 				n := min(per, len(members))
 				e["members@delta"], members = members[:n], members[n:]
 			}
-			if selected["owners"] && len(owners) > 0 {
+			if len(owners) > 0 {
 				n := min(per, len(owners))
 				e["owners@delta"], owners = owners[:n], owners[n:]
 			}
 			out = append(out, e)
-			if !selected["members"] && !selected["owners"] {
-				break
-			}
 		}
 	}
 	if since != nil {
