@@ -210,9 +210,6 @@ func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
 	return compact(b), nil
 }
 
-// compact drops the spaces protojson puts between tokens, in place. It is not json.Compact, which validates as
-// it goes and cost 4% of an HTTP call's CPU: protojson's output is valid JSON whose only whitespace outside
-// strings is those single spaces (it writes no newlines or indentation without Multiline).
 // NewDecoder reads a request body. A unary request's body is one JSON object: it is read whole (the body limit
 // bounds it) and handed to protojson at once, which costs half of what grpc-gateway's decoder does (that one
 // scans the body with encoding/json first, to find where the object ends). A body that is not one message (a
@@ -254,6 +251,9 @@ func (d *bodyDecoder) Decode(v any) error {
 	return d.dec.Decode(v)
 }
 
+// compact drops the spaces protojson puts between tokens, in place. It is not json.Compact, which validates as
+// it goes and cost 4% of an HTTP call's CPU: protojson's output is valid JSON whose only whitespace outside
+// strings is those single spaces (it writes no newlines or indentation without Multiline).
 func compact(b []byte) []byte {
 	out := b[:0]
 	inString, escaped := false, false
