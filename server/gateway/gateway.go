@@ -367,10 +367,11 @@ var statusJSON = protojson.MarshalOptions{}
 
 func writeStatus(w http.ResponseWriter, _ *http.Request, httpStatus int, st *status.Status) {
 	body, err := statusJSON.Marshal(st.Proto())
-	body = compact(body)
 	if err != nil {
 		body = []byte(`{"code":13,"message":"failed to marshal the error"}`)
 		httpStatus = http.StatusInternalServerError
+	} else {
+		body = compact(body)
 	}
 	h := w.Header()
 	h.Del("Trailer")
