@@ -94,7 +94,7 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 	root := opts.Root
 	if root == nil {
 		root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeStatus(w, r, http.StatusNotFound, status.New(codes.NotFound, "no such route: the API is POST /v1/{rpc}, described at /openapi.json"))
+			writeStatus(w, r, http.StatusNotFound, status.New(codes.NotFound, noRoute))
 		})
 	}
 	mux.Handle("/", root)
@@ -193,6 +193,9 @@ func (f *flushControl) FlushError() error {
 func (f *flushControl) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 const streamContentType = "application/x-ndjson"
+
+// noRoute answers a path that is neither the API nor served by Options.Root.
+const noRoute = "no such route: the API is POST /v1/{rpc}, described at /openapi.json"
 
 // ndjsonMarshaler labels server streams as newline-delimited JSON, one {"result": …} object per line, and
 // writes compact JSON: protojson puts a space after some separators, differently in each build, on purpose, so
@@ -352,7 +355,7 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 	var st *status.Status
 	switch code {
 	case http.StatusNotFound:
-		st = status.New(codes.NotFound, "no such route: the API is POST /v1/{rpc}, described at /openapi.json")
+		st = status.New(codes.NotFound, noRoute)
 	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", http.MethodPost)
 		st = status.New(codes.Unimplemented, "method not allowed: the API is POST /v1/{rpc}")
