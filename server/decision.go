@@ -118,7 +118,7 @@ func (d *decisionService) EffectiveMembers(req *pb.EffectiveMembersRequest, stre
 	}
 	want := memberTypeFilter(req.GetTypes())
 	members := d.s.cfg.Resolver.At(dir).Members(g.Ref())
-	return streamPages(ctx, pageSize(req.GetPageSize()), func(p *pager[pb.EffectiveMember]) {
+	return streamPages(ctx, pageSize(req.GetPageSize(), DefaultPageSize), func(p *pager[pb.EffectiveMember]) {
 		for ref, depth := range members {
 			n := dir.Node(ref)
 			if n == nil || !want(n) {
@@ -147,7 +147,7 @@ func (d *decisionService) EffectiveGroups(req *pb.EffectiveGroupsRequest, stream
 	}
 	filter := resolver.GroupFilter{LabelledOnly: req.GetLabelledOnly(), RoleAssignableOnly: req.GetRoleAssignableOnly()}
 	view := d.s.cfg.Resolver.At(dir)
-	return streamPages(ctx, pageSize(req.GetPageSize()), func(p *pager[pb.EffectiveGroup]) {
+	return streamPages(ctx, pageSize(req.GetPageSize(), DefaultPageSize), func(p *pager[pb.EffectiveGroup]) {
 		if req.GetIncludePaths() {
 			for ref, path := range view.GroupPaths(principal.Ref(), filter) {
 				m := p.next()
@@ -177,9 +177,11 @@ func setEffectiveGroup(m *pb.EffectiveGroup, n *directory.Node, depth int) {
 	m.Id, m.Depth, m.LabelId, m.IsAssignableToRole = n.ID(), int32(depth), g.GetLabelId(), g.GetIsAssignableToRole()
 }
 
-func pageSize(requested int32) int {
+// pageSize is the requested page size or limit, or def when the request left it 0 (validation has refused
+// negative ones and ones above the maximum).
+func pageSize(requested int32, def int) int {
 	if requested == 0 {
-		return DefaultPageSize
+		return def
 	}
 	return int(requested)
 }

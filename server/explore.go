@@ -50,10 +50,7 @@ func (d *decisionService) SearchObjects(ctx context.Context, req *pb.SearchObjec
 	if err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLimit())
-	if limit == 0 {
-		limit = DefaultSearchLimit
-	}
+	limit := pageSize(req.GetLimit(), DefaultSearchLimit)
 	var keep func(*directory.Node) bool
 	if kinds := req.GetKinds(); len(kinds) > 0 {
 		keep = func(n *directory.Node) bool { return slices.Contains(kinds, objectKind(n.Kind())) }
@@ -130,11 +127,7 @@ func (d *decisionService) DescribeObject(ctx context.Context, req *pb.DescribeOb
 		v.add("page_token", "beyond the last page: the group has %d direct members now", len(members))
 		return nil, v.orNil()
 	}
-	pageSize := int(req.GetPageSize())
-	if pageSize == 0 {
-		pageSize = DefaultDescribePage
-	}
-	end := min(offset+pageSize, len(members))
+	end := min(offset+pageSize(req.GetPageSize(), DefaultDescribePage), len(members))
 	attrs := n.Group()
 	view := d.s.cfg.Resolver.At(dir)
 	g := &pb.GroupDetails{

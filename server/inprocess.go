@@ -60,8 +60,7 @@ func inProcessContext(ctx context.Context, method string) context.Context {
 	return grpc.NewContextWithServerTransportStream(ctx, &inProcessStream{method: method})
 }
 
-var inProcessPeer = &peer.Peer{Addr: InProcessAddr{}, AuthInfo: inProcessAuthInfo{
-	CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}}
+var inProcessPeer = &peer.Peer{Addr: InProcessAddr{}, AuthInfo: InProcessAuth}
 
 // Invoke calls the unary method (a full method name, "/groupgate.v1.DecisionService/CanAddMember") in-process
 // and fills reply: the HTTP gateway's fast path for unary calls, which skips the HTTP/2 framing and protobuf
@@ -95,9 +94,15 @@ func (s *Server) Invoke(ctx context.Context, method string, req, reply any) erro
 	return nil
 }
 
-type inProcessAuthInfo struct{ credentials.CommonAuthInfo }
+// InProcessAuthInfo is the AuthInfo of calls from inside the process (Invoke, NewStream, and the gateway's
+// in-memory connection): they never leave the process, so they count as private and intact.
+type InProcessAuthInfo struct{ credentials.CommonAuthInfo }
 
-func (inProcessAuthInfo) AuthType() string { return "in-process" }
+// AuthType is "in-process".
+func (InProcessAuthInfo) AuthType() string { return "in-process" }
+
+// InProcessAuth is the one InProcessAuthInfo every in-process call carries.
+var InProcessAuth = InProcessAuthInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
 
 // inProcessStream is the grpc.ServerTransportStream of an in-process call: it names the method; headers and
 // trailers the handlers set have nowhere to go (the gateway forwards none).

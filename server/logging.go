@@ -106,7 +106,10 @@ func logFailedCall(ctx context.Context, l *slog.Logger, fullMethod, kind string,
 // client could send it.
 func httpClient(ctx context.Context) (string, bool) {
 	p, ok := peer.FromContext(ctx)
-	if _, inProcess := p.Addr.(InProcessAddr); !ok || !inProcess {
+	if !ok {
+		return "", false
+	}
+	if _, inProcess := p.Addr.(InProcessAddr); !inProcess {
 		return "", false
 	}
 	if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 {

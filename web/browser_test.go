@@ -139,7 +139,8 @@ func serve(t *testing.T, args ...string) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("serve did not answer /healthz: %v\n%s", err, log.String())
+			// Not log.String() here: serve is still writing to it. The cleanup prints it once serve has exited.
+			t.Fatalf("serve did not answer /healthz: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/groupgate/groupgate/client"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
@@ -174,26 +173,21 @@ func newMembersCmd() *cobra.Command {
 				}
 				req.Types = append(req.Types, pb.MemberType(v))
 			}
-			count := 0
 			if f.output == "text" && !stats {
 				fmt.Fprintf(stdout(), "%-40s %-18s %-6s %s\n", "ID", "KIND", "GUEST", "DEPTH")
 			}
-			start := time.Now()
-			var first time.Duration
-			messages := 0
+			st := startStreamStats()
 			err = c.EachMember(ctx, req, func(resp *pb.EffectiveMembersResponse) error {
-				if messages++; messages == 1 {
-					first = time.Since(start)
-				}
+				st.message()
 				if stats {
-					count += len(resp.GetMembers())
+					st.count += len(resp.GetMembers())
 					return nil
 				}
 				if f.output == "json" {
 					return printJSON(stdout(), resp)
 				}
 				for _, m := range resp.GetMembers() {
-					count++
+					st.count++
 					guest := ""
 					if m.GetUserType() == pb.UserType_USER_TYPE_GUEST {
 						guest = "guest"
@@ -206,10 +200,9 @@ func newMembersCmd() *cobra.Command {
 				return describeError(err)
 			}
 			if stats {
-				fmt.Fprintf(stdout(), "%d effective members in %d messages: first message after %s, whole stream %s\n",
-					count, messages, first.Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
+				st.print("effective members")
 			} else if f.output == "text" {
-				fmt.Fprintf(os.Stderr, "%d effective members\n", count)
+				fmt.Fprintf(os.Stderr, "%d effective members\n", st.count)
 			}
 			return nil
 		},

@@ -163,3 +163,29 @@ func describeError(err error) error {
 func stdout() io.Writer { return os.Stdout }
 
 func tempDir() (string, error) { return os.MkdirTemp("", "groupgate-bench-") }
+
+// streamStats counts the messages and items of a streamed answer and times its first message and the whole
+// stream, for --stats.
+type streamStats struct {
+	start           time.Time
+	first           time.Duration
+	messages, count int
+}
+
+func startStreamStats() *streamStats { return &streamStats{start: time.Now()} }
+
+// message records the arrival of a message and reports whether it is the first.
+func (s *streamStats) message() bool {
+	s.messages++
+	if s.messages == 1 {
+		s.first = time.Since(s.start)
+		return true
+	}
+	return false
+}
+
+// print writes the --stats line: "N <what> in M messages: first message after …, whole stream …".
+func (s *streamStats) print(what string) {
+	fmt.Fprintf(stdout(), "%d %s in %d messages: first message after %s, whole stream %s\n",
+		s.count, what, s.messages, s.first.Round(time.Microsecond), time.Since(s.start).Round(time.Microsecond))
+}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/spf13/cobra"
@@ -29,13 +28,10 @@ func newGroupsCmd() *cobra.Command {
 			}
 			defer done()
 			req := &pb.EffectiveGroupsRequest{TenantId: f.tenant, PrincipalId: args[0], LabelledOnly: labelled, RoleAssignableOnly: roleAssignable, IncludePaths: paths, PageSize: pageSize}
-			count, messages := 0, 0
 			var revision int64
-			start := time.Now()
-			var first time.Duration
+			st := startStreamStats()
 			err = c.EachGroup(ctx, req, func(resp *pb.EffectiveGroupsResponse) error {
-				if messages++; messages == 1 {
-					first = time.Since(start)
+				if st.message() {
 					if f.output == "text" && !stats { // after the call succeeded: an error prints no table head
 						head := []string{"ID", "DEPTH", "LABEL", "ROLE-ASSIGNABLE"}
 						if paths {
@@ -46,14 +42,14 @@ func newGroupsCmd() *cobra.Command {
 				}
 				revision = resp.GetRevision()
 				if stats {
-					count += len(resp.GetGroups())
+					st.count += len(resp.GetGroups())
 					return nil
 				}
 				if f.output == "json" {
 					return printJSON(stdout(), resp)
 				}
 				for _, g := range resp.GetGroups() {
-					count++
+					st.count++
 					role := ""
 					if g.GetIsAssignableToRole() {
 						role = "yes"
@@ -70,10 +66,9 @@ func newGroupsCmd() *cobra.Command {
 				return describeError(err)
 			}
 			if stats {
-				fmt.Fprintf(stdout(), "%d effective groups in %d messages: first message after %s, whole stream %s\n",
-					count, messages, first.Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
+				st.print("effective groups")
 			} else if f.output == "text" {
-				fmt.Fprintf(os.Stderr, "%d effective groups (revision %d)\n", count, revision)
+				fmt.Fprintf(os.Stderr, "%d effective groups (revision %d)\n", st.count, revision)
 			}
 			return nil
 		},

@@ -94,7 +94,7 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 	root := opts.Root
 	if root == nil {
 		root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeStatus(w, r, http.StatusNotFound, status.New(codes.NotFound, "no such route: the API is POST /v1/{rpc}, described at /openapi.json"))
+			writeStatus(w, r, http.StatusNotFound, status.New(codes.NotFound, noRoute))
 		})
 	}
 	mux.Handle("/", root)
@@ -194,6 +194,9 @@ func (f *flushControl) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 const streamContentType = "application/x-ndjson"
 
+// noRoute answers a path that is neither the API nor served by Options.Root.
+const noRoute = "no such route: the API is POST /v1/{rpc}, described at /openapi.json"
+
 // ndjsonMarshaler labels server streams as newline-delimited JSON, one {"result": …} object per line, and
 // writes compact JSON: protojson puts a space after some separators, differently in each build, on purpose, so
 // that nobody relies on its bytes; the answers of an HTTP API are compared and quoted in documentation, so they
@@ -210,9 +213,6 @@ func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
 	return compact(b), nil
 }
 
-// compact drops the spaces protojson puts between tokens, in place. It is not json.Compact, which validates as
-// it goes and cost 4% of an HTTP call's CPU: protojson's output is valid JSON whose only whitespace outside
-// strings is those single spaces (it writes no newlines or indentation without Multiline).
 // NewDecoder reads a request body. A unary request's body is one JSON object: it is read whole (the body limit
 // bounds it) and handed to protojson at once, which costs half of what grpc-gateway's decoder does (that one
 // scans the body with encoding/json first, to find where the object ends). A body that is not one message (a
@@ -254,6 +254,9 @@ func (d *bodyDecoder) Decode(v any) error {
 	return d.dec.Decode(v)
 }
 
+// compact drops the spaces protojson puts between tokens, in place. It is not json.Compact, which validates as
+// it goes and cost 4% of an HTTP call's CPU: protojson's output is valid JSON whose only whitespace outside
+// strings is those single spaces (it writes no newlines or indentation without Multiline).
 func compact(b []byte) []byte {
 	out := b[:0]
 	inString, escaped := false, false
@@ -352,7 +355,7 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 	var st *status.Status
 	switch code {
 	case http.StatusNotFound:
-		st = status.New(codes.NotFound, "no such route: the API is POST /v1/{rpc}, described at /openapi.json")
+		st = status.New(codes.NotFound, noRoute)
 	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", http.MethodPost)
 		st = status.New(codes.Unimplemented, "method not allowed: the API is POST /v1/{rpc}")
@@ -367,10 +370,11 @@ var statusJSON = protojson.MarshalOptions{}
 
 func writeStatus(w http.ResponseWriter, _ *http.Request, httpStatus int, st *status.Status) {
 	body, err := statusJSON.Marshal(st.Proto())
-	body = compact(body)
 	if err != nil {
 		body = []byte(`{"code":13,"message":"failed to marshal the error"}`)
 		httpStatus = http.StatusInternalServerError
+	} else {
+		body = compact(body)
 	}
 	h := w.Header()
 	h.Del("Trailer")

@@ -302,22 +302,14 @@ func TestHTTPStreamsAreNDJSON(t *testing.T) {
 				got = append(got, m.GetId())
 			}
 		}
-		s, err := srv.Client.Decisions.EffectiveMembers(ctx, &pb.EffectiveMembersRequest{TenantId: "contoso", GroupId: "grp-all-staff"})
-		if err != nil {
-			t.Fatal(err)
-		}
 		var want []string
-		for {
-			r, err := s.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		if err := srv.Client.EachMember(ctx, &pb.EffectiveMembersRequest{TenantId: "contoso", GroupId: "grp-all-staff"}, func(r *pb.EffectiveMembersResponse) error {
 			for _, m := range r.GetMembers() {
 				want = append(want, m.GetId())
 			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 		slices.Sort(got)
 		slices.Sort(want)

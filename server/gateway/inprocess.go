@@ -67,14 +67,9 @@ type inProcessCredentials struct {
 	lis *InProcess
 }
 
-// inProcessAuthInfo is the AuthInfo of a gateway connection.
-type inProcessAuthInfo struct{ credentials.CommonAuthInfo }
-
-func (inProcessAuthInfo) AuthType() string { return "in-process" }
-
 func (c *inProcessCredentials) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	if ipc, ok := conn.(*inProcessConn); ok && ipc.owner == c.lis {
-		return conn, inProcessAuthInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
+		return conn, server.InProcessAuth, nil
 	}
 	return c.TransportCredentials.ServerHandshake(conn)
 }

@@ -106,6 +106,22 @@ export async function* stream(rpc, body, signal) {
   }
 }
 
+// collect reads the items (each message's field) of a server-streaming call, at most max of them: reading
+// stops, and the call is cancelled, at the first item past max, which more reports. revision is the last
+// message's.
+export async function collect(rpc, body, field, max, signal) {
+  const items = [];
+  let revision = 0;
+  for await (const msg of stream(rpc, body, signal)) {
+    revision = msg.revision;
+    for (const item of list(msg[field])) {
+      if (items.length === max) return {items, revision, more: true};
+      items.push(item);
+    }
+  }
+  return {items, revision, more: false};
+}
+
 function parseLine(line, httpStatus) {
   const msg = JSON.parse(line);
   if (msg.error) throw statusError(msg.error, msg.error.httpCode || httpStatus);

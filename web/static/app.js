@@ -1,6 +1,6 @@
 // app.js: the explorer's views and router. Routes live in the URL fragment (#/o/grp-finance?t=contoso), so
 // every view can be linked to and the browser's back button works; the token never goes there.
-import {ApiError, call, list, num, setToken, stream, token} from './api.js';
+import {ApiError, call, collect, list, num, setToken, token} from './api.js';
 import {debounce, h, limited, replace} from './dom.js';
 import {AUDIT_RULES, groupKindName, labelText, ruleTitle} from './names.js';
 
@@ -501,19 +501,11 @@ async function groupView(resp, params, signal) {
 }
 
 async function guestPanel(o, box, signal) {
-  const rows = [];
-  let rev = 0;
   const max = 50;
-  let more = false;
+  let rows, rev, more;
   try {
-    for await (const msg of stream('effectiveMembers', {tenantId: state.tenant, groupId: o.id, types: ['MEMBER_TYPE_GUEST'], pageSize: 100}, signal)) {
-      rev = msg.revision;
-      for (const m of list(msg.members)) {
-        if (rows.length === max) { more = true; break; }
-        rows.push(m);
-      }
-      if (more) break;
-    }
+    ({items: rows, revision: rev, more} = await collect('effectiveMembers',
+      {tenantId: state.tenant, groupId: o.id, types: ['MEMBER_TYPE_GUEST'], pageSize: 100}, 'members', max, signal));
   } catch (e) {
     if (e.name === 'AbortError') return;
     replace(box, h('h2', {id: 'guests-h'}, 'Guests at any depth'));
@@ -569,19 +561,11 @@ async function principalView(resp, params, signal) {
 }
 
 async function groupsPanel(o, box, filters, labelledOnly, roleOnly, signal) {
-  const rows = [];
   const max = 500;
-  let more = false;
-  let rev = 0;
+  let rows, rev, more;
   try {
-    for await (const msg of stream('effectiveGroups', {tenantId: state.tenant, principalId: o.id, labelledOnly, roleAssignableOnly: roleOnly, pageSize: 200}, signal)) {
-      rev = msg.revision;
-      for (const g of list(msg.groups)) {
-        if (rows.length === max) { more = true; break; }
-        rows.push(g);
-      }
-      if (more) break;
-    }
+    ({items: rows, revision: rev, more} = await collect('effectiveGroups',
+      {tenantId: state.tenant, principalId: o.id, labelledOnly, roleAssignableOnly: roleOnly, pageSize: 200}, 'groups', max, signal));
   } catch (e) {
     if (e.name === 'AbortError') return;
     replace(box, h('h2', {id: 'groups-h'}, 'Groups reached'), filters);
@@ -770,18 +754,8 @@ async function auditView(params, signal) {
     h('p', {class: 'hint'}, 'Today\'s policy violations in the directory (drift). Each group links to its nesting tree with the evidence path marked.'),
     h('div', {class: 'filters'}, h('label', {for: 'audit-rule'}, 'Rule '), select),
     body);
-  const findings = [];
   const max = 2000;
-  let more = false;
-  let rev = 0;
-  for await (const msg of stream('audit', {tenantId: state.tenant, rules: rule ? [rule] : []}, signal)) {
-    rev = msg.revision;
-    for (const f of list(msg.findings)) {
-      if (findings.length === max) { more = true; break; }
-      findings.push(f);
-    }
-    if (more) break;
-  }
+  const {items: findings, revision: rev, more} = await collect('audit', {tenantId: state.tenant, rules: rule ? [rule] : []}, 'findings', max, signal);
   await names(findings.flatMap((f) => [f.groupId, ...list(f.path)]).filter(Boolean), signal).catch(() => {});
   const counts = new Map();
   for (const f of findings) counts.set(f.rule, (counts.get(f.rule) || 0) + 1);
