@@ -16,12 +16,16 @@ import (
 )
 
 // InProcessAddr is the peer address of calls that come from inside the process: the HTTP gateway's. Their
-// client's address is in their x-forwarded-for metadata.
+// client's address is in their HTTPClientMetadata.
 type InProcessAddr struct{}
 
 // Network is "in-process".
 func (InProcessAddr) Network() string { return "in-process" }
 func (InProcessAddr) String() string  { return "in-process" }
+
+// HTTPClientMetadata is the metadata key in which the HTTP gateway passes the address of a call's HTTP client
+// (the connection's remote address, never a header the client sent) to the server's logs.
+const HTTPClientMetadata = "groupgate-http-client"
 
 // ErrNotInProcess is returned by Invoke for a method it does not serve in-process (streams, health).
 var ErrNotInProcess = errors.New("not served in-process")

@@ -102,8 +102,8 @@ func logFailedCall(ctx context.Context, l *slog.Logger, fullMethod, kind string,
 
 // httpClient is the address of the HTTP client of a call that came through the HTTP gateway. The gateway's calls
 // come from inside the process (peer address InProcessAddr), so the peer address says nothing; the gateway puts
-// the client's address in x-forwarded-for. That metadata is believed only from inside the process: any gRPC
-// client could send it.
+// the connection's remote address in HTTPClientMetadata (not x-forwarded-for, which an HTTP client can fill with
+// anything). That metadata is believed only from inside the process: any gRPC client could send it.
 func httpClient(ctx context.Context) (string, bool) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
@@ -112,7 +112,7 @@ func httpClient(ctx context.Context) (string, bool) {
 	if _, inProcess := p.Addr.(InProcessAddr); !inProcess {
 		return "", false
 	}
-	if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, HTTPClientMetadata); len(v) > 0 {
 		return v[len(v)-1], true
 	}
 	return "", false

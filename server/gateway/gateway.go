@@ -16,6 +16,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strings"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/gen/openapiv2"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -75,6 +77,15 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 		// A unary answer goes out with its Content-Length rather than chunked (net/http chunks anything over
 		// 2 KiB written without one, e.g. a CheckBatch answer).
 		runtime.WithWriteContentLength(),
+		// The server's logs name the HTTP client by the connection's address, which the client cannot choose;
+		// a Grpc-Metadata- header of the same name is not forwarded.
+		runtime.WithMetadata(clientAddress),
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			if strings.EqualFold(key, runtime.MetadataHeaderPrefix+server.HTTPClientMetadata) {
+				return "", false
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
 	)
 	ctx := context.Background()
 	calls := serverConn{ClientConn: conn, srv: srv}
@@ -99,6 +110,16 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 	}
 	mux.Handle("/", root)
 	return &Gateway{conn: conn, handler: mux}, nil
+}
+
+// clientAddress is the HTTP client's address for the server's logs: the connection's remote address ("unix
+// socket" on a socket, where it has none).
+func clientAddress(_ context.Context, r *http.Request) metadata.MD {
+	addr := r.RemoteAddr
+	if addr == "" || addr == "@" {
+		addr = "unix socket"
+	}
+	return metadata.Pairs(server.HTTPClientMetadata, addr)
 }
 
 // serverConn is how the gateway calls the server: unary calls through server.Invoke and server streams through

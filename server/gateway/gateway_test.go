@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -599,3 +601,51 @@ func TestHTTPWatchStreamsLiveChanges(t *testing.T) {
 }
 
 const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// syncBuffer is a log sink the server writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestLogsNameTheConnectionNotAHeader: a failed HTTP call is logged with the HTTP client's address as the
+// connection has it; what the client puts in X-Forwarded-For or a Grpc-Metadata- header of the key the gateway
+// uses cannot stand in for it.
+func TestLogsNameTheConnectionNotAHeader(t *testing.T) {
+	logs := &syncBuffer{}
+	srv := servertest.StartWith(t, servertest.Options{HTTP: true,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	a := do(t, srv.HTTPURL, call{path: "/v1/checkMembership", body: `{"tenantId":"contoso","groupId":"grp-nope","principalId":"u-erin"}`,
+		header: map[string]string{"X-Forwarded-For": "203.0.113.7", "Grpc-Metadata-" + server.HTTPClientMetadata: "198.51.100.9"}})
+	if a.code != http.StatusNotFound {
+		t.Fatalf("unknown group: %d %s", a.code, a.body)
+	}
+	var line string
+	for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "CheckMembership") && strings.Contains(l, "finished call") {
+				line = l
+			}
+		}
+	}
+	if !strings.Contains(line, "http.client=127.0.0.1:") {
+		t.Errorf("log line %q: want http.client=127.0.0.1:PORT, the connection's address", line)
+	}
+	for _, spoofed := range []string{"203.0.113.7", "198.51.100.9"} {
+		if strings.Contains(line, spoofed) {
+			t.Errorf("log line %q names %s, which the client made up", line, spoofed)
+		}
+	}
+}

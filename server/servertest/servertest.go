@@ -50,6 +50,8 @@ type Options struct {
 	HTTP bool
 	// HTTPRoot is the HTTP listener's handler for paths outside the API (gateway.Options.Root).
 	HTTPRoot http.Handler
+	// Logger, when set, receives the server's logs (default: discarded).
+	Logger *slog.Logger
 	// Store, when set, opens the store to serve (its OnChange must call onChange) instead of a memory store
 	// holding the given tenants; the caller seeds it.
 	Store func(onChange store.ChangeListener) store.Store
@@ -89,10 +91,13 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 	if opts.Metrics {
 		metrics = server.NewMetrics(st, res.CacheStats)
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	cfg := server.Config{
 		Store:    st,
 		Resolver: res,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:   opts.Logger,
 		Tokens:   opts.Tokens,
 		Metrics:  metrics,
 		Limits:   opts.Limits,
