@@ -54,18 +54,25 @@ func startReplica(t *testing.T, storeURL string, extraArgs ...string) *replica {
 	t.Helper()
 	r := &replica{t: t, addr: freePort(t)}
 	r.args = append([]string{"serve", "--store", storeURL, "--listen", r.addr, "--http-listen", "", "--log-level", "warn"}, extraArgs...)
+	r.serve(syscall.SIGTERM)
+	return r
+}
+
+// serve starts the process, connects a client to it and waits until it is serving; at the end of the test the
+// client is closed and the process stopped with stopSig.
+func (r *replica) serve(stopSig syscall.Signal) {
+	r.t.Helper()
 	r.start()
 	c, err := client.Dial(r.addr, client.Options{})
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
 	r.client = c
-	t.Cleanup(func() {
+	r.t.Cleanup(func() {
 		c.Close()
-		r.kill(syscall.SIGTERM)
+		r.kill(stopSig)
 	})
 	r.waitServing()
-	return r
 }
 
 func (r *replica) start() {

@@ -33,17 +33,7 @@ func startSocketServer(t *testing.T, path string, env []string, extraArgs ...str
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v) // the child inherits the test's environment
 	}
-	r.start()
-	c, err := client.Dial(r.addr, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.client = c
-	t.Cleanup(func() {
-		c.Close()
-		r.kill(syscall.SIGKILL) // a no-op when the test stopped it already
-	})
-	r.waitServing()
+	r.serve(syscall.SIGKILL) // the kill at the end is a no-op when the test stopped it already
 	return r
 }
 
