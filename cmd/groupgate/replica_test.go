@@ -148,6 +148,16 @@ func (r *replica) write(ctx context.Context, requestID string, changes ...*pb.Ch
 	return resp.GetRevision(), err
 }
 
+// status is GetStatus of the contoso tenant on r; the test fails when it errs.
+func (r *replica) status(ctx context.Context) *pb.GetStatusResponse {
+	r.t.Helper()
+	st, err := r.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return st
+}
+
 func isMember(t *testing.T, r *replica, minRevision int64, group, principal string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -225,14 +235,8 @@ func TestReplicasOnPostgres(t *testing.T) {
 			t.Errorf("restarted replica B misses write %d", i)
 		}
 	}
-	statusA, err := a.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	statusB, err := b.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	statusA := a.status(ctx)
+	statusB := b.status(ctx)
 	if statusB.GetRevision() != last || !proto.Equal(statusA.GetCounts(), statusB.GetCounts()) || statusB.GetStore() != "postgres" {
 		t.Errorf("after restart: A %v, B %v (want revision %d)", statusA, statusB, last)
 	}
@@ -354,10 +358,7 @@ func TestKillDuringWrites(t *testing.T) {
 			t.Errorf("write %d was acknowledged at revision %d, its retry answers %d", i, acked[i], rev)
 		}
 	}
-	st, err := a.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := a.status(ctx)
 	if st.GetRevision() != base+writes {
 		t.Errorf("revision %d after %d distinct writes on revision %d: some were lost or written twice", st.GetRevision(), writes, base)
 	}
@@ -426,14 +427,8 @@ func TestReplicaDownLongerThanTheRetentionWindow(t *testing.T) {
 			t.Errorf("restarted replica B misses write %d", i)
 		}
 	}
-	statusA, err := a.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	statusB, err := b.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	statusA := a.status(ctx)
+	statusB := b.status(ctx)
 	if statusB.GetRevision() != last || statusB.GetStoreRevision() != last || !proto.Equal(statusA.GetCounts(), statusB.GetCounts()) {
 		t.Errorf("after restart: A %v, B %v (want revision %d)", statusA, statusB, last)
 	}
