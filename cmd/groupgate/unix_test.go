@@ -37,6 +37,22 @@ func startSocketServer(t *testing.T, path string, env []string, extraArgs ...str
 	return r
 }
 
+// startServe runs serve with f in this process until ctx ends, and returns the target it serves at and the
+// channel its error comes on; the test fails, rather than waits forever, when serve returns before it is ready.
+func startServe(t *testing.T, ctx context.Context, f *serveFlags) (string, <-chan error) {
+	t.Helper()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, f, ready) }()
+	select {
+	case target := <-ready:
+		return target, done
+	case err := <-done:
+		t.Fatal(err)
+		return "", nil
+	}
+}
+
 // socketMode is the permission bits of the socket file at path; the test fails when it is not a socket.
 func socketMode(t *testing.T, path string) fs.FileMode {
 	t.Helper()
@@ -247,15 +263,7 @@ func TestSocketIsLocal(t *testing.T) {
 			f.listen = "unix://" + filepath.Join(dir, string(rune('a'+i))+".sock")
 			f.socketMode, f.logLevel, f.logFormat, f.shutdownTimeout = "0660", "error", "text", time.Second
 			ctx, cancel := context.WithCancel(context.Background())
-			ready := make(chan string, 1)
-			done := make(chan error, 1)
-			go func() { done <- serve(ctx, &f, ready) }()
-			var target string
-			select {
-			case target = <-ready:
-			case err := <-done:
-				t.Fatal(err)
-			}
+			target, done := startServe(t, ctx, &f)
 			defer func() { cancel(); <-done }()
 			if target != f.listen {
 				t.Errorf("serving at %q, want %q", target, f.listen)
@@ -364,18 +372,8 @@ func TestMetricsOnUnixSocket(t *testing.T) {
 	grpcSock, metricsSock := filepath.Join(dir, "gg.sock"), filepath.Join(dir, "metrics.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, &serveFlags{listen: "unix://" + grpcSock, metrics: "unix://" + metricsSock, socketMode: "0640",
-			logLevel: "error", logFormat: "text", shutdownTimeout: time.Second}, ready)
-	}()
-	var target string
-	select {
-	case target = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	target, done := startServe(t, ctx, &serveFlags{listen: "unix://" + grpcSock, metrics: "unix://" + metricsSock, socketMode: "0640",
+		logLevel: "error", logFormat: "text", shutdownTimeout: time.Second})
 	c, err := client.Dial(target, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -418,12 +416,7 @@ func TestGracefulStopOnSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gg.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, &serveFlags{listen: "unix://" + path, logLevel: "error", logFormat: "text", shutdownTimeout: 10 * time.Second}, ready)
-	}()
-	target := <-ready
+	target, done := startServe(t, ctx, &serveFlags{listen: "unix://" + path, logLevel: "error", logFormat: "text", shutdownTimeout: 10 * time.Second})
 	c, err := client.Dial(target, client.Options{})
 	if err != nil {
 		t.Fatal(err)
