@@ -22,9 +22,15 @@ const fastPoll = 100 * time.Millisecond
 
 func open(t testing.TB, url string, onChange store.ChangeListener) *postgres.Store {
 	t.Helper()
+	return openWith(t, url, postgres.Options{OnChange: onChange, PollInterval: fastPoll})
+}
+
+// openWith opens a store on url with opts, closed at the end of the test.
+func openWith(t testing.TB, url string, opts postgres.Options) *postgres.Store {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := postgres.Open(ctx, url, postgres.Options{OnChange: onChange, PollInterval: fastPoll})
+	s, err := postgres.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
