@@ -126,16 +126,8 @@ func TestPostgres(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{storetest.Group("g")}}); err != nil {
-			t.Fatal(err)
-		}
-		var last int64
-		for i := range 24 {
-			id := fmt.Sprintf("u-%02d", i)
-			if last, err = a.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{storetest.User(id), storetest.AddMember("g", id)}}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		const last = 25
+		writeRevisions(t, a, "t", last)
 		want, _ := a.Directory(ctx, "t", last)
 		a.Close() // waits for the checkpoints at revisions 10 and 20
 		conn, err := pgx.Connect(ctx, url)
