@@ -372,18 +372,19 @@ func printComparisons(reports []bench.Report) {
 		}
 		return nil
 	}
-	var ratios []string
+	var ratios, transports []string
 	for _, t := range []string{"tcp", "unix"} {
 		gg, noop := find("groupgate", t), find("no-op", t)
 		if gg != nil && noop != nil && noop.PerSecond > 0 {
-			ratios = append(ratios, fmt.Sprintf("%s %.0f%%", t, 100*gg.PerSecond/noop.PerSecond))
+			ratios = append(ratios, fmt.Sprintf("%.0f%%", 100*gg.PerSecond/noop.PerSecond))
+			transports = append(transports, t)
 		}
 	}
 	switch len(ratios) {
 	case 1:
-		fmt.Fprintf(stdout(), "groupgate / no-op throughput: %s\n", strings.SplitN(ratios[0], " ", 2)[1])
-	case 2:
-		fmt.Fprintf(stdout(), "groupgate / no-op throughput: %s\n", strings.Join(ratios, ", "))
+		fmt.Fprintf(stdout(), "groupgate / no-op throughput: %s\n", ratios[0])
+	case 2: // named by transport
+		fmt.Fprintf(stdout(), "groupgate / no-op throughput: %s %s, %s %s\n", transports[0], ratios[0], transports[1], ratios[1])
 	}
 	if h := find("http", "http"); h != nil && reports[0].PerSecond > 0 {
 		// reports[0] is groupgate over gRPC on the server whose HTTP/JSON API h loaded.
