@@ -53,6 +53,13 @@ func startServe(t *testing.T, ctx context.Context, f *serveFlags) (string, <-cha
 	}
 }
 
+// socketHTTPClient is an HTTP client that connects to the unix socket at path whatever the URL's host.
+func socketHTTPClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}}
+}
+
 // socketMode is the permission bits of the socket file at path; the test fails when it is not a socket.
 func socketMode(t *testing.T, path string) fs.FileMode {
 	t.Helper()
@@ -153,9 +160,7 @@ func TestHTTPOnUnixSocket(t *testing.T) {
 	if mode := socketMode(t, httpPath); mode != 0o600 {
 		t.Errorf("HTTP socket mode %v, want --socket-mode's 0600", mode)
 	}
-	web := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", httpPath)
-	}}}
+	web := socketHTTPClient(httpPath)
 	resp, err := web.Get("http://groupgate/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /healthz over the socket: %v %v", resp, err)
@@ -382,9 +387,7 @@ func TestMetricsOnUnixSocket(t *testing.T) {
 	if _, err := c.CheckMembership(ctx, "contoso", "grp-finance", "u-erin"); err != nil {
 		t.Fatal(err)
 	}
-	httpc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", metricsSock)
-	}}}
+	httpc := socketHTTPClient(metricsSock)
 	resp, err := httpc.Get("http://groupgate/metrics")
 	if err != nil {
 		t.Fatal(err)
