@@ -310,19 +310,23 @@ type GroupFilter struct {
 	RoleAssignableOnly bool // only role-assignable groups
 }
 
-func (f GroupFilter) match(n *directory.Node) bool {
-	g := n.Group()
-	return (!f.LabelledOnly || g.GetLabelId() != "") && (!f.RoleAssignableOnly || g.GetIsAssignableToRole())
+// keeps reports whether group g of d passes f. The zero filter keeps every group without reading its attributes
+// (a cache miss each on a large tenant).
+func (f GroupFilter) keeps(d *directory.Directory, g directory.Ref) bool {
+	if f == (GroupFilter{}) {
+		return true
+	}
+	group := d.Node(g).Group()
+	return (!f.LabelledOnly || group.GetLabelId() != "") && (!f.RoleAssignableOnly || group.GetIsAssignableToRole())
 }
 
 // GroupPaths is Groups with each group's shortest nesting path group → … → principal (both ends included, so
 // the depth is len(path)-1). The path's backing array is reused from one group to the next: copy what you keep.
 func (v View) GroupPaths(principal directory.Ref, f GroupFilter) iter.Seq2[directory.Ref, []directory.Ref] {
 	return func(yield func(directory.Ref, []directory.Ref) bool) {
-		all := f == GroupFilter{}
 		var path []directory.Ref
 		v.walkUp(principal, func(g directory.Ref, _ int, s *scratch) bool {
-			if !all && !f.match(v.dir.Node(g)) {
+			if !f.keeps(v.dir, g) {
 				return true
 			}
 			path = s.appendPath(path[:0], g, principal)
@@ -337,9 +341,8 @@ func (v View) GroupPaths(principal directory.Ref, f GroupFilter) iter.Seq2[direc
 // tenant's size, and cycles end the walk. It streams: the first groups come before the walk has gone far.
 func (v View) Groups(principal directory.Ref, f GroupFilter) iter.Seq2[directory.Ref, int] {
 	return func(yield func(directory.Ref, int) bool) {
-		all := f == GroupFilter{} // then the groups' attributes need not be read (a cache miss each on a large tenant)
 		for g, depth := range v.Ancestors(principal) {
-			if (all || f.match(v.dir.Node(g))) && !yield(g, depth) {
+			if f.keeps(v.dir, g) && !yield(g, depth) {
 				return
 			}
 		}
