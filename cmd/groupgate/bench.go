@@ -89,16 +89,6 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 				defer cleanup()
 				snapshotPath = path
 			}
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return err
-				}
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer f.Close()
-			}
 			// groupgate over each transport, each on a server of its own that starts cold (no run finds a cache the
 			// run before it warmed). All of them are started first and stay up to the end, so that every run, the
 			// no-op ones included, sees the same processes and heaps. The first one also serves the HTTP/JSON API,
@@ -115,6 +105,17 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 				}
 				defer s.stop()
 				servers[i] = s
+			}
+			// The profile starts once the servers are up: it covers the groupgate runs, not loading the snapshots.
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
 			}
 			var reports []bench.Report
 			var samples [][]resourceSample
