@@ -75,13 +75,19 @@ func (t *httpTarget) post(ctx context.Context, route string, req, resp proto.Mes
 		return status.Error(codes.Unavailable, err.Error())
 	}
 	if hresp.StatusCode != http.StatusOK {
-		var st spb.Status
-		if err := protojson.Unmarshal(answer, &st); err != nil || st.GetCode() == 0 {
-			return status.Error(codes.Unknown, fmt.Sprintf("HTTP %d: %.200s", hresp.StatusCode, answer))
-		}
-		return status.ErrorProto(&st)
+		return statusError(hresp.StatusCode, answer)
 	}
 	return protojson.Unmarshal(answer, resp)
+}
+
+// statusError is the gRPC status of an error answer: the google.rpc.Status it holds, or UNKNOWN with the HTTP
+// status and the start of the body when it holds none.
+func statusError(httpStatus int, body []byte) error {
+	var st spb.Status
+	if err := protojson.Unmarshal(body, &st); err != nil || st.GetCode() == 0 {
+		return status.Error(codes.Unknown, fmt.Sprintf("HTTP %d: %.200s", httpStatus, body))
+	}
+	return status.ErrorProto(&st)
 }
 
 // EffectiveGroups reads the newline-delimited JSON stream to its end, decoding every message; an error line
@@ -103,11 +109,7 @@ func (t *httpTarget) EffectiveGroups(ctx context.Context, r *pb.EffectiveGroupsR
 			return status.Error(codes.Unknown, fmt.Sprintf("HTTP %d: %.200s", hresp.StatusCode, lines.Bytes()))
 		}
 		if line.Error != nil {
-			var st spb.Status
-			if err := protojson.Unmarshal(line.Error, &st); err != nil || st.GetCode() == 0 {
-				return status.Error(codes.Unknown, fmt.Sprintf("HTTP %d: %.200s", hresp.StatusCode, line.Error))
-			}
-			return status.ErrorProto(&st)
+			return statusError(hresp.StatusCode, line.Error)
 		}
 		if err := protojson.Unmarshal(line.Result, &pb.EffectiveGroupsResponse{}); err != nil {
 			return err

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/groupgate/groupgate/bench/workload"
@@ -358,13 +357,4 @@ type noOpDirectory struct {
 
 func (noOpDirectory) WriteChanges(context.Context, *pb.WriteChangesRequest) (*pb.WriteChangesResponse, error) {
 	return &pb.WriteChangesResponse{}, nil
-}
-
-// processCPU is the user and system CPU time this process has used (0 where getrusage is unavailable).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -144,6 +144,17 @@ func (s *scratch) visit(x directory.Ref, link directory.Ref) bool {
 	return true
 }
 
+// appendPath appends x and the links that lead from it back to end, end included: the path a walk found to x,
+// from x back to where the walk started.
+func (s *scratch) appendPath(path []directory.Ref, x, end directory.Ref) []directory.Ref {
+	path = append(path, x)
+	for x != end {
+		x = s.link[x]
+		path = append(path, x)
+	}
+	return path
+}
+
 // MemberPath returns the shortest nesting path group → … → principal (both ends included) when principal is a
 // member of group at any depth. A group in a nesting cycle is a member of itself, by the loop.
 func (v View) MemberPath(group, principal directory.Ref) ([]directory.Ref, bool) {
@@ -159,13 +170,7 @@ func (v View) MemberPath(group, principal directory.Ref) ([]directory.Ref, bool)
 		child := s.queue[i]
 		for _, p := range v.dir.Node(child).MemberOf() {
 			if p == group {
-				path := []directory.Ref{group}
-				for x := child; ; x = s.link[x] {
-					path = append(path, x)
-					if x == principal {
-						return path, true
-					}
-				}
+				return s.appendPath([]directory.Ref{group}, child, principal), true
 			}
 			if s.visit(p, child) {
 				s.queue = append(s.queue, p)
@@ -217,11 +222,7 @@ func (v View) shortestDown(group directory.Ref, match func(*directory.Node) bool
 			}
 			n := v.dir.Node(m)
 			if match(n) {
-				path := []directory.Ref{m}
-				for x := m; x != group; {
-					x = s.link[x]
-					path = append(path, x)
-				}
+				path := s.appendPath(nil, m, group)
 				slices.Reverse(path)
 				return path, true
 			}
@@ -309,26 +310,26 @@ type GroupFilter struct {
 	RoleAssignableOnly bool // only role-assignable groups
 }
 
-func (f GroupFilter) match(n *directory.Node) bool {
-	g := n.Group()
-	return (!f.LabelledOnly || g.GetLabelId() != "") && (!f.RoleAssignableOnly || g.GetIsAssignableToRole())
+// keeps reports whether group g of d passes f. The zero filter keeps every group without reading its attributes
+// (a cache miss each on a large tenant).
+func (f GroupFilter) keeps(d *directory.Directory, g directory.Ref) bool {
+	if f == (GroupFilter{}) {
+		return true
+	}
+	group := d.Node(g).Group()
+	return (!f.LabelledOnly || group.GetLabelId() != "") && (!f.RoleAssignableOnly || group.GetIsAssignableToRole())
 }
 
 // GroupPaths is Groups with each group's shortest nesting path group → … → principal (both ends included, so
 // the depth is len(path)-1). The path's backing array is reused from one group to the next: copy what you keep.
 func (v View) GroupPaths(principal directory.Ref, f GroupFilter) iter.Seq2[directory.Ref, []directory.Ref] {
 	return func(yield func(directory.Ref, []directory.Ref) bool) {
-		all := f == GroupFilter{}
 		var path []directory.Ref
 		v.walkUp(principal, func(g directory.Ref, _ int, s *scratch) bool {
-			if !all && !f.match(v.dir.Node(g)) {
+			if !f.keeps(v.dir, g) {
 				return true
 			}
-			path = append(path[:0], g)
-			for x := g; x != principal; {
-				x = s.link[x]
-				path = append(path, x)
-			}
+			path = s.appendPath(path[:0], g, principal)
 			return yield(g, path)
 		})
 	}
@@ -340,9 +341,8 @@ func (v View) GroupPaths(principal directory.Ref, f GroupFilter) iter.Seq2[direc
 // tenant's size, and cycles end the walk. It streams: the first groups come before the walk has gone far.
 func (v View) Groups(principal directory.Ref, f GroupFilter) iter.Seq2[directory.Ref, int] {
 	return func(yield func(directory.Ref, int) bool) {
-		all := f == GroupFilter{} // then the groups' attributes need not be read (a cache miss each on a large tenant)
 		for g, depth := range v.Ancestors(principal) {
-			if (all || f.match(v.dir.Node(g))) && !yield(g, depth) {
+			if f.keeps(v.dir, g) && !yield(g, depth) {
 				return
 			}
 		}

@@ -54,18 +54,25 @@ func startReplica(t *testing.T, storeURL string, extraArgs ...string) *replica {
 	t.Helper()
 	r := &replica{t: t, addr: freePort(t)}
 	r.args = append([]string{"serve", "--store", storeURL, "--listen", r.addr, "--http-listen", "", "--log-level", "warn"}, extraArgs...)
+	r.serve(syscall.SIGTERM)
+	return r
+}
+
+// serve starts the process, connects a client to it and waits until it is serving; at the end of the test the
+// client is closed and the process stopped with stopSig.
+func (r *replica) serve(stopSig syscall.Signal) {
+	r.t.Helper()
 	r.start()
 	c, err := client.Dial(r.addr, client.Options{})
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
 	r.client = c
-	t.Cleanup(func() {
+	r.t.Cleanup(func() {
 		c.Close()
-		r.kill(syscall.SIGTERM)
+		r.kill(stopSig)
 	})
 	r.waitServing()
-	return r
 }
 
 func (r *replica) start() {
@@ -139,6 +146,16 @@ func (r *replica) restart() {
 func (r *replica) write(ctx context.Context, requestID string, changes ...*pb.Change) (int64, error) {
 	resp, err := r.client.Directory.WriteChanges(ctx, &pb.WriteChangesRequest{TenantId: "contoso", RequestId: requestID, Changes: changes})
 	return resp.GetRevision(), err
+}
+
+// status is GetStatus of the contoso tenant on r; the test fails when it errs.
+func (r *replica) status(ctx context.Context) *pb.GetStatusResponse {
+	r.t.Helper()
+	st, err := r.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return st
 }
 
 func isMember(t *testing.T, r *replica, minRevision int64, group, principal string) bool {
@@ -218,14 +235,8 @@ func TestReplicasOnPostgres(t *testing.T) {
 			t.Errorf("restarted replica B misses write %d", i)
 		}
 	}
-	statusA, err := a.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	statusB, err := b.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	statusA := a.status(ctx)
+	statusB := b.status(ctx)
 	if statusB.GetRevision() != last || !proto.Equal(statusA.GetCounts(), statusB.GetCounts()) || statusB.GetStore() != "postgres" {
 		t.Errorf("after restart: A %v, B %v (want revision %d)", statusA, statusB, last)
 	}
@@ -347,10 +358,7 @@ func TestKillDuringWrites(t *testing.T) {
 			t.Errorf("write %d was acknowledged at revision %d, its retry answers %d", i, acked[i], rev)
 		}
 	}
-	st, err := a.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := a.status(ctx)
 	if st.GetRevision() != base+writes {
 		t.Errorf("revision %d after %d distinct writes on revision %d: some were lost or written twice", st.GetRevision(), writes, base)
 	}
@@ -419,14 +427,8 @@ func TestReplicaDownLongerThanTheRetentionWindow(t *testing.T) {
 			t.Errorf("restarted replica B misses write %d", i)
 		}
 	}
-	statusA, err := a.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	statusB, err := b.client.Directory.GetStatus(ctx, &pb.GetStatusRequest{TenantId: "contoso"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	statusA := a.status(ctx)
+	statusB := b.status(ctx)
 	if statusB.GetRevision() != last || statusB.GetStoreRevision() != last || !proto.Equal(statusA.GetCounts(), statusB.GetCounts()) {
 		t.Errorf("after restart: A %v, B %v (want revision %d)", statusA, statusB, last)
 	}

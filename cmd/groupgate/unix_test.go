@@ -33,18 +33,31 @@ func startSocketServer(t *testing.T, path string, env []string, extraArgs ...str
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v) // the child inherits the test's environment
 	}
-	r.start()
-	c, err := client.Dial(r.addr, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.client = c
-	t.Cleanup(func() {
-		c.Close()
-		r.kill(syscall.SIGKILL) // a no-op when the test stopped it already
-	})
-	r.waitServing()
+	r.serve(syscall.SIGKILL) // the kill at the end is a no-op when the test stopped it already
 	return r
+}
+
+// startServe runs serve with f in this process until ctx ends, and returns the target it serves at and the
+// channel its error comes on; the test fails, rather than waits forever, when serve returns before it is ready.
+func startServe(t *testing.T, ctx context.Context, f *serveFlags) (string, <-chan error) {
+	t.Helper()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, f, ready) }()
+	select {
+	case target := <-ready:
+		return target, done
+	case err := <-done:
+		t.Fatal(err)
+		return "", nil
+	}
+}
+
+// socketHTTPClient is an HTTP client that connects to the unix socket at path whatever the URL's host.
+func socketHTTPClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}}
 }
 
 // socketMode is the permission bits of the socket file at path; the test fails when it is not a socket.
@@ -147,9 +160,7 @@ func TestHTTPOnUnixSocket(t *testing.T) {
 	if mode := socketMode(t, httpPath); mode != 0o600 {
 		t.Errorf("HTTP socket mode %v, want --socket-mode's 0600", mode)
 	}
-	web := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", httpPath)
-	}}}
+	web := socketHTTPClient(httpPath)
 	resp, err := web.Get("http://groupgate/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /healthz over the socket: %v %v", resp, err)
@@ -257,15 +268,7 @@ func TestSocketIsLocal(t *testing.T) {
 			f.listen = "unix://" + filepath.Join(dir, string(rune('a'+i))+".sock")
 			f.socketMode, f.logLevel, f.logFormat, f.shutdownTimeout = "0660", "error", "text", time.Second
 			ctx, cancel := context.WithCancel(context.Background())
-			ready := make(chan string, 1)
-			done := make(chan error, 1)
-			go func() { done <- serve(ctx, &f, ready) }()
-			var target string
-			select {
-			case target = <-ready:
-			case err := <-done:
-				t.Fatal(err)
-			}
+			target, done := startServe(t, ctx, &f)
 			defer func() { cancel(); <-done }()
 			if target != f.listen {
 				t.Errorf("serving at %q, want %q", target, f.listen)
@@ -374,18 +377,8 @@ func TestMetricsOnUnixSocket(t *testing.T) {
 	grpcSock, metricsSock := filepath.Join(dir, "gg.sock"), filepath.Join(dir, "metrics.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, &serveFlags{listen: "unix://" + grpcSock, metrics: "unix://" + metricsSock, socketMode: "0640",
-			logLevel: "error", logFormat: "text", shutdownTimeout: time.Second}, ready)
-	}()
-	var target string
-	select {
-	case target = <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	target, done := startServe(t, ctx, &serveFlags{listen: "unix://" + grpcSock, metrics: "unix://" + metricsSock, socketMode: "0640",
+		logLevel: "error", logFormat: "text", shutdownTimeout: time.Second})
 	c, err := client.Dial(target, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -394,9 +387,7 @@ func TestMetricsOnUnixSocket(t *testing.T) {
 	if _, err := c.CheckMembership(ctx, "contoso", "grp-finance", "u-erin"); err != nil {
 		t.Fatal(err)
 	}
-	httpc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", metricsSock)
-	}}}
+	httpc := socketHTTPClient(metricsSock)
 	resp, err := httpc.Get("http://groupgate/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -428,12 +419,7 @@ func TestGracefulStopOnSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gg.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, &serveFlags{listen: "unix://" + path, logLevel: "error", logFormat: "text", shutdownTimeout: 10 * time.Second}, ready)
-	}()
-	target := <-ready
+	target, done := startServe(t, ctx, &serveFlags{listen: "unix://" + path, logLevel: "error", logFormat: "text", shutdownTimeout: 10 * time.Second})
 	c, err := client.Dial(target, client.Options{})
 	if err != nil {
 		t.Fatal(err)

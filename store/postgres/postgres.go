@@ -353,8 +353,7 @@ func (s *Store) publishLocked(t *tenant, next *directory.Directory, delta *direc
 	if s.opts.OnChange != nil && prev.Revision() > 0 {
 		s.opts.OnChange(prev, next, delta)
 	}
-	if t.storeRevision.Load() <= next.Revision() {
-		t.storeRevision.Store(next.Revision())
+	if raise(&t.storeRevision, next.Revision()) {
 		t.behindSince.Store(0)
 	}
 	t.head.Publish(next)
@@ -493,6 +492,21 @@ func encodeSnapshot(snap *pb.Snapshot) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// raise sets a to v unless it holds more, and reports whether it now holds v. The follower and a write (under
+// applyMu, which the follower does not hold when it reads the database's revisions) both raise storeRevision:
+// a compare-and-swap keeps the larger of two racing values, where a load and a store could put back the smaller.
+func raise(a *atomic.Int64, v int64) bool {
+	for {
+		cur := a.Load()
+		if cur > v {
+			return false
+		}
+		if cur == v || a.CompareAndSwap(cur, v) {
+			return true
+		}
+	}
+}
+
 // sync brings every tenant in the database up to its newest revision: one query for all revisions, then the
 // log of each tenant that is behind.
 func (s *Store) sync(ctx context.Context) error {
@@ -516,9 +530,7 @@ func (s *Store) sync(ctx context.Context) error {
 	var errs []error
 	for id, rev := range revisions {
 		t := s.tenant(id, true)
-		if t.storeRevision.Load() < rev {
-			t.storeRevision.Store(rev)
-		}
+		raise(&t.storeRevision, rev)
 		if t.head.Load().Revision() >= rev {
 			continue
 		}

@@ -22,9 +22,15 @@ const fastPoll = 100 * time.Millisecond
 
 func open(t testing.TB, url string, onChange store.ChangeListener) *postgres.Store {
 	t.Helper()
+	return openWith(t, url, postgres.Options{OnChange: onChange, PollInterval: fastPoll})
+}
+
+// openWith opens a store on url with opts, closed at the end of the test.
+func openWith(t testing.TB, url string, opts postgres.Options) *postgres.Store {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := postgres.Open(ctx, url, postgres.Options{OnChange: onChange, PollInterval: fastPoll})
+	s, err := postgres.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,16 +126,8 @@ func TestPostgres(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{storetest.Group("g")}}); err != nil {
-			t.Fatal(err)
-		}
-		var last int64
-		for i := range 24 {
-			id := fmt.Sprintf("u-%02d", i)
-			if last, err = a.Write(ctx, store.Write{TenantID: "t", Changes: []*pb.Change{storetest.User(id), storetest.AddMember("g", id)}}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		const last = 25
+		writeRevisions(t, a, "t", last)
 		want, _ := a.Directory(ctx, "t", last)
 		a.Close() // waits for the checkpoints at revisions 10 and 20
 		conn, err := pgx.Connect(ctx, url)

@@ -86,11 +86,7 @@ func TestRetention(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url := pg.NewDatabase()
-			s, err := postgres.Open(ctx, url, postgres.Options{PollInterval: fastPoll, CheckpointEvery: 10, Retention: tc.retention})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(s.Close)
+			s := openWith(t, url, postgres.Options{PollInterval: fastPoll, CheckpointEvery: 10, Retention: tc.retention})
 			writeRevisions(t, s, "t", 25)
 			writeRevisions(t, s, "no-checkpoint", 5)
 			s.WaitCheckpoints()
@@ -145,11 +141,7 @@ func TestRetention(t *testing.T) {
 
 	t.Run("OneReplicaPrunesAtATime", func(t *testing.T) {
 		url := pg.NewDatabase()
-		s, err := postgres.Open(ctx, url, postgres.Options{PollInterval: fastPoll, CheckpointEvery: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
+		s := openWith(t, url, postgres.Options{PollInterval: fastPoll, CheckpointEvery: 10})
 		writeRevisions(t, s, "t", 12)
 		s.WaitCheckpoints()
 		other := connect(t, url) // another replica, in the middle of its pass
@@ -171,11 +163,7 @@ func TestRetention(t *testing.T) {
 	// was pruned reloads the newest checkpoint and catches up, both by following and inside its next write.
 	t.Run("AReplicaBehindThePrunedLogStartsFromTheCheckpoint", func(t *testing.T) {
 		url := pg.NewDatabase()
-		a, err := postgres.Open(ctx, url, postgres.Options{PollInterval: fastPoll, CheckpointEvery: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(a.Close)
+		a := openWith(t, url, postgres.Options{PollInterval: fastPoll, CheckpointEvery: 10})
 		writeRevisions(t, a, "t", 3)
 		for _, viaWrite := range []bool{false, true} {
 			b := open(t, url, nil)
