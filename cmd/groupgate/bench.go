@@ -23,6 +23,7 @@ import (
 	"github.com/groupgate/groupgate/client"
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/gctune"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -38,6 +39,7 @@ func newBenchCmd() *cobra.Command {
 	var memProfile string
 	var separate bool
 	var transport string
+	var gcHeadroom uint64
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a server with decisions (and optional writes) over gRPC and HTTP/JSON, and a no-op gRPC handler in the same run",
@@ -56,6 +58,9 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			if err := bindEnv(cmd); err != nil {
 				return err
 			}
+			// This process's servers and the no-op handler run under the same collector settings as a server
+			// process of its own (--separate passes them on).
+			defer gctune.Start(gcHeadroom)()
 			p, ok := workload.Preset(preset)
 			if !ok {
 				return fmt.Errorf("--preset %q: want tiny, small, medium or large", preset)
@@ -99,7 +104,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 					servers[i] = &benchServer{addr: cfg.Addr, httpURL: httpURL, rss: func() int64 { return -1 }}
 					continue
 				}
-				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && i == 0)
+				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && i == 0, gcHeadroom)
 				if err != nil {
 					return err
 				}
@@ -151,7 +156,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			}
 			if !noNoOp {
 				for _, t := range transports {
-					addr, stop, err := noOpServer(ctx, t, separate)
+					addr, stop, err := noOpServer(ctx, t, separate, gcHeadroom)
 					if err != nil {
 						return err
 					}
@@ -210,6 +215,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.StringVar(&memProfile, "memprofile", "", "after the groupgate run, write this process's allocation profile (pprof allocs; with an in-process server: both)")
 	fl.StringVar(&transport, "transport", "tcp", "without --addr: serve and load over tcp (loopback), unix (a socket in a temporary directory), or both (tcp,unix; unix,tcp runs the socket first), compared in one run")
 	fl.BoolVar(&separate, "separate", false, "run groupgate and the no-op handler each in a process of its own (default: in this process)")
+	fl.Uint64Var(&gcHeadroom, "gc-headroom-bytes", defaultGCHeadroom, "the servers' (and this process's) --gc-headroom-bytes: "+gcHeadroomUsage)
 	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
 	return cmd
@@ -415,7 +421,7 @@ type benchServer struct {
 // startBenchServer starts groupgate on the snapshot file, listening on loopback TCP or on a unix socket in a
 // temporary directory, in this process or (separate) in a process of its own; withHTTP also serves its HTTP/JSON
 // API on a free loopback port.
-func startBenchServer(ctx context.Context, transport, snapshot string, separate, withHTTP bool) (*benchServer, error) {
+func startBenchServer(ctx context.Context, transport, snapshot string, separate, withHTTP bool, gcHeadroom uint64) (*benchServer, error) {
 	httpListen := ""
 	if separate {
 		if withHTTP {
@@ -424,7 +430,8 @@ func startBenchServer(ctx context.Context, transport, snapshot string, separate,
 				return nil, err
 			}
 		}
-		child, err := spawnServer(ctx, transport, "serve", "--snapshot", snapshot, "--log-level", "warn", "--http-listen", httpListen)
+		child, err := spawnServer(ctx, transport, "serve", "--snapshot", snapshot, "--log-level", "warn", "--http-listen", httpListen,
+			"--gc-headroom-bytes", strconv.FormatUint(gcHeadroom, 10))
 		if err != nil {
 			return nil, err
 		}
@@ -440,7 +447,8 @@ func startBenchServer(ctx context.Context, transport, snapshot string, separate,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	ready, httpReady := make(chan string, 1), make(chan string, 1)
-	f := &serveFlags{listen: listenAddr, socketMode: "0600", snapshots: []string{snapshot}, logLevel: "warn", logFormat: "text", shutdownTimeout: time.Second}
+	f := &serveFlags{listen: listenAddr, socketMode: "0600", snapshots: []string{snapshot}, logLevel: "warn", logFormat: "text",
+		shutdownTimeout: time.Second, gcHeadroom: gcHeadroom}
 	if withHTTP {
 		f.httpListen, f.httpReady = "127.0.0.1:0", httpReady
 	}
@@ -499,7 +507,7 @@ func benchListenAddress(transport string) (addr string, cleanup func(), err erro
 }
 
 // noOpServer starts the no-op baseline in this process, or in a process of its own.
-func noOpServer(ctx context.Context, transport string, separate bool) (addr string, stop func(), err error) {
+func noOpServer(ctx context.Context, transport string, separate bool, gcHeadroom uint64) (addr string, stop func(), err error) {
 	if !separate {
 		listenAddr, cleanup, err := benchListenAddress(transport)
 		if err != nil {
@@ -512,7 +520,7 @@ func noOpServer(ctx context.Context, transport string, separate bool) (addr stri
 		}
 		return addr, func() { stop(); cleanup() }, nil
 	}
-	child, err := spawnServer(ctx, transport, "noop-serve")
+	child, err := spawnServer(ctx, transport, "noop-serve", "--gc-headroom-bytes", strconv.FormatUint(gcHeadroom, 10))
 	if err != nil {
 		return "", nil, err
 	}
@@ -620,6 +628,7 @@ func (c *childServer) stop() {
 
 func newNoOpServeCmd() *cobra.Command {
 	var listen string
+	var gcHeadroom uint64
 	cmd := &cobra.Command{
 		Use:    "noop-serve",
 		Short:  "Serve the no-op DecisionService that bench --separate compares against",
@@ -628,6 +637,7 @@ func newNoOpServeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			defer gctune.Start(gcHeadroom)()
 			_, stopServer, err := bench.ServeNoOp(listen)
 			if err != nil {
 				return err
@@ -638,5 +648,6 @@ func newNoOpServeCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
+	cmd.Flags().Uint64Var(&gcHeadroom, "gc-headroom-bytes", defaultGCHeadroom, gcHeadroomUsage)
 	return cmd
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/directory/demo"
+	"github.com/groupgate/groupgate/internal/gctune"
 	"github.com/groupgate/groupgate/internal/listen"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
@@ -46,9 +47,17 @@ type serveFlags struct {
 	shutdownTimeout time.Duration
 	retention       postgres.Retention
 	checkpointEvery int64
+	gcHeadroom      uint64
 	// httpReady, when set, receives the HTTP listener's address (tests; not a flag).
 	httpReady chan<- string
 }
+
+// defaultGCHeadroom is the least the heap may grow between two garbage collections (package gctune): 256 MiB
+// took the HTTP p99 of the medium tenant from 2.2-2.5 ms to ~1.6 ms and changes nothing for a tenant whose live
+// heap is above it (the large one's is 400-530 MiB), which GOGC's 100% already gives as much.
+const defaultGCHeadroom = 256 << 20
+
+const gcHeadroomUsage = "collect garbage only after the heap has grown by at least this many bytes, or by GOGC percent of the live heap when that is more (0: GOGC alone; GOMEMLIMIT still applies)"
 
 func newServeCmd() *cobra.Command {
 	f := &serveFlags{}
@@ -88,6 +97,7 @@ func newServeCmd() *cobra.Command {
 	fl.Int64Var(&f.checkpointEvery, "checkpoint-every", 10_000, "postgres: store a tenant's snapshot every N revisions, where replicas start and retention may prune below (-1: never)")
 	fl.Int64Var(&f.retention.Revisions, "retain-revisions", 10_000, "postgres: keep at least the newest N revisions of each tenant's change log for Watch (the log above the newest checkpoint is always kept)")
 	fl.DurationVar(&f.retention.For, "retain-for", 24*time.Hour, "postgres: keep at least the revisions (and superseded checkpoints) written within this period")
+	fl.Uint64Var(&f.gcHeadroom, "gc-headroom-bytes", defaultGCHeadroom, gcHeadroomUsage)
 	fl.DurationVar(&f.retention.Every, "prune-every", time.Minute, "postgres: how often one replica prunes what --retain-revisions and --retain-for no longer keep (0: keep everything)")
 	annotateEnv(cmd)
 	return cmd
@@ -99,6 +109,7 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
+	defer gctune.Start(f.gcHeadroom)()
 	socketMode := listen.DefaultSocketMode // when serve is called without flags (bench, tests, --snapshot)
 	if f.socketMode != "" {
 		if socketMode, err = listen.ParseMode(f.socketMode); err != nil {
