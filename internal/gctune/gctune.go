@@ -13,27 +13,40 @@ package gctune
 
 import (
 	"math"
-	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// maxPercent bounds the GC percent Start sets for a nearly empty heap.
-const maxPercent = 100_000
+// Heap is what the runtime sizes the next collection's goal by: the heap the last collection found live and the
+// stacks and globals it scanned. With GC percent p the goal is Live + (Live+Stacks+Globals)·p/100, and never
+// less than 4 MiB·p/100 (runtime/mgcpacer.go).
+type Heap struct{ Live, Stacks, Globals uint64 }
 
-// Percent is the GC percent that lets a heap of live bytes grow by at least headroom bytes before the next
-// collection, and never less than base (the GOGC the process started with). A negative base (GOGC=off) is
-// returned as it is, and so is base before the first collection (live 0): the heap's goal is then the runtime's
-// minimum times GOGC, and a percent computed from nothing would let a tenant load without any collection.
-func Percent(live, headroom uint64, base int) int {
-	if base < 0 || live == 0 {
+// runtimeHeapMinimum is the runtime's heap goal floor at GOGC=100 (defaultHeapMinimum), scaled by p/100.
+const runtimeHeapMinimum = 4 << 20
+
+// Percent is the GC percent that lets the heap grow by at least headroom bytes beyond h.Live before the next
+// collection, and by no more (unless base, the GOGC the process started with, allows more: it is the least
+// Percent returns). A negative base (GOGC=off) is returned as it is, and so is base before the first collection
+// (Live 0), when there is nothing to size the headroom by.
+//
+// The bound from above matters while the heap is small (a process starting, before its tenants have loaded):
+// the runtime's goal floor grows with the percent, and a percent of 25,600 for a 1 MiB heap would put the next
+// collection a gigabyte away.
+func Percent(h Heap, headroom uint64, base int) int {
+	if base < 0 || h.Live == 0 {
 		return base
 	}
-	p := math.Ceil(float64(headroom) * 100 / float64(live))
-	if p > maxPercent {
-		p = maxPercent
+	scanned := float64(h.Live + h.Stacks + h.Globals)
+	p := math.Ceil(float64(headroom) * 100 / scanned)
+	if floorBound := math.Floor(float64(h.Live+headroom) * 100 / runtimeHeapMinimum); p > floorBound {
+		p = floorBound
+	}
+	if p > math.MaxInt32 {
+		p = math.MaxInt32
 	}
 	return max(base, int(p))
 }
@@ -41,10 +54,16 @@ func Percent(live, headroom uint64, base int) int {
 // running is set while a tuner runs: the GC percent is the process's, so there is one tuner at most.
 var running atomic.Bool
 
-// Start keeps the GC percent at Percent(live heap, headroom, GOGC) from now on, re-reading the live heap after
-// every collection, until stop is called; stop restores the GC percent the process had. Start does nothing (and
-// stop neither) when headroom is 0, when GOGC is off, or while another tuner runs: a server started in a
-// process that tunes already (bench's in-process servers) leaves it to that one.
+// pollEvery is how often the tuner looks for a finished collection. A collection cannot announce itself in time:
+// a cleanup or finalizer on an object allocated while one is marking runs only after the next, and a percent
+// left from a 2 MB heap once let a loading tenant's heap reach 1.7 GB. Polled, the percent trails a collection by
+// at most this long, during which the heap grows by what is allocated in that time (~7 MB under HTTP load).
+const pollEvery = 20 * time.Millisecond
+
+// Start keeps the GC percent at Percent(heap, headroom, GOGC) from now on, re-reading the heap after every
+// collection, until stop is called; stop restores the GC percent the process had. Start does nothing (and stop
+// neither) when headroom is 0, when GOGC is off, or while another tuner runs: a server started in a process
+// that tunes already (bench's in-process servers) leaves it to that one.
 func Start(headroom uint64) (stop func()) {
 	if headroom == 0 || !running.CompareAndSwap(false, true) {
 		return func() {}
@@ -55,16 +74,27 @@ func Start(headroom uint64) (stop func()) {
 		running.Store(false)
 		return func() {}
 	}
-	t := &tuner{headroom: headroom, base: base, percent: base}
-	t.adjust()
-	t.arm()
+	t := &tuner{headroom: headroom, base: base, percent: base, cycles: ^uint64(0)}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(pollEvery)
+		defer tick.Stop()
+		for {
+			t.adjust()
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			t.mu.Lock()
-			t.stopped = true
+			close(done)
+			<-finished
 			debug.SetGCPercent(base)
-			t.mu.Unlock()
 			running.Store(false)
 		})
 	}
@@ -73,58 +103,47 @@ func Start(headroom uint64) (stop func()) {
 type tuner struct {
 	headroom uint64
 	base     int
-
-	mu      sync.Mutex
-	stopped bool
-	percent int // what the tuner set last
+	percent  int    // what the tuner set last
+	cycles   uint64 // the collections counted when it did
 }
 
-// sentinel is an object nothing refers to, so that every collection frees it and runs its cleanup: the hook by
-// which the tuner learns that a collection has ended. It holds a pointer so that it is not a tiny allocation
-// (whose cleanups may never run).
-type sentinel struct{ _ *byte }
-
-func (t *tuner) arm() {
-	runtime.AddCleanup(&sentinel{}, func(t *tuner) {
-		if t.adjust() {
-			t.arm()
-		}
-	}, t)
-}
-
-// adjust sets the GC percent for the live heap of the last collection, and reports whether the tuner still runs.
-// It changes the percent only when it moves by more than a tenth, so that a heap that hovers does not rewrite it
+// adjust sets the GC percent for the heap of the last collection, if one has finished since the last call. It
+// changes the percent only when it moves by more than a tenth, so that a heap that hovers does not rewrite it
 // after every collection.
-func (t *tuner) adjust() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.stopped {
-		return false
+func (t *tuner) adjust() {
+	cycles := readUint64("/gc/cycles/total:gc-cycles")
+	if cycles == t.cycles {
+		return
 	}
-	p := Percent(LiveHeap(), t.headroom, t.base)
+	t.cycles = cycles
+	p := Percent(ReadHeap(), t.headroom, t.base)
 	if diff := p - t.percent; diff*10 > t.percent || -diff*10 > t.percent {
 		debug.SetGCPercent(p)
 		t.percent = p
 	}
-	return true
 }
 
-// LiveHeap is the heap the last collection found live, in bytes (runtime/metrics /gc/heap/live:bytes).
-func LiveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+// ReadHeap reads what the last collection found (runtime/metrics /gc/heap/live, /gc/scan/stack and
+// /gc/scan/globals, in bytes).
+func ReadHeap() Heap {
+	return Heap{
+		Live:    readUint64("/gc/heap/live:bytes"),
+		Stacks:  readUint64("/gc/scan/stack:bytes"),
+		Globals: readUint64("/gc/scan/globals:bytes"),
+	}
+}
+
+// HeapGoal is the heap size at which the next collection is due (runtime/metrics /gc/heap/goal:bytes).
+func HeapGoal() uint64 { return readUint64("/gc/heap/goal:bytes") }
+
+// GCPercent is the GC percent in effect (runtime/metrics /gc/gogc:percent), read without changing it.
+func GCPercent() int { return int(readUint64("/gc/gogc:percent")) }
+
+func readUint64(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
 	}
 	return s[0].Value.Uint64()
-}
-
-// GCPercent is the GC percent in effect (runtime/metrics /gc/gogc:percent), read without changing it.
-func GCPercent() int {
-	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return -1
-	}
-	return int(s[0].Value.Uint64())
 }

@@ -7,29 +7,61 @@ import (
 	"time"
 )
 
+const MiB = 1 << 20
+
 func TestPercent(t *testing.T) {
-	const MiB = 1 << 20
 	tests := []struct {
-		name           string
-		live, headroom uint64
-		base, want     int
+		name       string
+		heap       Heap
+		headroom   uint64
+		base, want int
 	}{
-		{"medium tenant: headroom wins", 60 * MiB, 256 * MiB, 100, 427},
-		{"large tenant: GOGC wins", 600 * MiB, 256 * MiB, 100, 100},
-		{"a higher GOGC still wins", 60 * MiB, 256 * MiB, 500, 500},
-		{"exactly the headroom", 256 * MiB, 256 * MiB, 100, 100},
-		{"GOGC=off stays off", 60 * MiB, 256 * MiB, -1, -1},
-		{"before the first collection", 0, 256 * MiB, 100, 100},
-		{"a nearly empty heap is capped", 1, 256 * MiB, 100, maxPercent},
-		{"no headroom", 60 * MiB, 0, 100, 100},
+		{"medium tenant: the headroom wins", Heap{Live: 60 * MiB, Stacks: MiB / 2, Globals: MiB}, 256 * MiB, 100, 417},
+		{"large tenant: GOGC wins", Heap{Live: 600 * MiB, Stacks: MiB, Globals: MiB}, 256 * MiB, 100, 100},
+		{"a higher GOGC still wins", Heap{Live: 60 * MiB}, 256 * MiB, 500, 500},
+		{"exactly the headroom", Heap{Live: 256 * MiB}, 256 * MiB, 100, 100},
+		{"GOGC=off stays off", Heap{Live: 60 * MiB}, 256 * MiB, -1, -1},
+		{"before the first collection", Heap{}, 256 * MiB, 100, 100},
+		{"a starting process: globals count", Heap{Live: MiB, Stacks: MiB / 16, Globals: 3 * MiB}, 256 * MiB, 100, 6302},
+		{"a nearly empty heap: bounded by the runtime's floor", Heap{Live: 1}, 256 * MiB, 100, 6400},
+		{"no headroom", Heap{Live: 60 * MiB}, 0, 100, 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Percent(tt.live, tt.headroom, tt.base); got != tt.want {
-				t.Errorf("Percent(%d, %d, %d) = %d, want %d", tt.live, tt.headroom, tt.base, got, tt.want)
+			if got := Percent(tt.heap, tt.headroom, tt.base); got != tt.want {
+				t.Errorf("Percent(%+v, %d, %d) = %d, want %d", tt.heap, tt.headroom, tt.base, got, tt.want)
 			}
 		})
 	}
+}
+
+// TestPercentPutsTheGoalAtTheHeadroom checks Percent against the runtime's own goal formula over heaps from a
+// few bytes to a gigabyte: where the headroom wins, the next collection is due at live + headroom (±1%), never
+// a gigabyte away.
+func TestPercentPutsTheGoalAtTheHeadroom(t *testing.T) {
+	const headroom = 256 * MiB
+	for _, live := range []uint64{1, 4 << 10, MiB, 10 * MiB, 60 * MiB, 200 * MiB, 255 * MiB, 300 * MiB, 1 << 30} {
+		for _, globals := range []uint64{0, MiB, 8 * MiB} {
+			h := Heap{Live: live, Stacks: 64 << 10, Globals: globals}
+			p := Percent(h, headroom, 100)
+			goal := runtimeGoal(h, p)
+			if p == 100 { // GOGC gives at least the headroom already
+				if goal < live+headroom {
+					t.Errorf("%+v: percent 100 puts the goal at %d, below live + headroom %d", h, goal, live+headroom)
+				}
+				continue
+			}
+			if want := float64(live + headroom); float64(goal) < 0.99*want || float64(goal) > 1.01*want {
+				t.Errorf("%+v: percent %d puts the goal at %d, want %d (±1%%)", h, p, goal, live+headroom)
+			}
+		}
+	}
+}
+
+// runtimeGoal is the heap goal the runtime computes for percent p (runtime/mgcpacer.go, commit).
+func runtimeGoal(h Heap, p int) uint64 {
+	goal := h.Live + (h.Live+h.Stacks+h.Globals)*uint64(p)/100
+	return max(goal, runtimeHeapMinimum*uint64(p)/100)
 }
 
 // TestStartFollowsCollections starts a tuner with a headroom far above this test binary's live heap: after a
@@ -43,17 +75,21 @@ func TestStartFollowsCollections(t *testing.T) {
 	stop := Start(headroom)
 	defer stop()
 	runtime.GC()
-	want := Percent(LiveHeap(), headroom, 100)
+	want := Percent(ReadHeap(), headroom, 100)
 	if want <= 100 {
-		t.Fatalf("live heap %d B: the test needs a headroom above it", LiveHeap())
+		t.Fatalf("heap %+v: the test needs a headroom above it", ReadHeap())
 	}
 	waitFor(t, "the GC percent to follow the collection", func() bool { return near(GCPercent(), want) })
+	// The runtime's own goal: about live + headroom (within the tenth the tuner tolerates), not GOGC's 2 x live.
+	if live, goal := ReadHeap().Live, HeapGoal(); goal < live+headroom*9/10 || goal > live+headroom*11/10 {
+		t.Errorf("live heap %d B, headroom %d B: the next collection is due at %d B", live, uint64(headroom), goal)
+	}
 
 	stop2 := Start(64 << 20)
 	runtime.GC()
 	runtime.GC()
 	stop2() // a no-op: the first tuner runs
-	if p, want := GCPercent(), Percent(LiveHeap(), headroom, 100); !near(p, want) {
+	if p, want := GCPercent(), Percent(ReadHeap(), headroom, 100); !near(p, want) {
 		t.Errorf("after a second Start and its stop: GC percent %d, want the first tuner's %d", p, want)
 	}
 
@@ -61,12 +97,36 @@ func TestStartFollowsCollections(t *testing.T) {
 	if p := GCPercent(); p != 100 {
 		t.Errorf("after stop: GC percent %d, want GOGC's 100", p)
 	}
-	runtime.GC() // the sentinel's cleanup must not set it again
+	runtime.GC() // the stopped tuner must not set it again
 	runtime.GC()
 	time.Sleep(10 * time.Millisecond)
 	if p := GCPercent(); p != 100 {
 		t.Errorf("a collection after stop: GC percent %d, want 100", p)
 	}
+}
+
+// TestGoalFollowsAGrowingHeap grows the live heap 30-fold after the tuner has sized the percent for a small one,
+// as a server does while its tenants load: the next goal must come back to live + headroom, not stay at the
+// small heap's percent times the large heap (a gigabyte or more).
+func TestGoalFollowsAGrowingHeap(t *testing.T) {
+	base := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(base) })
+	const headroom = 256 * MiB
+	stop := Start(headroom)
+	defer stop()
+	runtime.GC()
+	waitFor(t, "a percent for the small heap", func() bool { return GCPercent() > 1000 })
+
+	tenant := make([]byte, 64*MiB)
+	for i := range tenant {
+		tenant[i] = byte(i)
+	}
+	runtime.GC()
+	waitFor(t, "the goal to follow the grown heap", func() bool {
+		live, goal := ReadHeap().Live, HeapGoal()
+		return goal >= live+headroom*9/10 && goal <= live+headroom*11/10
+	})
+	runtime.KeepAlive(tenant)
 }
 
 func TestStartLeavesGOGCOffAlone(t *testing.T) {

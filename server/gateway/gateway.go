@@ -80,12 +80,7 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 		// The server's logs name the HTTP client by the connection's address, which the client cannot choose;
 		// a Grpc-Metadata- header of the same name is not forwarded.
 		runtime.WithMetadata(clientAddress),
-		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
-			if strings.EqualFold(key, runtime.MetadataHeaderPrefix+server.HTTPClientMetadata) {
-				return "", false
-			}
-			return runtime.DefaultHeaderMatcher(key)
-		}),
+		runtime.WithIncomingHeaderMatcher(forwardedHeader),
 	)
 	ctx := context.Background()
 	calls := serverConn{ClientConn: conn, srv: srv}
@@ -110,6 +105,22 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 	}
 	mux.Handle("/", root)
 	return &Gateway{conn: conn, handler: mux}, nil
+}
+
+// forwardedHeader says which request headers become the call's metadata: Grpc-Metadata-{key} as {key} (gRPC
+// metadata an HTTP client sends explicitly), except the key the gateway sets itself. The Authorization header
+// is always forwarded (grpc-gateway does so before asking). grpc-gateway's default would also forward the
+// standard headers (Content-Type, User-Agent, Accept, …) as grpcgateway-{name}; nothing in the server reads
+// them, and building them was a tenth of the gateway's allocations per call.
+func forwardedHeader(key string) (string, bool) {
+	if len(key) <= len(runtime.MetadataHeaderPrefix) || !strings.EqualFold(key[:len(runtime.MetadataHeaderPrefix)], runtime.MetadataHeaderPrefix) {
+		return "", false
+	}
+	name := key[len(runtime.MetadataHeaderPrefix):]
+	if strings.EqualFold(name, server.HTTPClientMetadata) {
+		return "", false
+	}
+	return name, true
 }
 
 // clientAddress is the HTTP client's address for the server's logs: the connection's remote address ("unix
