@@ -224,7 +224,13 @@ func (f *flushControl) FlushError() error {
 // Unwrap gives http.ResponseController the underlying writer for everything else.
 func (f *flushControl) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
-const streamContentType = "application/x-ndjson"
+// The answers name their charset, though JSON is always UTF-8 (RFC 8259): Windows PowerShell 5.1's
+// Invoke-RestMethod reads a body without one as ISO-8859-1, and a display name such as "Zoë" would come out
+// garbled. PowerShell 7 and Logic Apps compare the media type alone.
+const (
+	jsonContentType   = "application/json; charset=utf-8"
+	streamContentType = "application/x-ndjson; charset=utf-8"
+)
 
 // noRoute answers a path that is neither the API nor served by Options.Root.
 const noRoute = "no such route: the API is POST /v1/{rpc}, described at /openapi.json"
@@ -235,6 +241,7 @@ const noRoute = "no such route: the API is POST /v1/{rpc}, described at /openapi
 // are compacted to one stable form.
 type ndjsonMarshaler struct{ runtime.JSONPb }
 
+func (*ndjsonMarshaler) ContentType(any) string       { return jsonContentType }
 func (*ndjsonMarshaler) StreamContentType(any) string { return streamContentType }
 
 func (m *ndjsonMarshaler) Marshal(v any) ([]byte, error) {
@@ -309,7 +316,7 @@ func compact(b []byte) []byte {
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", jsonContentType)
 	_, _ = w.Write(openapiv2.JSON)
 }
 
@@ -411,7 +418,7 @@ func writeStatus(w http.ResponseWriter, _ *http.Request, httpStatus int, st *sta
 	h := w.Header()
 	h.Del("Trailer")
 	h.Del("Transfer-Encoding")
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", jsonContentType)
 	if st.Code() == codes.Unauthenticated {
 		h.Set("WWW-Authenticate", `Bearer realm="groupgate"`)
 	}

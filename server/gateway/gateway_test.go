@@ -171,8 +171,8 @@ func TestHTTPErrorsCarryTheStatusOfTheirCode(t *testing.T) {
 			if a.code != tt.httpCode {
 				t.Fatalf("HTTP %d %s, want %d", a.code, a.body, tt.httpCode)
 			}
-			if ct := a.header.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type %q, want application/json", ct)
+			if ct := a.header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+				t.Errorf("Content-Type %q, want application/json; charset=utf-8", ct)
 			}
 			st := statusOf(t, a.body)
 			if st.Code() != tt.grpcCode || st.Message() == "" {
@@ -286,7 +286,7 @@ func TestHTTPStreamsAreNDJSON(t *testing.T) {
 
 	t.Run("EffectiveMembers", func(t *testing.T) {
 		code, h, lines := stream(t, srv.HTTPURL, "/v1/effectiveMembers", checkerToken, `{"tenantId":"contoso","groupId":"grp-all-staff","pageSize":2}`)
-		if code != 200 || h.Get("Content-Type") != "application/x-ndjson" {
+		if code != 200 || h.Get("Content-Type") != "application/x-ndjson; charset=utf-8" {
 			t.Fatalf("HTTP %d, Content-Type %q", code, h.Get("Content-Type"))
 		}
 		var got []string
@@ -569,7 +569,7 @@ func TestHTTPWatchStreamsLiveChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson; charset=utf-8" {
 		t.Fatalf("watch: HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	lines := make(chan []byte)
