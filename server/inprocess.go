@@ -94,7 +94,11 @@ func (s *Server) Invoke(ctx context.Context, method string, req, reply any) erro
 	if err != nil {
 		return status.Convert(err).Err()
 	}
-	proto.Merge(reply.(proto.Message), resp.(proto.Message))
+	out, ok := resp.(proto.Message)
+	if !ok { // a handler answering neither a message nor an error: gRPC would fail to encode it
+		return status.Errorf(codes.Internal, "%s answered %T and no error", method, resp)
+	}
+	proto.Merge(reply.(proto.Message), out)
 	return nil
 }
 
@@ -159,6 +163,9 @@ type inProcessPipe struct {
 	clientCtx, serverCtx context.Context
 	cancel               context.CancelFunc
 	request              chan proto.Message // the one request; closed by CloseSend
+	sendMu               sync.Mutex
+	sendClosed           bool // CloseSend has been called: the request channel is closed
+	requestSent          bool
 	requestRead          bool
 	msgs                 chan proto.Message // the answers; closed when the handler has returned
 	headerOnce           sync.Once
@@ -241,16 +248,27 @@ func (c *inProcessClientStream) SendMsg(m any) error {
 	if !ok {
 		return status.Errorf(codes.Internal, "in-process stream sending a %T", m)
 	}
-	select {
-	case c.request <- proto.Clone(msg):
-		return nil
-	default:
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	switch {
+	case c.sendClosed:
+		return status.Error(codes.Internal, "in-process stream: SendMsg after CloseSend")
+	case c.requestSent:
 		return status.Error(codes.Internal, "in-process stream: a server stream takes one request")
 	}
+	c.requestSent = true
+	c.request <- proto.Clone(msg) // the channel holds one: never blocks
+	return nil
 }
 
+// CloseSend ends the requests; calling it again does nothing, as on a gRPC stream.
 func (c *inProcessClientStream) CloseSend() error {
-	close(c.request)
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if !c.sendClosed {
+		c.sendClosed = true
+		close(c.request)
+	}
 	return nil
 }
 

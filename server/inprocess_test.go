@@ -187,3 +187,43 @@ func TestNewStreamRunsTheInterceptorChain(t *testing.T) {
 		t.Errorf("NewStream of a client stream: %v, want ErrNotInProcess", err)
 	}
 }
+
+// TestInProcessStreamMisuse: the client end of an in-process stream answers misuse with errors, as a gRPC
+// stream does, instead of panicking on a closed channel: a second CloseSend, a SendMsg after CloseSend, a
+// second request.
+func TestInProcessStreamMisuse(t *testing.T) {
+	srv := servertest.StartWith(t, servertest.Options{})
+	req := &pb.EffectiveMembersRequest{TenantId: "contoso", GroupId: "grp-finance"}
+
+	cs, err := srv.Server.NewStream(context.Background(), "/groupgate.v1.DecisionService/EffectiveMembers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.SendMsg(req); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.SendMsg(req); status.Code(err) != codes.Internal {
+		t.Errorf("a second request: %v, want INTERNAL", err)
+	}
+	for i := range 2 {
+		if err := cs.CloseSend(); err != nil {
+			t.Errorf("CloseSend #%d: %v", i+1, err)
+		}
+	}
+	if err := cs.SendMsg(req); status.Code(err) != codes.Internal {
+		t.Errorf("SendMsg after CloseSend: %v, want INTERNAL", err)
+	}
+	var got int
+	for {
+		var r pb.EffectiveMembersResponse
+		if err := cs.RecvMsg(&r); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		got += len(r.GetMembers())
+	}
+	if got == 0 {
+		t.Error("the stream answered no members after the misuse")
+	}
+}
