@@ -217,11 +217,15 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 		ready <- target
 	}
 	go func() { errc <- srv.GRPC().Serve(lis) }()
+	// A listener that fails stops the other too (through the same shutdown as SIGTERM), so that serve never
+	// returns with one of them still answering.
+	var failed error
 	select {
-	case err := <-errc:
-		return err
+	case failed = <-errc:
+		logger.Error("gRPC listener failed", "err", failed)
 	case err := <-webDone:
-		return fmt.Errorf("--http-listen: %w", err)
+		failed = fmt.Errorf("--http-listen: %w", err)
+		logger.Error("HTTP listener failed", "err", err)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: finishing in-flight calls", "timeout", f.shutdownTimeout)
@@ -239,7 +243,7 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	srv.Shutdown(sctx)
 	<-stopped
 	logger.Info("stopped")
-	return nil
+	return failed
 }
 
 // httpRoot serves GET / and every other path outside the API on the HTTP listener: the explorer page (package
