@@ -116,28 +116,22 @@ func (t *tuner) adjust() {
 		return
 	}
 	t.cycles = cycles
-	p := Percent(ReadHeap(), t.headroom, t.base)
+	p := Percent(readHeap(), t.headroom, t.base)
 	if diff := p - t.percent; diff*10 > t.percent || -diff*10 > t.percent {
 		debug.SetGCPercent(p)
 		t.percent = p
 	}
 }
 
-// ReadHeap reads what the last collection found (runtime/metrics /gc/heap/live, /gc/scan/stack and
+// readHeap reads what the last collection found (runtime/metrics /gc/heap/live, /gc/scan/stack and
 // /gc/scan/globals, in bytes).
-func ReadHeap() Heap {
+func readHeap() Heap {
 	return Heap{
 		Live:    readUint64("/gc/heap/live:bytes"),
 		Stacks:  readUint64("/gc/scan/stack:bytes"),
 		Globals: readUint64("/gc/scan/globals:bytes"),
 	}
 }
-
-// HeapGoal is the heap size at which the next collection is due (runtime/metrics /gc/heap/goal:bytes).
-func HeapGoal() uint64 { return readUint64("/gc/heap/goal:bytes") }
-
-// GCPercent is the GC percent in effect (runtime/metrics /gc/gogc:percent), read without changing it.
-func GCPercent() int { return int(readUint64("/gc/gogc:percent")) }
 
 func readUint64(name string) uint64 {
 	s := []metrics.Sample{{Name: name}}

@@ -75,13 +75,13 @@ func TestStartFollowsCollections(t *testing.T) {
 	stop := Start(headroom)
 	defer stop()
 	runtime.GC()
-	want := Percent(ReadHeap(), headroom, 100)
+	want := Percent(readHeap(), headroom, 100)
 	if want <= 100 {
-		t.Fatalf("heap %+v: the test needs a headroom above it", ReadHeap())
+		t.Fatalf("heap %+v: the test needs a headroom above it", readHeap())
 	}
-	waitFor(t, "the GC percent to follow the collection", func() bool { return near(GCPercent(), want) })
+	waitFor(t, "the GC percent to follow the collection", func() bool { return near(gcPercent(), want) })
 	// The runtime's own goal: about live + headroom (within the tenth the tuner tolerates), not GOGC's 2 x live.
-	if live, goal := ReadHeap().Live, HeapGoal(); goal < live+headroom*9/10 || goal > live+headroom*11/10 {
+	if live, goal := readHeap().Live, heapGoal(); goal < live+headroom*9/10 || goal > live+headroom*11/10 {
 		t.Errorf("live heap %d B, headroom %d B: the next collection is due at %d B", live, uint64(headroom), goal)
 	}
 
@@ -89,18 +89,18 @@ func TestStartFollowsCollections(t *testing.T) {
 	runtime.GC()
 	runtime.GC()
 	stop2() // a no-op: the first tuner runs
-	if p, want := GCPercent(), Percent(ReadHeap(), headroom, 100); !near(p, want) {
+	if p, want := gcPercent(), Percent(readHeap(), headroom, 100); !near(p, want) {
 		t.Errorf("after a second Start and its stop: GC percent %d, want the first tuner's %d", p, want)
 	}
 
 	stop()
-	if p := GCPercent(); p != 100 {
+	if p := gcPercent(); p != 100 {
 		t.Errorf("after stop: GC percent %d, want GOGC's 100", p)
 	}
 	runtime.GC() // the stopped tuner must not set it again
 	runtime.GC()
 	time.Sleep(10 * time.Millisecond)
-	if p := GCPercent(); p != 100 {
+	if p := gcPercent(); p != 100 {
 		t.Errorf("a collection after stop: GC percent %d, want 100", p)
 	}
 }
@@ -115,7 +115,7 @@ func TestGoalFollowsAGrowingHeap(t *testing.T) {
 	stop := Start(headroom)
 	defer stop()
 	runtime.GC()
-	waitFor(t, "a percent for the small heap", func() bool { return GCPercent() > 1000 })
+	waitFor(t, "a percent for the small heap", func() bool { return gcPercent() > 1000 })
 
 	tenant := make([]byte, 64*MiB)
 	for i := range tenant {
@@ -123,7 +123,7 @@ func TestGoalFollowsAGrowingHeap(t *testing.T) {
 	}
 	runtime.GC()
 	waitFor(t, "the goal to follow the grown heap", func() bool {
-		live, goal := ReadHeap().Live, HeapGoal()
+		live, goal := readHeap().Live, heapGoal()
 		return goal >= live+headroom*9/10 && goal <= live+headroom*11/10
 	})
 	runtime.KeepAlive(tenant)
@@ -141,6 +141,12 @@ func TestStartLeavesGOGCOffAlone(t *testing.T) {
 		t.Error("a tuner runs with GOGC=off")
 	}
 }
+
+// heapGoal is the heap size at which the next collection is due (runtime/metrics /gc/heap/goal:bytes).
+func heapGoal() uint64 { return readUint64("/gc/heap/goal:bytes") }
+
+// gcPercent is the GC percent in effect (runtime/metrics /gc/gogc:percent), read without changing it.
+func gcPercent() int { return int(readUint64("/gc/gogc:percent")) }
 
 // near reports whether the percent got is within the tenth the tuner tolerates before rewriting it.
 func near(got, want int) bool {
