@@ -94,10 +94,10 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fl.Int64Var(&f.cacheBytes, "cache-bytes", 0, "memory bound of the resolver cache in bytes (0: the default)")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight calls")
+	fl.Uint64Var(&f.gcHeadroom, "gc-headroom-bytes", defaultGCHeadroom, gcHeadroomUsage)
 	fl.Int64Var(&f.checkpointEvery, "checkpoint-every", 10_000, "postgres: store a tenant's snapshot every N revisions, where replicas start and retention may prune below (-1: never)")
 	fl.Int64Var(&f.retention.Revisions, "retain-revisions", 10_000, "postgres: keep at least the newest N revisions of each tenant's change log for Watch (the log above the newest checkpoint is always kept)")
 	fl.DurationVar(&f.retention.For, "retain-for", 24*time.Hour, "postgres: keep at least the revisions (and superseded checkpoints) written within this period")
-	fl.Uint64Var(&f.gcHeadroom, "gc-headroom-bytes", defaultGCHeadroom, gcHeadroomUsage)
 	fl.DurationVar(&f.retention.Every, "prune-every", time.Minute, "postgres: how often one replica prunes what --retain-revisions and --retain-for no longer keep (0: keep everything)")
 	annotateEnv(cmd)
 	return cmd
