@@ -154,7 +154,7 @@ func (b *builder) existing(id string) *Node {
 
 func (b *builder) checkID(field, id string) bool {
 	if !ValidID(id) {
-		b.problem(field, "invalid id %q: want 1–256 characters of [A-Za-z0-9._@:-]", id)
+		b.problem(field, "invalid id %q: want "+IDForm, id)
 		return false
 	}
 	return true

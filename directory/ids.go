@@ -1,5 +1,8 @@
 package directory
 
+// IDForm says what ValidID accepts, for messages that refuse an id.
+const IDForm = "1–256 characters of [A-Za-z0-9._@:-]"
+
 // ValidID reports whether id is a well-formed object id: 1–256 characters of [A-Za-z0-9._@:-] (SPEC §2).
 func ValidID(id string) bool {
 	if len(id) == 0 || len(id) > 256 {

@@ -19,7 +19,7 @@ func FromSnapshot(s *pb.Snapshot, revision int64) (*Directory, error) {
 	b.loading = true
 	b.delta = nil
 	if !ValidID(tenantID) {
-		b.problem("tenant_id", "invalid tenant id %q: want 1–256 characters of [A-Za-z0-9._@:-]", tenantID)
+		b.problem("tenant_id", "invalid tenant id %q: want "+IDForm, tenantID)
 	}
 	// Size the index for the whole tenant up front: growing a million-entry map doubles the load time.
 	b.index.x.overlay = make(map[string]Ref, len(s.GetUsers())+len(s.GetGroups())+len(s.GetServicePrincipals()))

@@ -30,7 +30,7 @@ func (v *validator) id(field, id string) {
 	if id == "" {
 		v.add(field, "required")
 	} else if !directory.ValidID(id) {
-		v.add(field, "invalid id %q: want 1–256 characters of [A-Za-z0-9._@:-]", truncate(id))
+		v.add(field, "invalid id %q: want "+directory.IDForm, truncate(id))
 	}
 }
 

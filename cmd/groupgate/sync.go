@@ -47,7 +47,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			if !directory.ValidID(f.tenant) {
-				return fmt.Errorf("--tenant %q: want 1–256 characters of [A-Za-z0-9._@:-]", f.tenant)
+				return fmt.Errorf("--tenant %q: want "+directory.IDForm, f.tenant)
 			}
 			if (f.output == "") == (f.addr == "") {
 				return errors.New("give exactly one of -o SNAPSHOT and --addr ADDR")
