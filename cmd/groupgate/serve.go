@@ -116,27 +116,26 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 			return fmt.Errorf("--socket-mode: %w", err)
 		}
 	}
+	// Every address is checked now, not after the tenants have loaded (seconds on a large one): the loopback rule
+	// (metrics are never guarded by TLS or tokens) and, for a socket, that its path is free.
 	secured := f.tokenFile != "" || f.tlsCert != ""
-	if err := checkListenAddress("--listen", f.listen, f.insecure || secured); err != nil {
-		return err
-	}
-	if f.httpListen != "" {
-		if err := checkListenAddress("--http-listen", f.httpListen, f.insecure || secured); err != nil {
-			return err
-		}
-	}
-	if f.metrics != "" {
-		if err := checkListenAddress("--metrics", f.metrics, f.insecure); err != nil {
-			return err
-		}
-	}
-	// A socket path that is taken is refused now, not after the tenants have loaded (seconds on a large one).
-	for flag, addr := range map[string]string{"--listen": f.listen, "--http-listen": f.httpListen, "--metrics": f.metrics} {
-		if addr == "" {
+	for _, l := range []struct {
+		flag, addr string
+		optional   bool // empty disables it
+		allowed    bool // may be a non-loopback address
+	}{
+		{"--listen", f.listen, false, f.insecure || secured},
+		{"--http-listen", f.httpListen, true, f.insecure || secured},
+		{"--metrics", f.metrics, true, f.insecure},
+	} {
+		if l.optional && l.addr == "" {
 			continue
 		}
-		if err := listen.Check(addr); err != nil {
-			return fmt.Errorf("%s: %w", flag, err)
+		if err := checkListenAddress(l.flag, l.addr, l.allowed); err != nil {
+			return err
+		}
+		if err := listen.Check(l.addr); err != nil {
+			return fmt.Errorf("%s: %w", l.flag, err)
 		}
 	}
 	var tokens *server.Tokens
