@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -259,8 +260,13 @@ func (c *Client) retryAfter(h string) time.Duration {
 	if limit <= 0 {
 		limit = 2 * time.Minute
 	}
-	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s >= 0 {
-		return min(max(time.Duration(s)*time.Second, time.Millisecond), limit)
+	// HTTP's delay-seconds are whole, but concepts/throttling.md's example is "Retry-After: 2.128": read a
+	// fraction too, rounded up to the millisecond so that the retry never comes early.
+	if s, err := strconv.ParseFloat(strings.TrimSpace(h), 64); err == nil && s >= 0 {
+		if s >= limit.Seconds() {
+			return limit
+		}
+		return max(time.Duration(math.Ceil(s*1000))*time.Millisecond, time.Millisecond)
 	}
 	if t, err := http.ParseTime(h); err == nil {
 		return min(max(time.Until(t), time.Millisecond), limit)

@@ -294,6 +294,20 @@ func TestThrottlingIsRetriedAfterRetryAfter(t *testing.T) {
 	}
 }
 
+// TestFractionalRetryAfter: Graph's throttling example (concepts/throttling.md) answers "Retry-After: 2.128";
+// the wait is those 2.128 s, not a backoff that would retry early.
+func TestFractionalRetryAfter(t *testing.T) {
+	s, g, waits := newSyncer(t, nil)
+	s.Graph.Backoff = 40 * time.Millisecond
+	g.AddFault(graphtest.Fault{Path: "/v1.0/users/delta", Status: 429, RetryAfter: "2.128", Times: 1})
+	if _, err := s.Next(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w := *waits; len(w) != 1 || w[0] != 2128*time.Millisecond {
+		t.Fatalf("waits %v; want [2.128s]", w)
+	}
+}
+
 func TestFailuresNameTheURLAndThePermission(t *testing.T) {
 	for _, tc := range []struct {
 		name  string

@@ -230,7 +230,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				s.faults = slices.Delete(s.faults, i, i+1)
 			}
 			if f.RetryAfter != "" {
-				// concepts/throttling.md: 429 with Retry-After (seconds); 503 may carry one too (concepts/errors.md).
+				// concepts/throttling.md: 429 with Retry-After in seconds, fractional in its example ("2.128");
+				// 503 may carry one too (concepts/errors.md).
 				w.Header().Set("Retry-After", f.RetryAfter)
 			}
 			if f.Body != "" {
