@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -269,6 +270,21 @@ func TestGoneDeltaLinkResyncsEverything(t *testing.T) {
 	}
 	if gone == 0 {
 		t.Error("the second round never used its delta link")
+	}
+}
+
+// TestExpiredTokenCodeResyncs: besides 410, Graph answers an expired delta token with "a 40X-series error with
+// error codes such as syncStateNotFound" (concepts/delta-query-overview.md, "Token duration"): that too starts a
+// full resync.
+func TestExpiredTokenCodeResyncs(t *testing.T) {
+	s, g := committedSyncer(t)
+	g.AddFault(graphtest.Fault{Path: "/v1.0/users/delta", Status: http.StatusBadRequest, Code: "syncStateNotFound", Times: 1})
+	r, err := s.Next(context.Background())
+	if err != nil {
+		t.Fatalf("a 400 syncStateNotFound must start a full resync, not fail: %v", err)
+	}
+	if !r.Resynced || !r.Full {
+		t.Errorf("resynced %v full %v, want both", r.Resynced, r.Full)
 	}
 }
 

@@ -135,6 +135,9 @@ type cursor struct {
 	entries []any
 	last    string // the deltaLink (or "") once the entries are exhausted
 	size    int
+	// query is what the first request asked besides paging, repeated in every nextLink of a list that is not a
+	// delta query (concepts/paging.md); a delta query's links carry it inside their tokens instead.
+	query url.Values
 }
 
 // New starts a stand-in serving t (which it copies).
@@ -179,7 +182,9 @@ func (s *Server) ClearFaults() {
 	s.faults = nil
 }
 
-// Deny answers 403 to requests under path, naming permission in Graph's message (as Graph does for some APIs).
+// Deny answers 403 to requests under path. The code is Graph's (concepts/errors.md, 403 Forbidden;
+// Authorization_RequestDenied is what directory APIs answer); the "Required permissions: X." ending is the
+// stand-in's, so that the client's naming of a permission found in the message is tested.
 func (s *Server) Deny(path, permission string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -218,7 +223,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	defer func() { s.busy += time.Since(start) }()
 	s.requests = append(s.requests, r.URL.RequestURI())
 	if r.Header.Get("Authorization") != "Bearer "+s.Token {
-		// A token for another audience or a wrong one: 401 InvalidAuthenticationToken.
+		// A token for another audience or a wrong one: 401 (concepts/errors.md, 401 Unauthorized) with the code
+		// Graph gives a token it cannot validate, InvalidAuthenticationToken.
 		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
 		return
 	}
@@ -259,7 +265,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if tok := q.Get("$skiptoken"); tok != "" {
 		c, ok := s.cursors[tok]
 		if !ok {
+			// Not Graph's wording: the stand-in's own refusal of a token it never gave out.
 			graphError(w, http.StatusBadRequest, "invalidRequest", "unknown $skiptoken")
+			return
+		}
+		if c.last != "" && len(q) > 1 {
+			// concepts/delta-query-overview.md, "Optional query parameters": "Delta queries with both $select and
+			// $skipToken will not be supported": a delta query's nextLink is followed as it is.
+			graphError(w, http.StatusBadRequest, "invalidRequest", "a delta query's nextLink takes no other query parameters")
 			return
 		}
 		delete(s.cursors, tok)
@@ -298,7 +311,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		s.writeList(w, r, out, "", s.OtherPage)
 	case path == "/v1.0/servicePrincipals(appId='00000003-0000-0000-c000-000000000000')":
-		// api-reference/v1.0/api/serviceprincipal-get.md, Example 2
+		// api-reference/v1.0/api/serviceprincipal-get.md: the appId form of "HTTP request", Example 2's shape
 		var roles []any
 		for _, id := range sortedKeys(cur.GraphAppRoles) {
 			roles = append(roles, map[string]any{"allowedMemberTypes": []string{"Application"}, "description": "…",
@@ -336,6 +349,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			"id": "sku-1", "skuId": "sku-1", "skuPartNumber": "ENTERPRISEPREMIUM", "servicePlans": plans}}
 		s.writeList(w, r, out, "", s.OtherPage)
 	default:
+		// concepts/errors.md lists 404 Not Found; the code and message are Graph's for an unknown segment.
 		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", "Resource not found for the segment.")
 	}
 }
@@ -359,6 +373,7 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, cur *Tenant)
 		v, selected, ok := strings.Cut(tok, ".")
 		n, err := strconv.Atoi(v)
 		if !ok || err != nil || n >= len(s.versions) {
+			// Not Graph's wording: the stand-in refuses a token it never gave out.
 			graphError(w, http.StatusBadRequest, "invalidRequest", "malformed $deltatoken")
 			return
 		}
@@ -366,6 +381,7 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, cur *Tenant)
 			// concepts/delta-query-overview.md, "Synchronization reset": 410 and a Location header holding a
 			// request URL with an empty $deltaToken, "same as the initial query" (so it keeps the $select).
 			w.Header().Set("Location", s.URL+r.URL.Path+"?$select="+url.QueryEscape(selected)+"&$deltatoken=")
+			// The code and message: concepts/errors.md, "Code property" (resyncRequired).
 			graphError(w, http.StatusGone, "resyncRequired", "Resync required. Replace any local items with the server's version.")
 			return
 		}
@@ -377,6 +393,8 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, cur *Tenant)
 		selected[strings.TrimSpace(f)] = true
 	}
 	if sel == "" {
+		// Not a Graph rule (Graph returns its default properties): the sync always selects, and a request
+		// without one means the client lost its query.
 		graphError(w, http.StatusBadRequest, "invalidRequest", "the stand-in wants $select on the first delta request")
 		return
 	}
@@ -405,7 +423,8 @@ func pick(selected map[string]bool, m map[string]any) map[string]any {
 
 // userEntries: every user on a full read; new, changed and removed users since a version otherwise, each with
 // all selected properties (api-reference/v1.0/api/user-delta.md, "Default: return the same properties as
-// initial delta request"); removed ones as id and @removed (concepts/delta-query-overview.md).
+// initial delta request"); removed ones as id and @removed with reason "changed": a deleted user is soft-deleted
+// first (concepts/delta-query-users.md, "deltaLink response").
 func userEntries(since, cur *Tenant, selected map[string]bool) []any {
 	var out []any
 	for _, id := range sortedKeys(cur.Users) {
@@ -424,7 +443,7 @@ func userEntries(since, cur *Tenant, selected map[string]bool) []any {
 	if since != nil {
 		for _, id := range sortedKeys(since.Users) {
 			if _, ok := cur.Users[id]; !ok {
-				out = append(out, map[string]any{"id": id, "@removed": map[string]any{"reason": "deleted"}})
+				out = append(out, map[string]any{"id": id, "@removed": map[string]any{"reason": "changed"}})
 			}
 		}
 	}
@@ -489,7 +508,13 @@ func (s *Server) groupEntries(since, cur *Tenant, selected map[string]bool) []an
 	if since != nil {
 		for _, id := range sortedKeys(since.Groups) {
 			if _, ok := cur.Groups[id]; !ok {
-				out = append(out, map[string]any{"id": id, "@removed": map[string]any{"reason": "changed"}})
+				// concepts/delta-query-groups.md: a security group is deleted for good ("deleted"); a Microsoft
+				// 365 group goes to the deleted items first ("changed").
+				reason := "deleted"
+				if slices.Contains(since.Groups[id].GroupTypes, "Unified") {
+					reason = "changed"
+				}
+				out = append(out, map[string]any{"id": id, "@removed": map[string]any{"reason": reason}})
 			}
 		}
 	}
@@ -544,7 +569,7 @@ func refDelta(old, g *Group, members bool) []any {
 // writeList pages entries: the first page now, the rest behind @odata.nextLink; the last page carries
 // deltaLink when there is one.
 func (s *Server) writeList(w http.ResponseWriter, r *http.Request, entries []any, deltaLink string, size int) {
-	s.writePage(w, r, &cursor{entries: entries, last: deltaLink, size: max(size, 1)})
+	s.writePage(w, r, &cursor{entries: entries, last: deltaLink, size: max(size, 1), query: r.URL.Query()})
 }
 
 func (s *Server) writePage(w http.ResponseWriter, r *http.Request, c *cursor) {
@@ -553,13 +578,26 @@ func (s *Server) writePage(w http.ResponseWriter, r *http.Request, c *cursor) {
 	// beta for a beta collection.
 	version, context, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	context = strings.TrimSuffix(context, "/delta")
+	if rest, ok := strings.CutPrefix(context, "servicePrincipals/"); ok {
+		// A navigation from one entity names it by key: "$metadata#servicePrincipals('…')/appRoleAssignedTo"
+		// (api-reference/v1.0/api/serviceprincipal-list-approleassignedto.md).
+		id, nav, _ := strings.Cut(rest, "/")
+		context = "servicePrincipals('" + id + "')/" + nav
+	}
 	body := map[string]any{"@odata.context": "https://graph.microsoft.com/" + version + "/$metadata#" + context, "value": nonNilAny(c.entries[:n])}
 	c.entries = c.entries[n:]
 	if len(c.entries) > 0 {
 		s.nextCur++
 		tok := fmt.Sprintf("skip%d", s.nextCur)
 		s.cursors[tok] = c
-		body["@odata.nextLink"] = s.URL + r.URL.Path + "?$skiptoken=" + url.QueryEscape(tok)
+		next := url.Values{}
+		if c.last == "" {
+			// concepts/paging.md: "The URL also contains all the other query parameters present in the
+			// original request."
+			next = maps.Clone(c.query)
+		}
+		next.Set("$skiptoken", tok)
+		body["@odata.nextLink"] = s.URL + r.URL.Path + "?" + strings.ReplaceAll(next.Encode(), "%24", "$")
 	} else if c.last != "" {
 		body["@odata.deltaLink"] = c.last
 	}

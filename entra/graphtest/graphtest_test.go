@@ -115,3 +115,93 @@ func TestGroupsDeltaMembersWithoutOwners(t *testing.T) {
 		t.Fatalf("%d entries, want 8", entries)
 	}
 }
+
+// readPages follows nextLinks from link and returns every entry and the links it followed after the first.
+func readPages(t *testing.T, s *Server, link string) (entries []map[string]any, links []string, delta string) {
+	t.Helper()
+	for link != "" {
+		var p struct {
+			Value     []map[string]any `json:"value"`
+			NextLink  string           `json:"@odata.nextLink"`
+			DeltaLink string           `json:"@odata.deltaLink"`
+		}
+		if resp := get(t, s, link, &p); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", link, resp.StatusCode)
+		}
+		entries = append(entries, p.Value...)
+		if p.NextLink != "" {
+			links = append(links, p.NextLink)
+		}
+		link, delta = p.NextLink, p.DeltaLink
+	}
+	return entries, links, delta
+}
+
+// A list's nextLink repeats the first request's query (concepts/paging.md); a delta query's carries only its
+// token, and a $select added to it is refused, as Graph refuses $select with $skipToken on a delta query
+// (concepts/delta-query-overview.md).
+func TestNextLinksCarryTheQuery(t *testing.T) {
+	s := New(Crafted())
+	defer s.Close()
+	s.OtherPage = 1
+	_, links, _ := readPages(t, s, s.URL+"/v1.0/servicePrincipals?$select=id,appId,displayName")
+	if len(links) == 0 {
+		t.Fatal("no nextLink: the test needs more service principals than a page")
+	}
+	for _, l := range links {
+		if !strings.Contains(l, "$select=id%2CappId%2CdisplayName") || !strings.Contains(l, "$skiptoken=") {
+			t.Errorf("list nextLink %s lacks the first request's $select or its $skiptoken", l)
+		}
+	}
+
+	_, links, _ = readPages(t, s, s.URL+"/v1.0/users/delta?$select=id,displayName,userType")
+	if len(links) == 0 {
+		t.Fatal("no nextLink on users/delta")
+	}
+	for _, l := range links {
+		if strings.Contains(l, "select") {
+			t.Errorf("delta nextLink %s carries $select outside its token", l)
+		}
+	}
+	var p struct {
+		Value    []map[string]any `json:"value"`
+		NextLink string           `json:"@odata.nextLink"`
+	}
+	get(t, s, s.URL+"/v1.0/users/delta?$select=id,displayName,userType", &p)
+	if resp := get(t, s, p.NextLink+"&$select=id", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a delta nextLink with $select added: %d, want 400", resp.StatusCode)
+	}
+}
+
+// Removals carry @removed with the reason Graph gives: "changed" for a user and a Microsoft 365 group (soft
+// deleted first), "deleted" for a security group (deleted for good) (concepts/delta-query-users.md,
+// concepts/delta-query-groups.md).
+func TestRemovedReasons(t *testing.T) {
+	s := New(Crafted())
+	defer s.Close()
+	_, _, users := readPages(t, s, s.URL+"/v1.0/users/delta?$select=id,displayName,userType")
+	_, _, groups := readPages(t, s, s.URL+"/v1.0/groups/delta?$select=id,displayName,groupTypes,members")
+	s.Update(func(t *Tenant) {
+		delete(t.Users, UserGina)
+		delete(t.Groups, GroupM365)
+		delete(t.Groups, GroupMail)
+	})
+	reasons := map[string]any{}
+	for _, link := range []string{users, groups} {
+		entries, _, _ := readPages(t, s, link)
+		for _, e := range entries {
+			if r, ok := e["@removed"].(map[string]any); ok {
+				reasons[e["id"].(string)] = r["reason"]
+			}
+		}
+	}
+	want := map[string]any{UserGina: "changed", GroupM365: "changed", GroupMail: "deleted"}
+	if len(reasons) != len(want) {
+		t.Fatalf("removed %v, want %v", reasons, want)
+	}
+	for id, r := range want {
+		if reasons[id] != r {
+			t.Errorf("%s removed with reason %v, want %v", id, reasons[id], r)
+		}
+	}
+}
