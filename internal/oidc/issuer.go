@@ -45,9 +45,9 @@ type issuer struct {
 
 	mu        sync.Mutex
 	keys      atomic.Pointer[keySet] // nil until the first successful fetch; written under mu
-	inflight  chan struct{} // closed when the running fetch ends; nil when none runs
-	lastFetch time.Time     // start of the last fetch (v.now), for the token-driven rate limit
-	lastErr   error         // outcome of the last fetch
+	inflight  chan struct{}          // closed when the running fetch ends; nil when none runs
+	lastFetch time.Time              // start of the last fetch (v.now), for the token-driven rate limit
+	lastErr   error                  // outcome of the last fetch
 }
 
 func (is *issuer) current() *keySet { return is.keys.Load() }
@@ -61,6 +61,13 @@ func (is *issuer) unavailable() error {
 		cause = errors.New("not fetched yet")
 	}
 	return fmt.Errorf("%w: issuer %s: %v", ErrUnavailable, is.url, cause)
+}
+
+// fetchFailed reports whether the last fetch failed.
+func (is *issuer) fetchFailed() bool {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	return is.lastErr != nil
 }
 
 // startFetch starts a fetch, or joins the one running; the channel closes when it ends. Callers hold is.mu.

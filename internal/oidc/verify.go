@@ -233,6 +233,10 @@ func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, *issuer, string,
 			return nil, nil, "", is.unavailable()
 		}
 		if !ks.has(kid) || ks.issuer != iss {
+			// An unknown kid while the issuer cannot be reached may be a rotation we could not see yet.
+			if is.fetchFailed() {
+				return nil, nil, "", is.unavailable()
+			}
 			return nil, nil, "", invalid("signature")
 		}
 	}
