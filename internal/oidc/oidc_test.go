@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -369,7 +370,7 @@ func TestCacheRechecksExpiry(t *testing.T) {
 	}
 	v.cache.Wait()
 	sum := sha256.Sum256([]byte(tok))
-	if _, ok := v.cache.Get(string(sum[:])); !ok {
+	if e, ok := v.cache.Get(binary.LittleEndian.Uint64(sum[:8])); !ok || e.sum != sum {
 		t.Fatal("verified token not cached")
 	}
 	clk.Advance(time.Minute + Leeway + time.Second)
