@@ -493,3 +493,47 @@ func BenchmarkVerifyUncached(b *testing.B) {
 		}
 	}
 }
+
+// Verifications race with background refreshes, rotations and token-driven fetches (run with -race).
+func TestConcurrentVerifyDuringRotation(t *testing.T) {
+	iss := oidctest.New(t, oidctest.Options{})
+	v := newVerifier(t, Config{Issuers: []string{iss.V1URL(), iss.V2URL()}, RefreshInterval: 5 * time.Millisecond,
+		MinUnknownKIDRefetch: time.Millisecond})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 30 {
+				tok := iss.Token(oidctest.TokenOptions{Version: []string{"1.0", "2.0"}[(g+i)%2], Alg: []string{"RS256", "ES256"}[i%2]})
+				for attempt := 0; ; attempt++ {
+					_, err := v.Verify(ctx, tok)
+					if err == nil {
+						break
+					}
+					if attempt == 200 {
+						errs <- fmt.Errorf("still refused after 200 fresh tokens: %w", err)
+						return
+					}
+					// Minted just before a rotation: the key left the set. Anything else is a bug.
+					var ite *InvalidTokenError
+					if !errors.As(err, &ite) || ite.Reason != "signature" {
+						errs <- err
+						return
+					}
+					time.Sleep(time.Millisecond)
+					tok = iss.Token(oidctest.TokenOptions{})
+				}
+			}
+		})
+	}
+	for range 3 {
+		iss.Rotate()
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent Verify: %v", err)
+	}
+}
