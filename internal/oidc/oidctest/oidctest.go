@@ -118,7 +118,7 @@ func (s *Server) V1URL() string { return s.URL + "/" + s.tenant }
 // V2URL is the v2 discovery location, like https://login.microsoftonline.com/{tid}/v2.0.
 func (s *Server) V2URL() string { return s.URL + "/" + s.tenant + "/v2.0" }
 
-// V1Issuer and V2Issuer are the documents' "issuer" values.
+// V1Issuer is the v1 document's "issuer" (Entra: https://sts.windows.net/{tid}/).
 func (s *Server) V1Issuer() string { return s.v1Issuer }
 
 // V2Issuer is the v2 document's "issuer".
