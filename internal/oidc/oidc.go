@@ -16,7 +16,8 @@
 // RefreshInterval, and fetched again when a token names an unknown "kid" — at most once per MinUnknownKIDRefetch
 // per issuer, so a stream of forged kids cannot turn the verifier into a load generator against the issuer. A
 // fetch that fails keeps the keys already held: a verifier that has seen an issuer's keys keeps accepting its
-// tokens while the issuer is down.
+// tokens while the issuer is down. A token whose kid is unknown while the last fetch failed is ErrUnavailable
+// rather than invalid: it may be signed with a key rotated in meanwhile.
 //
 // Validation follows SPEC §13: RS256 or ES256 only; the token's "iss" selects exactly one issuer, and only that
 // issuer's keys may verify it (a token signed with issuer A's key claiming issuer B fails); "aud" one of
