@@ -42,10 +42,14 @@ func loggingInterceptors(l *slog.Logger) (grpc.UnaryServerInterceptor, grpc.Stre
 			logging.WithLogOnEvents(logging.FinishCall),
 			logging.WithLevels(func(code codes.Code) logging.Level { return logging.Level(callLevel(code)) }),
 			logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+				var fields logging.Fields
 				if client, ok := httpClient(ctx); ok {
-					return logging.Fields{"http.client", client}
+					fields = append(fields, "http.client", client)
 				}
-				return nil
+				if caller, ok := loggedCaller(ctx); ok {
+					fields = append(fields, "caller", caller.String())
+				}
+				return fields
 			}),
 		}
 		return logging.UnaryServerInterceptor(logger, opts...), logging.StreamServerInterceptor(logger, opts...)
@@ -94,6 +98,9 @@ func logFailedCall(ctx context.Context, l *slog.Logger, fullMethod, kind string,
 	}
 	if client, ok := httpClient(ctx); ok {
 		fields = append(fields, "http.client", client)
+	}
+	if caller, ok := loggedCaller(ctx); ok {
+		fields = append(fields, "caller", caller.String())
 	}
 	fields = append(fields, "grpc.start_time", start.Format(time.RFC3339), "grpc.code", st.Code().String(),
 		"grpc.error", st.Message(), "grpc.time_ms", float64(time.Since(start).Microseconds())/1000)

@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/groupgate/groupgate/client"
@@ -37,6 +40,10 @@ func TestTokenFileFormat(t *testing.T) {
 		{"two roles with comments", "# ops\nchecker:aaaaaaaaaaaaaaaa\n\nwriter: bbbbbbbbbbbbbbbb\n", ""},
 		{"unknown role", "admin:aaaaaaaaaaaaaaaa\n", "line 1: unknown role"},
 		{"no colon", "checker aaaaaaaaaaaaaaaa\n", "line 1: want ROLE:TOKEN"},
+		{"named tokens beside a nameless one", "checker:logic-app.approvals:aaaaaaaaaaaaaaaa\nwriter:sync@contoso:bbbbbbbbbbbbbbbb\nchecker:cccccccccccccccc\n", ""},
+		{"a name with a space", "checker:my app:aaaaaaaaaaaaaaaa\n", "line 1: name \"my app\""},
+		{"an empty name", "checker::aaaaaaaaaaaaaaaa\n", "line 1: name \"\""},
+		{"a short token after a name", "checker:ops:short\n", "line 1: token shorter"},
 		{"short token", "checker:short\n", "line 1: token shorter"},
 		{"duplicate token", "checker:aaaaaaaaaaaaaaaa\nwriter:aaaaaaaaaaaaaaaa\n", "line 2: the same token as line 1"},
 		{"empty", "# nothing\n", "no tokens"},
@@ -199,4 +206,79 @@ func TestConcurrencyLimitAnswersResourceExhausted(t *testing.T) {
 	if err := <-held; err != nil {
 		t.Errorf("the held call: %v", err)
 	}
+}
+
+// TestLogsNameTheCallerNeverTheToken: a named static token's NAME is in the call's log line, for a call that
+// succeeds and for one refused for its role, and the token is in neither (SPEC §13).
+func TestLogsNameTheCallerNeverTheToken(t *testing.T) {
+	const approvals, sync = "approvals-token-0123456789", "sync-token-0123456789abcd"
+	tok, err := server.ParseTokens(strings.NewReader("checker:logic-app-approvals:" + approvals + "\nwriter:" + sync + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	srv := servertest.StartWith(t, servertest.Options{Tokens: tok,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	checker, err := client.Dial(srv.Addr, client.Options{Token: approvals})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer checker.Close()
+	if _, err := checker.CheckMembership(ctx(t), "contoso", "grp-finance", "u-erin"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = checker.Directory.GetStatus(ctx(t), &pb.GetStatusRequest{TenantId: "contoso"})
+	if statusCode(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "token:logic-app-approvals has the checker role") {
+		t.Fatalf("a checker writing: %v", err)
+	}
+	writer, err := client.Dial(srv.Addr, client.Options{Token: sync})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	if _, err := writer.Directory.GetStatus(ctx(t), &pb.GetStatusRequest{TenantId: "contoso"}); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for _, want := range []struct{ line, caller string }{
+		{"grpc.method=CheckMembership", "caller=token:logic-app-approvals "},
+		{"grpc.code=PermissionDenied", "caller=token:logic-app-approvals "},
+		{"grpc.method=GetStatus grpc.method_type=unary peer.address=127.0.0.1:", ""}, // both GetStatus lines exist
+	} {
+		found := false
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, want.line) {
+				found = true
+				if !strings.Contains(l, want.caller) {
+					t.Errorf("log line lacks %q: %s", want.caller, l)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no log line with %q:\n%s", want.line, out)
+		}
+	}
+	if !strings.Contains(out, "caller=token protocol=grpc") && !strings.Contains(out, "caller=token grpc.") {
+		t.Errorf("the nameless writer token is not logged as caller=token:\n%s", out)
+	}
+	if strings.Contains(out, approvals) || strings.Contains(out, sync) {
+		t.Errorf("a token is in the logs:\n%s", out)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

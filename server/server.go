@@ -15,6 +15,7 @@ import (
 	"github.com/groupgate/groupgate/policy"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/store"
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
@@ -32,8 +33,10 @@ type Config struct {
 	Logger   *slog.Logger
 	// MaxWait bounds how long a request without a deadline waits for consistency.min_revision; 0 means 10 s.
 	MaxWait time.Duration
-	// Tokens, when set, authenticates every call but health checks (SPEC §8); nil lets every caller in.
+	// Tokens and JWT, when either is set, authenticate every call but health checks (SPEC §8, §13): a bearer
+	// token is one of Tokens, or a JWT that JWT verifies. Both nil let every caller in.
 	Tokens *Tokens
+	JWT    *JWTAuth
 	// Limits bound request sizes and concurrency; zero values take defaults.
 	Limits Limits
 	// Metrics, when set, count calls and decisions.
@@ -86,12 +89,25 @@ func New(cfg Config) *Server {
 		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())
 	}
+	authOn := cfg.Tokens != nil || cfg.JWT != nil
+	if authOn {
+		// Outside logging, so that its log line can name the caller that auth found inside it.
+		unary = append(unary, func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			return handler(withCallerSlot(ctx), req)
+		})
+		stream = append(stream, func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			wrapped := middleware.WrapServerStream(ss)
+			wrapped.WrappedContext = withCallerSlot(ss.Context())
+			return handler(srv, wrapped)
+		})
+	}
 	logUnary, logStream := loggingInterceptors(cfg.Logger)
 	unary = append(unary, logUnary, unaryErrors)
 	stream = append(stream, logStream, streamErrors)
-	if cfg.Tokens != nil {
-		unary = append(unary, auth.UnaryServerInterceptor(cfg.Tokens.authFunc))
-		stream = append(stream, auth.StreamServerInterceptor(cfg.Tokens.authFunc))
+	if authOn {
+		a := &authenticator{tokens: cfg.Tokens, jwt: cfg.JWT}
+		unary = append(unary, auth.UnaryServerInterceptor(a.authFunc))
+		stream = append(stream, auth.StreamServerInterceptor(a.authFunc))
 	}
 	unary = append(unary, adm.unaryInterceptor, recovery.UnaryServerInterceptor(recoveryOpts...), unaryValidation)
 	stream = append(stream, adm.streamInterceptor, recovery.StreamServerInterceptor(recoveryOpts...), streamValidation)

@@ -17,6 +17,7 @@ import (
 	"github.com/groupgate/groupgate/directory/demo"
 	"github.com/groupgate/groupgate/internal/gctune"
 	"github.com/groupgate/groupgate/internal/listen"
+	"github.com/groupgate/groupgate/internal/oidc"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/gateway"
@@ -48,6 +49,10 @@ type serveFlags struct {
 	retention       postgres.Retention
 	checkpointEvery int64
 	gcHeadroom      uint64
+	browser         gateway.BrowserRules
+	oidcIssuers     []string
+	oidcAudiences   []string
+	oidcRoles       []string
 	// httpReady, when set, receives the HTTP listener's address (tests; not a flag).
 	httpReady chan<- string
 }
@@ -77,11 +82,16 @@ func newServeCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:50051", "address to listen on: host:port, or a unix socket as unix:///path/to.sock (also unix:/abs/path, unix:relative/path)")
 	fl.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP/JSON API (POST /v1/{rpc}, GET /healthz, GET /openapi.json), same TLS and tokens as --listen, host:port or unix:///path/to.sock; empty disables it")
+	fl.StringSliceVar(&f.browser.AllowedOrigins, "http-allowed-origins", nil, "origins (scheme://host[:port]) whose web pages may call the HTTP API, with CORS answers; any other origin's requests are refused (repeatable)")
+	fl.StringSliceVar(&f.browser.AllowedHosts, "http-allowed-hosts", nil, "names a request's Host may carry besides localhost and loopback addresses; others are refused against DNS rebinding (repeatable)")
 	fl.StringVar(&f.socketMode, "socket-mode", "0660", "file mode (octal) of a unix socket that --listen, --http-listen or --metrics names; connecting needs write permission")
 	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "snapshot file of one tenant (.json, .json.gz, .pb, .pb.gz); repeat for more tenants (default: the demo tenant contoso)")
 	fl.StringVar(&f.storeURL, "store", "memory", "where tenants live: memory, or postgres://… shared by replicas (with --snapshot, seeds tenants the database does not hold yet)")
 	fl.BoolVar(&f.insecure, "insecure", false, "allow listening on a non-loopback address without TLS or tokens")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file of ROLE:TOKEN lines (roles checker, writer); every call but health then needs 'authorization: Bearer TOKEN'")
+	fl.StringSliceVar(&f.oidcIssuers, "oidc-issuer", nil, "accept Entra ID / OpenID Connect access tokens from this issuer: its discovery location, e.g. https://login.microsoftonline.com/TENANT/v2.0 (v2 tokens) or https://login.microsoftonline.com/TENANT (v1 tokens, as managed identities present them); https except on loopback (repeatable)")
+	fl.StringSliceVar(&f.oidcAudiences, "oidc-audience", nil, "accepted aud of those tokens: the app ID URI (api://groupgate) and/or the client id (repeatable; required with --oidc-issuer)")
+	fl.StringSliceVar(&f.oidcRoles, "oidc-role", []string{"GroupGate.Check=checker", "GroupGate.Write=writer"}, "VALUE=ROLE: a value of the token's roles claim (an app role) and the groupgate role it grants, checker or writer (repeatable; the highest wins)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "server certificate (PEM); with --tls-key turns TLS on")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "server private key (PEM)")
 	fl.StringVar(&f.clientCA, "client-ca", "", "CA certificate (PEM) that client certificates must chain to (mTLS; needs --tls-cert)")
@@ -118,7 +128,7 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	}
 	// Every address is checked now, not after the tenants have loaded (seconds on a large one): the loopback rule
 	// (metrics are never guarded by TLS or tokens) and, for a socket, that its path is free.
-	secured := f.tokenFile != "" || f.tlsCert != ""
+	secured := f.tokenFile != "" || f.tlsCert != "" || len(f.oidcIssuers) > 0
 	for _, l := range []struct {
 		flag, addr string
 		optional   bool // empty disables it
@@ -138,11 +148,21 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 			return fmt.Errorf("%s: %w", l.flag, err)
 		}
 	}
+	if err := f.browser.Validate(); err != nil {
+		return err
+	}
 	var tokens *server.Tokens
 	if f.tokenFile != "" {
 		if tokens, err = server.LoadTokenFile(f.tokenFile); err != nil {
 			return err
 		}
+	}
+	jwtAuth, err := openJWTAuth(ctx, f, logger)
+	if err != nil {
+		return err
+	}
+	if jwtAuth != nil {
+		defer jwtAuth.Verifier.Close()
 	}
 	// The HTTP gateway reaches the gRPC server through an in-memory listener (see server/gateway).
 	var inProcess *gateway.InProcess
@@ -175,7 +195,7 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	if f.metrics != "" {
 		metrics = server.NewMetrics(st, res.CacheStats)
 	}
-	srv := server.New(server.Config{Store: st, Resolver: res, Logger: logger, Tokens: tokens, Limits: f.limits,
+	srv := server.New(server.Config{Store: st, Resolver: res, Logger: logger, Tokens: tokens, JWT: jwtAuth, Limits: f.limits,
 		Metrics: metrics, ServerOptions: serverOpts})
 	listenOpts := listen.Options{SocketMode: socketMode}
 	lis, closeListener, err := listen.Listen(f.listen, listenOpts)
@@ -196,7 +216,7 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	var webDone <-chan error
 	if inProcess != nil {
 		go func() { errc <- srv.GRPC().Serve(inProcess) }()
-		if web, err = startHTTP(f.httpListen, listenOpts, srv, inProcess, tlsConfig, f.limits.MaxRecvBytes, logger); err != nil {
+		if web, err = startHTTP(f.httpListen, listenOpts, srv, inProcess, tlsConfig, f.limits.MaxRecvBytes, f.browser, logger); err != nil {
 			lis.Close()
 			srv.Shutdown(context.Background())
 			return err
@@ -245,18 +265,51 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	return failed
 }
 
+// openJWTAuth checks the --oidc-* flags and starts fetching the issuers' keys (nil without --oidc-issuer). An issuer
+// that cannot be reached does not stop serve: its callers get UNAVAILABLE until its keys arrive.
+func openJWTAuth(ctx context.Context, f *serveFlags, logger *slog.Logger) (*server.JWTAuth, error) {
+	if len(f.oidcIssuers) == 0 {
+		if len(f.oidcAudiences) > 0 {
+			return nil, errors.New("--oidc-audience without --oidc-issuer: name the issuer whose tokens carry it")
+		}
+		return nil, nil
+	}
+	roles := map[string]server.Role{}
+	for _, r := range f.oidcRoles {
+		value, name, ok := strings.Cut(r, "=")
+		if !ok || value == "" {
+			return nil, fmt.Errorf("--oidc-role %q: want VALUE=ROLE, e.g. GroupGate.Check=checker", r)
+		}
+		role, err := server.ParseRole(name)
+		if err != nil {
+			return nil, fmt.Errorf("--oidc-role %q: %w", r, err)
+		}
+		roles[value] = role
+	}
+	cfg := oidc.Config{Issuers: f.oidcIssuers, Audiences: f.oidcAudiences, Logger: logger}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("--oidc-issuer, --oidc-audience: %w", err)
+	}
+	v, err := oidc.New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("accepting OIDC tokens", "issuers", f.oidcIssuers, "audiences", f.oidcAudiences, "roles", f.oidcRoles)
+	return &server.JWTAuth{Verifier: v, Roles: roles}, nil
+}
+
 // httpRoot serves GET / and every other path outside the API on the HTTP listener: the explorer page (package
 // web) and its assets.
 func httpRoot() http.Handler { return webui.Handler() }
 
 // startHTTP serves the HTTP/JSON API on addr (host:port or a unix socket) in front of the gRPC server that
 // serves inProcess (see server/gateway), with the gRPC port's TLS configuration.
-func startHTTP(addr string, listenOpts listen.Options, srv *server.Server, inProcess *gateway.InProcess, tlsConfig *tls.Config, maxBody int, logger *slog.Logger) (*gateway.Server, error) {
+func startHTTP(addr string, listenOpts listen.Options, srv *server.Server, inProcess *gateway.InProcess, tlsConfig *tls.Config, maxBody int, browser gateway.BrowserRules, logger *slog.Logger) (*gateway.Server, error) {
 	lis, closeListener, err := listen.Listen(addr, listenOpts)
 	if err != nil {
 		return nil, fmt.Errorf("--http-listen: %w", err)
 	}
-	web, err := gateway.Start(lis, srv, inProcess, tlsConfig, gateway.Options{MaxBodyBytes: int64(maxBody), Root: httpRoot()},
+	web, err := gateway.Start(lis, srv, inProcess, tlsConfig, gateway.Options{MaxBodyBytes: int64(maxBody), Root: httpRoot(), Browser: browser},
 		slog.NewLogLogger(logger.Handler(), slog.LevelWarn))
 	if err != nil {
 		closeListener()

@@ -62,6 +62,7 @@ func TestServeHTTPUnderTheSameRulesAsGRPC(t *testing.T) {
 	post := func(c *http.Client, scheme, token string) (int, string, error) {
 		req, _ := http.NewRequest(http.MethodPost, scheme+"://"+httpAddr+"/v1/checkMembership",
 			strings.NewReader(`{"tenantId":"contoso","groupId":"grp-finance","principalId":"u-erin"}`))
+		req.Header.Set("Content-Type", "application/json")
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -81,6 +82,7 @@ func TestServeHTTPUnderTheSameRulesAsGRPC(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, "https://"+httpAddr+"/v1/effectiveMembers",
 		strings.NewReader(`{"tenantId":"contoso","groupId":"grp-engineering","types":["MEMBER_TYPE_GUEST"]}`))
 	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := withCert.Do(req)
 	if err != nil {
 		t.Fatal(err)

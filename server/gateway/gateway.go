@@ -42,6 +42,8 @@ type Options struct {
 	// Root serves every path outside the API (/v1/…, /healthz, /openapi.json): the explorer page at GET / and its
 	// assets. nil answers 404 there.
 	Root http.Handler
+	// Browser widens the rules that keep web pages out (BrowserRules); they apply to every path.
+	Browser BrowserRules
 }
 
 // Gateway is an http.Handler for the HTTP/JSON API.
@@ -104,7 +106,7 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 		})
 	}
 	mux.Handle("/", root)
-	return &Gateway{conn: conn, handler: mux}, nil
+	return &Gateway{conn: conn, handler: newBrowserGuard(mux, opts.Browser)}, nil
 }
 
 // forwardedHeader says which request headers become the call's metadata: Grpc-Metadata-{key} as {key} (gRPC
@@ -420,8 +422,20 @@ func writeStatus(w http.ResponseWriter, _ *http.Request, httpStatus int, st *sta
 	h.Del("Transfer-Encoding")
 	h.Set("Content-Type", jsonContentType)
 	if st.Code() == codes.Unauthenticated {
-		h.Set("WWW-Authenticate", `Bearer realm="groupgate"`)
+		h.Set("WWW-Authenticate", bearerChallenge(st))
 	}
 	w.WriteHeader(httpStatus)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// bearerChallenge is the WWW-Authenticate of a 401 (RFC 6750 §3): a bare challenge when no token came, and
+// error="invalid_token" with what was wrong (expired, audience, issuer, signature, …) when one did.
+func bearerChallenge(st *status.Status) string {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == server.InvalidTokenReason {
+			return `Bearer realm="groupgate", error="invalid_token", error_description="` +
+				strings.ReplaceAll(info.GetMetadata()["reason"], `"`, "'") + `"`
+		}
+	}
+	return `Bearer realm="groupgate"`
 }

@@ -253,6 +253,7 @@ func withToken(ctx context.Context, token string) context.Context {
 func stream(t *testing.T, base, path, token, body string) (int, http.Header, []map[string]json.RawMessage) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -563,6 +564,7 @@ func TestHTTPWatchStreamsLiveChanges(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.HTTPURL+"/v1/watch", strings.NewReader(`{"tenantId":"contoso","afterRevision":"1"}`))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+writerToken)
 	resp, err := httpClient.Do(req)
 	if err != nil {

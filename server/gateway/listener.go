@@ -28,6 +28,9 @@ type Server struct {
 // requirement) it serves HTTPS, HTTP/2 included. Tokens, roles and limits need nothing here: every call goes
 // through the gRPC server's interceptors. errorLog, when set, receives net/http's connection errors.
 func Start(lis net.Listener, srv *server.Server, inProcess *InProcess, tlsConfig *tls.Config, opts Options, errorLog *log.Logger) (*Server, error) {
+	if tcp, ok := lis.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		opts.Browser.CheckHost = true // a rebinding page reaches a loopback listener under its own name
+	}
 	gw, err := New(srv, inProcess, opts)
 	if err != nil {
 		return nil, err

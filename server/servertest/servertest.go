@@ -38,6 +38,8 @@ type Server struct {
 type Options struct {
 	// Tokens turns authentication on.
 	Tokens *server.Tokens
+	// JWT accepts Entra ID / OIDC tokens (authentication on).
+	JWT *server.JWTAuth
 	// TLS secures the server; Client.TLS must then be set too.
 	TLS credentials.TransportCredentials
 	// Client configures the returned client (token, TLS).
@@ -50,6 +52,8 @@ type Options struct {
 	HTTP bool
 	// HTTPRoot is the HTTP listener's handler for paths outside the API (gateway.Options.Root).
 	HTTPRoot http.Handler
+	// Browser widens the HTTP listener's browser rules (gateway.Options.Browser).
+	Browser gateway.BrowserRules
 	// Logger, when set, receives the server's logs (default: discarded).
 	Logger *slog.Logger
 	// Store, when set, opens the store to serve (its OnChange must call onChange) instead of a memory store
@@ -99,6 +103,7 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		Resolver: res,
 		Logger:   opts.Logger,
 		Tokens:   opts.Tokens,
+		JWT:      opts.JWT,
 		Metrics:  metrics,
 		Limits:   opts.Limits,
 	}
@@ -131,7 +136,7 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		if err != nil {
 			t.Fatal(err)
 		}
-		web, err = gateway.Start(hl, srv, inProcess, nil, gateway.Options{MaxBodyBytes: int64(opts.Limits.MaxRecvBytes), Root: opts.HTTPRoot}, nil)
+		web, err = gateway.Start(hl, srv, inProcess, nil, gateway.Options{MaxBodyBytes: int64(opts.Limits.MaxRecvBytes), Root: opts.HTTPRoot, Browser: opts.Browser}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
