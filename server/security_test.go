@@ -116,7 +116,7 @@ func TestMutualTLS(t *testing.T) {
 	stranger := testcerts.NewCA(t, "stranger")
 	strangerCert, strangerKey := stranger.Issue(t, "mallory", false)
 
-	creds, err := server.ServerTLS(serverCert, serverKey, ca.CertFile)
+	serverTLS, err := server.ServerTLSConfig(serverCert, serverKey, ca.CertFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := servertest.StartWith(t, servertest.Options{TLS: creds, Client: client.Options{TLS: good}})
+	srv := servertest.StartWith(t, servertest.Options{TLS: serverTLS, Client: client.Options{TLS: good}})
 	if _, err := srv.Client.CheckMembership(ctx(t), "contoso", "grp-finance", "u-erin"); err != nil {
 		t.Fatalf("client with a certificate from the trusted CA: %v", err)
 	}

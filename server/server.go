@@ -139,6 +139,14 @@ func (s *Server) MarkServing() {
 	}
 }
 
+// MarkNotServing reports NOT_SERVING on the health service while calls are still answered: a replica draining
+// before it stops (Shutdown does it too).
+func (s *Server) MarkNotServing() {
+	for _, name := range []string{"", pb.DecisionService_ServiceDesc.ServiceName, pb.DirectoryService_ServiceDesc.ServiceName} {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+}
+
 // Shutdown reports NOT_SERVING, stops accepting calls and waits for in-flight ones up to ctx, then cuts them.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()

@@ -24,6 +24,7 @@ import (
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/gctune"
+	"github.com/groupgate/groupgate/server/app"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -445,25 +446,30 @@ func startBenchServer(ctx context.Context, transport, snapshot string, separate,
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	ready, httpReady := make(chan string, 1), make(chan string, 1)
-	f := &serveFlags{listen: listenAddr, socketMode: "0600", snapshots: []string{snapshot}, logLevel: "warn", logFormat: "text",
-		shutdownTimeout: time.Second, gcHeadroom: gcHeadroom}
-	if withHTTP {
-		f.httpListen, f.httpReady = "127.0.0.1:0", httpReady
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, f, ready) }()
-	select {
-	case addr := <-ready:
-		s := &benchServer{addr: addr, stop: func() { cancel(); <-errc; cleanup() }, rss: func() int64 { return -1 }}
-		if withHTTP {
-			s.httpURL = "http://" + <-httpReady // sent before ready
-		}
-		return s, nil
-	case err := <-errc:
-		cancel()
+	logger, err := newLogger("warn", "text")
+	if err != nil {
 		cleanup()
+		return nil, err
+	}
+	cfg := app.Config{Listen: listenAddr, SocketMode: 0o600, Snapshots: []string{snapshot}, Logger: logger,
+		ShutdownTimeout: time.Second, GCHeadroom: gcHeadroom}
+	if withHTTP {
+		cfg.HTTPListen = "127.0.0.1:0"
+	}
+	a, err := app.Open(ctx, cfg)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	stop := func() { cancel(); <-errc; a.Close(); cleanup() }
+	select {
+	case <-a.Serving():
+		return &benchServer{addr: a.Addr(), httpURL: a.HTTPURL(), stop: stop, rss: func() int64 { return -1 }}, nil
+	case err := <-errc:
+		stop()
 		return nil, err
 	}
 }

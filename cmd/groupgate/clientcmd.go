@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/groupgate/groupgate/client"
+	"github.com/groupgate/groupgate/server/app"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc/credentials"
@@ -97,17 +98,23 @@ func serveInProcess(snapshots []string) (string, func(), error) {
 	if len(snapshots) == 1 && snapshots[0] == "demo" {
 		snapshots = nil
 	}
+	logger, err := newLogger("warn", "text")
+	if err != nil {
+		return "", nil, err
+	}
+	a, err := app.Open(context.Background(), app.Config{Listen: "127.0.0.1:0", Snapshots: snapshots, Logger: logger, ShutdownTimeout: time.Second})
+	if err != nil {
+		return "", nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
 	errc := make(chan error, 1)
-	go func() {
-		errc <- serve(ctx, &serveFlags{listen: "127.0.0.1:0", snapshots: snapshots, logLevel: "warn", logFormat: "text", shutdownTimeout: time.Second}, ready)
-	}()
+	go func() { errc <- a.Run(ctx) }()
+	stop := func() { cancel(); <-errc; a.Close() }
 	select {
-	case addr := <-ready:
-		return addr, func() { cancel(); <-errc }, nil
+	case <-a.Serving():
+		return a.Addr(), stop, nil
 	case err := <-errc:
-		cancel()
+		stop()
 		return "", nil, err
 	}
 }

@@ -77,28 +77,6 @@ func TestServeTwoTenantsFromFiles(t *testing.T) {
 	}
 }
 
-func TestListenAddressGuard(t *testing.T) {
-	tests := []struct {
-		addr    string
-		allowed bool
-		ok      bool
-	}{
-		{"127.0.0.1:50051", false, true},
-		{"[::1]:50051", false, true},
-		{"localhost:50051", false, true},
-		{"0.0.0.0:50051", false, false},
-		{"10.1.2.3:50051", false, false},
-		{"0.0.0.0:50051", true, true},
-		{"nonsense", false, false},
-	}
-	for _, tt := range tests {
-		err := checkListenAddress("--listen", tt.addr, tt.allowed)
-		if (err == nil) != tt.ok {
-			t.Errorf("checkListenAddress(%q, allowed=%v) = %v, want ok=%v", tt.addr, tt.allowed, err, tt.ok)
-		}
-	}
-}
-
 func TestFlagsFromEnvironment(t *testing.T) {
 	t.Setenv("GROUPGATE_LISTEN", "127.0.0.1:6000")
 	t.Setenv("GROUPGATE_SNAPSHOT", "a.json,b.pb.gz")

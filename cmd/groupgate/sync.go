@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/entra"
 	"github.com/groupgate/groupgate/entra/pgstate"
+	"github.com/groupgate/groupgate/store/postgres"
 	"github.com/spf13/cobra"
 )
 
@@ -83,7 +83,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 				}
 			}
 			switch {
-			case strings.HasPrefix(f.state, "postgres://"), strings.HasPrefix(f.state, "postgresql://"):
+			case postgres.IsURL(f.state):
 				// Shared by several sync processes: the lease outlives a round and the wait before the next.
 				st, err := pgstate.Open(ctx, f.state, f.tenant, "", max(3*f.interval, time.Minute))
 				if err != nil {

@@ -35,9 +35,10 @@ func Start(lis net.Listener, srv *server.Server, inProcess *InProcess, tlsConfig
 	if err != nil {
 		return nil, err
 	}
+	addr, url := Endpoint(lis, tlsConfig != nil)
 	s := &Server{
-		Addr: lis.Addr().String(),
-		URL:  "http://" + lis.Addr().String(),
+		Addr: addr,
+		URL:  url,
 		http: &http.Server{
 			Handler: gw,
 			// No ReadTimeout or WriteTimeout: bodies may be large and streams (Watch) long.
@@ -50,11 +51,6 @@ func Start(lis net.Listener, srv *server.Server, inProcess *InProcess, tlsConfig
 	}
 	if tlsConfig != nil {
 		s.http.TLSConfig = tlsConfig.Clone()
-		s.URL = "https://" + lis.Addr().String()
-	}
-	if lis.Addr().Network() == "unix" {
-		s.Addr = listen.Target(lis.Addr())
-		s.URL = s.Addr
 	}
 	go func() {
 		var err error
@@ -69,6 +65,20 @@ func Start(lis net.Listener, srv *server.Server, inProcess *InProcess, tlsConfig
 		s.done <- err
 	}()
 	return s, nil
+}
+
+// Endpoint is the address of an HTTP listener (host:port, or unix:///path for a socket) and its base URL
+// (http://…, https://… with TLS, or the socket's unix:///path form: curl --unix-socket PATH http://localhost/…).
+func Endpoint(lis net.Listener, withTLS bool) (addr, url string) {
+	if lis.Addr().Network() == "unix" {
+		addr = listen.Target(lis.Addr())
+		return addr, addr
+	}
+	addr = lis.Addr().String()
+	if withTLS {
+		return addr, "https://" + addr
+	}
+	return addr, "http://" + addr
 }
 
 // Done receives the serve loop's error (nil after Shutdown) once it ends.

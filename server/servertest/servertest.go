@@ -3,23 +3,19 @@ package servertest
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/groupgate/groupgate/client"
 	"github.com/groupgate/groupgate/directory"
-	"github.com/groupgate/groupgate/directory/demo"
-	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
+	"github.com/groupgate/groupgate/server/app"
 	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/groupgate/groupgate/store"
-	"github.com/groupgate/groupgate/store/memory"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 )
 
 // Server is a running test server.
@@ -41,7 +37,7 @@ type Options struct {
 	// JWT accepts Entra ID / OIDC tokens (authentication on).
 	JWT *server.JWTAuth
 	// TLS secures the server; Client.TLS must then be set too.
-	TLS credentials.TransportCredentials
+	TLS *tls.Config
 	// Client configures the returned client (token, TLS).
 	Client client.Options
 	// Metrics turns metrics on (Server.Metrics).
@@ -68,92 +64,57 @@ func Start(t testing.TB, tenants ...*directory.Directory) *Server {
 	return StartWith(t, Options{}, tenants...)
 }
 
-// StartWith is Start with options.
+// StartWith is Start with options. The server is assembled by server/app, as groupgate serve assembles it.
 func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Server {
 	t.Helper()
-	if len(tenants) == 0 && opts.Store == nil {
-		d, err := demo.Directory()
-		if err != nil {
-			t.Fatalf("demo tenant: %v", err)
-		}
-		tenants = []*directory.Directory{d}
-	}
-	res := resolver.New(resolver.Options{})
-	var st store.Store
-	if opts.Store != nil {
-		st = opts.Store(res.Invalidate)
-	} else {
-		mem := memory.New(memory.Options{OnChange: res.Invalidate})
-		for _, d := range tenants {
-			if err := mem.Add(d); err != nil {
-				t.Fatal(err)
-			}
-		}
-		st = mem
-	}
-	var metrics *server.Metrics
-	if opts.Metrics {
-		metrics = server.NewMetrics(st, res.CacheStats)
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	cfg := server.Config{
-		Store:    st,
-		Resolver: res,
-		Logger:   opts.Logger,
-		Tokens:   opts.Tokens,
-		JWT:      opts.JWT,
-		Metrics:  metrics,
-		Limits:   opts.Limits,
+	cfg := app.Config{
+		Listen:        "127.0.0.1:0",
+		Tenants:       tenants,
+		Tokens:        opts.Tokens,
+		JWT:           opts.JWT,
+		TLS:           opts.TLS,
+		Limits:        opts.Limits,
+		MetricsAlways: opts.Metrics,
+		Logger:        opts.Logger,
+		Browser:       opts.Browser,
+		// GCHeadroom zero: a test's server leaves the collector to Go, as before the headroom existed.
+		ShutdownTimeout: 5 * time.Second,
 	}
-	var inProcess *gateway.InProcess
+	if opts.Store != nil {
+		cfg.Store = func(onChange store.ChangeListener) (store.Store, error) { return opts.Store(onChange), nil }
+	}
 	if opts.HTTP {
-		inProcess = gateway.NewInProcess()
-	}
-	if opts.TLS != nil {
-		creds := opts.TLS
-		if inProcess != nil {
-			creds = inProcess.Credentials(creds)
+		cfg.HTTPListen = "127.0.0.1:0"
+		cfg.HTTPRoot = opts.HTTPRoot
+		if cfg.HTTPRoot == nil {
+			cfg.HTTPRoot = gateway.NoRoute
 		}
-		cfg.ServerOptions = append(cfg.ServerOptions, grpc.Creds(creds))
 	}
-	srv := server.New(cfg)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := app.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.MarkServing()
-	go func() { _ = srv.GRPC().Serve(lis) }()
-	c, err := client.Dial(lis.Addr().String(), opts.Client)
-	if err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	select {
+	case <-a.Serving():
+	case err := <-errc:
+		a.Close()
 		t.Fatal(err)
 	}
-	var web *gateway.Server
-	if inProcess != nil {
-		go func() { _ = srv.GRPC().Serve(inProcess) }()
-		hl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		web, err = gateway.Start(hl, srv, inProcess, nil, gateway.Options{MaxBodyBytes: int64(opts.Limits.MaxRecvBytes), Root: opts.HTTPRoot, Browser: opts.Browser}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+	c, err := client.Dial(a.Addr(), opts.Client)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if web != nil {
-			web.Shutdown(ctx)
-		}
-		srv.Shutdown(ctx)
-		res.Close()
+		cancel()
+		<-errc
+		a.Close()
 	})
-	out := &Server{Addr: lis.Addr().String(), Client: c, Store: st, Server: srv, Metrics: metrics}
-	if web != nil {
-		out.HTTPURL = web.URL
-	}
-	return out
+	return &Server{Addr: a.Addr(), Client: c, Store: a.Store(), Server: a.Server(), Metrics: a.Metrics(), HTTPURL: a.HTTPURL()}
 }

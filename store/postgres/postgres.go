@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -671,4 +672,10 @@ func (s *Store) Status(ctx context.Context, tenantID string) (store.Status, erro
 		st.Lag = max(st.Lag, stale)
 	}
 	return st, nil
+}
+
+// IsURL says whether s names a PostgreSQL database (postgres:// or postgresql://), as serve's --store and sync's
+// --state take it.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
