@@ -13,10 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/client"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/listen"
+	"github.com/groupgate/groupgate/internal/workload"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 )

@@ -19,11 +19,11 @@ import (
 	"time"
 
 	"github.com/groupgate/groupgate/bench"
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/client"
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/gctune"
+	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
