@@ -292,6 +292,26 @@ func TestExplorerInBrowser(t *testing.T) {
 			chromedp.WaitVisible(css(`li.node[data-id="grp-finance-emea"]`)))
 	})
 
+	t.Run("paste and Enter at once", func(t *testing.T) {
+		// An id pasted and Enter pressed straight after, before the typing pause that starts a search: Enter
+		// must run the search itself and open its first hit.
+		do(t, ctx, "paste u-frank and press Enter", chromedp.Navigate(base+"/#/search"), chromedp.WaitVisible(css("#search-input")),
+			chromedp.SetValue(css("#search-input"), "u-frank"), chromedp.SendKeys(css("#search-input"), "\r"))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.hash.startsWith('#/o/u-frank')`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			fail(t, ctx, "Enter right after pasting: want Frank's page (#/o/u-frank), got "+eval[string](t, ctx, "location.hash"), err)
+		}
+		do(t, ctx, "Frank's page", chromedp.WaitVisible(css(`main h1`)))
+		if h := textOf(t, ctx, "main h1"); !strings.Contains(h, "Frank") {
+			t.Errorf("after Enter the page is %q, want Frank's", h)
+		}
+		// Typed key by key with no pause at all, then Enter: the same.
+		do(t, ctx, "type grp-vendors and Enter", chromedp.Navigate(base+"/#/search"), chromedp.WaitVisible(css("#search-input")),
+			chromedp.SendKeys(css("#search-input"), "grp-vendors\r"))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.hash.startsWith('#/o/grp-vendors')`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			fail(t, ctx, "Enter right after typing: want Vendors' page (#/o/grp-vendors), got "+eval[string](t, ctx, "location.hash"), err)
+		}
+	})
+
 	t.Run("unknown object", func(t *testing.T) {
 		do(t, ctx, "open a group that is not there", chromedp.Navigate(base+"/#/o/grp-nope"), chromedp.WaitVisible(css("main .error")))
 		if e := textOf(t, ctx, "main .error"); !strings.Contains(e, "Not found.") || !strings.Contains(e, "grp-nope") {
