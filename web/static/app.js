@@ -234,6 +234,15 @@ function displayName(id) {
   return id;
 }
 
+// containerFirst orders an evidence path the way every chain on the page reads: the outer group first. The API
+// gives the nested-group label rules' evidence as the edge [member group, labelled group] (documented in the
+// README's examples and relied on by scripts), every other path already starts at the outer group; so a path of
+// two that ends at the group the answer is about, without starting there, is turned round.
+function containerFirst(path, container) {
+  path = list(path);
+  return container && path.length === 2 && path[1] === container && path[0] !== container ? [path[1], path[0]] : path;
+}
+
 // chain draws an evidence path as a chain of named objects.
 function chain(ids, mark) {
   ids = list(ids);
@@ -729,7 +738,8 @@ async function runWhatIf(op, v, box, signal) {
         ? h('span', {class: 'badge entra'}, 'Entra enforces this')
         : h('span', {class: 'badge strict'}, 'groupgate only: Entra lets it through')) : h('span', {class: 'badge warn'}, 'warning')),
     h('p', {class: 'message'}, x.message),
-    list(x.path).length ? h('div', {class: 'evidence'}, h('span', {class: 'hint'}, 'Evidence: '), chain(x.path)) : null);
+    list(x.path).length ? h('div', {class: 'evidence'}, h('span', {class: 'hint'}, 'Evidence (outer group first): '),
+      chain(op === 'add-member' ? containerFirst(x.path, v('group')) : x.path)) : null);
   const who = (id) => id ? h('a', {href: objectLink(id)}, displayName(id)) : '(nobody)';
   const labelName = (id) => (id ? (state.labels.get(id) || {}).displayName || id : 'no label');
   const summary = [who(v('actor'))];
@@ -774,12 +784,12 @@ async function auditView(params, signal) {
     h('p', {id: 'audit-summary'}, `${findings.length}${more ? '+' : ''} finding${findings.length === 1 ? '' : 's'}`,
       counts.size > 1 ? [': ', [...counts].map(([r, n], i) => [i ? ', ' : '', `${n} × ${ruleTitle(r)}`])] : ''),
     findings.length ? h('table', {class: 'grid', id: 'audit-table'},
-      h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Rule'), h('th', {scope: 'col'}, 'Group'), h('th', {scope: 'col'}, 'Finding'), h('th', {scope: 'col'}, 'Evidence'))),
+      h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Rule'), h('th', {scope: 'col'}, 'Group'), h('th', {scope: 'col'}, 'Finding'), h('th', {scope: 'col'}, 'Evidence (outer group first)'))),
       h('tbody', {}, findings.map((f) => h('tr', {'data-rule': f.rule},
         h('td', {}, h('strong', {}, ruleTitle(f.rule)), h('br'), h('code', {class: 'rule-code'}, f.rule)),
         h('td', {}, f.groupId ? [h('a', {href: objectLink(f.groupId, {path: list(f.path).join(',')})}, displayName(f.groupId)), h('br'), h('code', {class: 'id'}, f.groupId)] : 'tenant-wide'),
         h('td', {}, f.message),
-        h('td', {}, chain(f.path) || '—'))))) : h('p', {}, h('span', {'aria-hidden': 'true'}, '✔ '), 'No findings.'),
+        h('td', {}, chain(containerFirst(f.path, f.groupId)) || '—'))))) : h('p', {}, h('span', {'aria-hidden': 'true'}, '✔ '), 'No findings.'),
     more ? h('p', {class: 'hint'}, `The first ${max} findings are shown; filter by rule to see others.`) : null,
     revisionLine(rev, 'audit'));
 }
