@@ -13,10 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/client"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/listen"
+	"github.com/groupgate/groupgate/internal/workload"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 )
@@ -319,13 +319,15 @@ func (t grpcTarget) Close() error { return t.c.Close() }
 func NoOpServer() (addr string, stop func(), err error) { return ServeNoOp("127.0.0.1:0") }
 
 // ServeNoOp is NoOpServer on a given address (host:port or unix:///path/to.sock), returning its dial target.
-func ServeNoOp(addr string) (target string, stop func(), err error) {
+func ServeNoOp(addr string) (target string, stop func(), err error) { return serveNoOp(addr, noOp{}) }
+
+func serveNoOp(addr string, decisions noOp) (target string, stop func(), err error) {
 	lis, cleanup, err := listen.Listen(addr, listen.Options{})
 	if err != nil {
 		return "", nil, err
 	}
 	s := grpc.NewServer()
-	pb.RegisterDecisionServiceServer(s, noOp{})
+	pb.RegisterDecisionServiceServer(s, decisions)
 	pb.RegisterDirectoryServiceServer(s, noOpDirectory{})
 	go func() { _ = s.Serve(lis) }()
 	return listen.Target(lis.Addr()), func() { s.Stop(); cleanup() }, nil
@@ -333,6 +335,8 @@ func ServeNoOp(addr string) (target string, stop func(), err error) {
 
 type noOp struct {
 	pb.UnimplementedDecisionServiceServer
+	// members is EffectiveMembers' answer (one empty message when nil).
+	members []*pb.EffectiveMembersResponse
 }
 
 func (noOp) CanAddMember(context.Context, *pb.CanAddMemberRequest) (*pb.CanAddMemberResponse, error) {

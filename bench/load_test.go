@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/groupgate/groupgate/bench"
-	"github.com/groupgate/groupgate/bench/workload"
+	"github.com/groupgate/groupgate/internal/workload"
 )
 
 // TestRateCapsRequests: with --rate, the workers together send rate × duration requests, not as many as the

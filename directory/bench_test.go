@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/benchtenant"
+	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/groupgate/groupgate/resolver"
 )
 

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/entra"
 	"github.com/groupgate/groupgate/entra/graphtest"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/groupgate/groupgate/server/servertest"
 )
 

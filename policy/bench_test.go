@@ -3,9 +3,9 @@ package policy_test
 import (
 	"testing"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/benchtenant"
+	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/groupgate/groupgate/policy"
 	"github.com/groupgate/groupgate/resolver"
 )

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/internal/benchtenant"
+	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/groupgate/groupgate/resolver"
 )
 

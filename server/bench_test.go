@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/groupgate/groupgate/bench"
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/client"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/benchtenant"
+	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/groupgate/groupgate/server/servertest"
 )
 

@@ -117,21 +117,23 @@ func (d *decisionService) EffectiveMembers(req *pb.EffectiveMembersRequest, stre
 		return err
 	}
 	want := memberTypeFilter(req.GetTypes())
-	members := d.s.cfg.Resolver.At(dir).Members(g.Ref())
-	return streamPages(ctx, pageSize(req.GetPageSize(), DefaultPageSize), func(p *pager[pb.EffectiveMember]) {
-		for ref, depth := range members {
-			n := dir.Node(ref)
-			if n == nil || !want(n) {
-				continue
+	batches := d.s.cfg.Resolver.At(dir).MemberBatches(g.Ref())
+	return streamMembers(ctx, stream, pageSize(req.GetPageSize(), DefaultPageSize), dir.Revision(), func(p *memberPager) {
+		var nodes []*directory.Node
+		for batch, depth := range batches {
+			nodes = nodes[:0]
+			for _, ref := range batch {
+				if n := dir.Node(ref); n != nil && want(n) {
+					nodes = append(nodes, n)
+				}
 			}
-			m := p.next()
-			setEffectiveMember(m, n, depth)
-			if !p.add(m) {
-				return
+			p.prefetchIDs(nodes)
+			for _, n := range nodes {
+				if !p.add(n, depth) {
+					return
+				}
 			}
 		}
-	}, func(page []*pb.EffectiveMember) error {
-		return stream.Send(&pb.EffectiveMembersResponse{Members: page, Revision: dir.Revision()})
 	})
 }
 
@@ -257,21 +259,8 @@ func (p *pager[T]) add(m *T) bool {
 	return true
 }
 
-// firstPageSize bounds the first EffectiveMembers message (page_size bounds the others).
+// firstPageSize bounds the first message of EffectiveMembers and EffectiveGroups (page_size bounds the others).
 const firstPageSize = 100
-
-func setEffectiveMember(m *pb.EffectiveMember, n *directory.Node, depth int) {
-	m.Id, m.Depth = n.ID(), int32(depth)
-	switch n.Kind() {
-	case directory.KindUser:
-		m.Kind = pb.ObjectKind_OBJECT_KIND_USER
-		m.UserType = n.UserType()
-	case directory.KindGroup:
-		m.Kind = pb.ObjectKind_OBJECT_KIND_GROUP
-	case directory.KindServicePrincipal:
-		m.Kind = pb.ObjectKind_OBJECT_KIND_SERVICE_PRINCIPAL
-	}
-}
 
 // memberTypeFilter returns whether a node passes the EffectiveMembers type filter (empty: everything).
 func memberTypeFilter(types []pb.MemberType) func(*directory.Node) bool {

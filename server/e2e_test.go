@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/directory/demo"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/servertest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"

@@ -189,13 +189,22 @@ func (s *inProcessServerStream) SendHeader(metadata.MD) error {
 }
 
 func (s *inProcessServerStream) SendMsg(m any) error {
-	msg, ok := m.(proto.Message)
-	if !ok {
+	var msg proto.Message
+	switch m := m.(type) {
+	case *encodedMessage: // the gateway reads messages, not bytes
+		decoded, err := m.message()
+		if err != nil {
+			return status.Errorf(codes.Internal, "in-process stream: decoding a pre-encoded message: %v", err)
+		}
+		msg = decoded
+	case proto.Message:
+		msg = proto.Clone(m)
+	default:
 		return status.Errorf(codes.Internal, "in-process stream sending a %T", m)
 	}
 	(*inProcessPipe)(s).sendHeader()
 	select {
-	case s.msgs <- proto.Clone(msg):
+	case s.msgs <- msg:
 		return nil
 	case <-s.serverCtx.Done():
 		return status.FromContextError(s.serverCtx.Err()).Err()

@@ -113,7 +113,8 @@ func New(cfg Config) *Server {
 	stream = append(stream, adm.streamInterceptor, recovery.StreamServerInterceptor(recoveryOpts...), streamValidation)
 	s.unary = chainUnary(unary)
 	s.stream = chainStream(stream)
-	opts := append(limits.serverOptions(), grpc.UnaryInterceptor(s.unary), grpc.StreamInterceptor(s.stream))
+	opts := append(limits.serverOptions(), grpc.UnaryInterceptor(s.unary), grpc.StreamInterceptor(s.stream),
+		grpc.ForceServerCodecV2(newCodec())) // sends EffectiveMembers' pre-encoded pages (encoded.go)
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	decisions, directory := &decisionService{s: s}, &directoryService{s: s}
 	pb.RegisterDecisionServiceServer(s.grpc, decisions)

@@ -292,6 +292,26 @@ func TestExplorerInBrowser(t *testing.T) {
 			chromedp.WaitVisible(css(`li.node[data-id="grp-finance-emea"]`)))
 	})
 
+	t.Run("paste and Enter at once", func(t *testing.T) {
+		// An id pasted and Enter pressed straight after, before the typing pause that starts a search: Enter
+		// must run the search itself and open its first hit.
+		do(t, ctx, "paste u-frank and press Enter", chromedp.Navigate(base+"/#/search"), chromedp.WaitVisible(css("#search-input")),
+			chromedp.SetValue(css("#search-input"), "u-frank"), chromedp.SendKeys(css("#search-input"), "\r"))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.hash.startsWith('#/o/u-frank')`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			fail(t, ctx, "Enter right after pasting: want Frank's page (#/o/u-frank), got "+eval[string](t, ctx, "location.hash"), err)
+		}
+		do(t, ctx, "Frank's page", chromedp.WaitVisible(css(`main h1`)))
+		if h := textOf(t, ctx, "main h1"); !strings.Contains(h, "Frank") {
+			t.Errorf("after Enter the page is %q, want Frank's", h)
+		}
+		// Typed key by key with no pause at all, then Enter: the same.
+		do(t, ctx, "type grp-vendors and Enter", chromedp.Navigate(base+"/#/search"), chromedp.WaitVisible(css("#search-input")),
+			chromedp.SendKeys(css("#search-input"), "grp-vendors\r"))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.hash.startsWith('#/o/grp-vendors')`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			fail(t, ctx, "Enter right after typing: want Vendors' page (#/o/grp-vendors), got "+eval[string](t, ctx, "location.hash"), err)
+		}
+	})
+
 	t.Run("unknown object", func(t *testing.T) {
 		do(t, ctx, "open a group that is not there", chromedp.Navigate(base+"/#/o/grp-nope"), chromedp.WaitVisible(css("main .error")))
 		if e := textOf(t, ctx, "main .error"); !strings.Contains(e, "Not found.") || !strings.Contains(e, "grp-nope") {
@@ -414,8 +434,10 @@ func TestExplorerInBrowser(t *testing.T) {
 			t.Errorf("Entra verdict %q, want ALLOW", v)
 		}
 		chains := eval[[]string](t, ctx, `[...document.querySelectorAll('#violations ol.chain')].map(e => e.getAttribute('aria-label'))`)
-		if !slices.Contains(chains, "path: Engineering → Engineering Contractors → Frank (Fabrikam guest)") {
-			t.Errorf("evidence chains %q: want Engineering → Engineering Contractors → Frank", chains)
+		// Every chain reads container first: the nested-group rule's evidence (the API's [member, group]) too.
+		if !slices.Contains(chains, "path: Engineering → Engineering Contractors → Frank (Fabrikam guest)") ||
+			!slices.Contains(chains, "path: Finance → Engineering") {
+			t.Errorf("evidence chains %q: want Engineering → Engineering Contractors → Frank and Finance → Engineering (container first)", chains)
 		}
 		violations := textOf(t, ctx, "#violations")
 		for _, want := range []string{"RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE", "RULE_NESTED_GROUP_UNLABELED", "groupgate only"} {
@@ -476,6 +498,23 @@ func TestExplorerInBrowser(t *testing.T) {
 		rules := eval[[]string](t, ctx, `[...document.querySelectorAll('#audit-table tbody tr')].map(r => r.dataset.rule)`)
 		if !slices.Equal(rules, want) {
 			t.Errorf("audit table rules %v, want the API's findings %v", rules, want)
+		}
+		// Evidence reads one way on every row, container first: Board → Frank (a guest in Board) and Finance →
+		// Finance Interns (an unlabelled child of Finance), though the API gives the latter as [child, parent].
+		evidence := eval[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('#audit-table tbody tr')].map(r =>
+			[r.dataset.rule + ' ' + r.querySelector('td:nth-child(2) code').textContent, r.querySelector('ol.chain').getAttribute('aria-label')]))`)
+		for finding, want := range map[string]string{
+			"RULE_LABEL_BLOCKS_GUESTS grp-board":      "path: Board → Frank (Fabrikam guest)",
+			"RULE_NESTED_GROUP_UNLABELED grp-finance": "path: Finance → Finance Interns",
+			"RULE_NESTED_GROUP_UNLABELED grp-vendors": "path: Vendors → Partner Contacts",
+			"RULE_NESTING_CYCLE grp-cycle-a":          "path: Loop A → Loop B → Loop A",
+		} {
+			if evidence[finding] != want {
+				t.Errorf("%s: evidence %q, want %q (container first)", finding, evidence[finding], want)
+			}
+		}
+		if h := textOf(t, ctx, "#audit-table thead"); !strings.Contains(h, "outer group first") {
+			t.Errorf("audit table header %q: want it to say which way the evidence reads", h)
 		}
 		accessible(t, ctx, "audit")
 		screenshot(t, ctx, "audit")

@@ -19,15 +19,16 @@ import (
 	"time"
 
 	"github.com/groupgate/groupgate/bench"
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/client"
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/gctune"
+	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/groupgate/groupgate/server/app"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -41,6 +42,7 @@ func newBenchCmd() *cobra.Command {
 	var separate bool
 	var transport string
 	var gcHeadroom uint64
+	var stream streamFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a server with decisions (and optional writes) over gRPC and HTTP/JSON, and a no-op gRPC handler in the same run",
@@ -53,6 +55,9 @@ With --separate, groupgate and the no-op handler each run in a process of their 
 setup: the load generator does not share their heap), started from this executable.
 --transport unix serves (and loads) over a unix domain socket instead of loopback TCP; --transport both runs
 groupgate and the no-op handler over each, every run on a server of its own, and compares the two transports.
+--stream measures lists instead of decisions: groupgate streams EffectiveMembers of --stream-group (the
+preset's top group: 1.1M members on large) --stream-repeat times, then a no-op handler streams a copy of the
+same messages as often; the members/s of both, the wait for the first message and their ratio are printed.
 Request ids come from the generated tenant: --preset and --seed must match the tenant the server holds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -85,6 +90,9 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			if cfg.Addr != "" && separate {
 				return errors.New("--separate starts its own servers: leave out --addr")
 			}
+			if stream.on && (cmd.Flags().Changed("mix") || cmd.Flags().Changed("requests") || cmd.Flags().Changed("rate")) {
+				return errors.New("--stream reads whole EffectiveMembers streams: --mix, --requests and --rate are for the decision load")
+			}
 			ctx := cmd.Context()
 			snapshotPath := ""
 			if cfg.Addr == "" {
@@ -105,12 +113,15 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 					servers[i] = &benchServer{addr: cfg.Addr, httpURL: httpURL, rss: func() int64 { return -1 }}
 					continue
 				}
-				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && i == 0, gcHeadroom)
+				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && !stream.on && i == 0, gcHeadroom)
 				if err != nil {
 					return err
 				}
 				defer s.stop()
 				servers[i] = s
+			}
+			if stream.on {
+				return runStreams(ctx, cfg, stream, servers, transports, separate, noNoOp, gcHeadroom, cpuProfile, memProfile, output)
 			}
 			// The profile starts once the servers are up: it covers the groupgate runs, not loading the snapshots.
 			if cpuProfile != "" {
@@ -217,6 +228,10 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.StringVar(&transport, "transport", "tcp", "without --addr: serve and load over tcp (loopback), unix (a socket in a temporary directory), or both (tcp,unix; unix,tcp runs the socket first), compared in one run")
 	fl.BoolVar(&separate, "separate", false, "run groupgate and the no-op handler each in a process of its own (default: in this process)")
 	fl.Uint64Var(&gcHeadroom, "gc-headroom-bytes", defaultGCHeadroom, "the servers' (and this process's) --gc-headroom-bytes: "+gcHeadroomUsage)
+	fl.BoolVar(&stream.on, "stream", false, "measure EffectiveMembers streams against a no-op handler streaming the same messages, instead of the decision load")
+	fl.StringVar(&stream.group, "stream-group", workload.TopGroupID, "with --stream: the group whose effective members are streamed")
+	fl.IntVar(&stream.repeat, "stream-repeat", 3, "with --stream: timed streams from each server (after one untimed); the median is reported")
+	fl.Int32Var(&stream.pageSize, "stream-page-size", 0, "with --stream: the request's page_size (0: the server's default)")
 	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
 	return cmd
@@ -635,6 +650,7 @@ func (c *childServer) stop() {
 func newNoOpServeCmd() *cobra.Command {
 	var listen string
 	var gcHeadroom uint64
+	var record struct{ addr, request string }
 	cmd := &cobra.Command{
 		Use:    "noop-serve",
 		Short:  "Serve the no-op DecisionService that bench --separate compares against",
@@ -644,7 +660,19 @@ func newNoOpServeCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			defer gctune.Start(gcHeadroom)()
-			_, stopServer, err := bench.ServeNoOp(listen)
+			serveNoOp := bench.ServeNoOp
+			if record.addr != "" {
+				req := &pb.EffectiveMembersRequest{}
+				if err := protojson.Unmarshal([]byte(record.request), req); err != nil {
+					return fmt.Errorf("--members-request: %w", err)
+				}
+				members, err := bench.RecordMembers(ctx, record.addr, "", req)
+				if err != nil {
+					return err
+				}
+				serveNoOp = func(addr string) (string, func(), error) { return bench.ServeNoOpStream(addr, members) }
+			}
+			_, stopServer, err := serveNoOp(listen)
 			if err != nil {
 				return err
 			}
@@ -655,5 +683,122 @@ func newNoOpServeCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
 	cmd.Flags().Uint64Var(&gcHeadroom, "gc-headroom-bytes", defaultGCHeadroom, gcHeadroomUsage)
+	cmd.Flags().StringVar(&record.addr, "members-from", "", "before serving, record this server's EffectiveMembers answer to --members-request, to stream as the no-op's")
+	cmd.Flags().StringVar(&record.request, "members-request", "", "with --members-from: the EffectiveMembersRequest in protobuf JSON")
 	return cmd
+}
+
+// streamFlags are bench's --stream options.
+type streamFlags struct {
+	on       bool
+	group    string
+	repeat   int
+	pageSize int32
+}
+
+// runStreams is bench --stream: EffectiveMembers of one group from each groupgate server, then the same answer
+// from a no-op handler that streams a recorded copy of its messages (over each transport), compared by
+// members per second.
+func runStreams(ctx context.Context, cfg bench.Config, sf streamFlags, servers []*benchServer, transports []string, separate, noNoOp bool,
+	gcHeadroom uint64, cpuProfile, memProfile, output string) error {
+	req := &pb.EffectiveMembersRequest{TenantId: cfg.Tenant, GroupId: sf.group, PageSize: sf.pageSize}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	var reports []bench.StreamReport
+	var recorded []*pb.EffectiveMembersResponse
+	for i, s := range servers {
+		r, err := bench.Stream(ctx, "groupgate", bench.StreamConfig{Addr: s.addr, Token: cfg.Token, Request: req, Repeat: sf.repeat,
+			Record: i == 0 && !noNoOp && !separate})
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			recorded, r.Recorded = r.Recorded, nil
+		}
+		reports = append(reports, r)
+	}
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if memProfile != "" {
+		if err := writeAllocProfile(memProfile); err != nil {
+			return err
+		}
+	}
+	if !noNoOp {
+		for _, t := range transports {
+			addr, stop, err := noOpStreamServer(ctx, t, separate, gcHeadroom, servers[0].addr, req, recorded)
+			if err != nil {
+				return err
+			}
+			r, err := bench.Stream(ctx, "no-op", bench.StreamConfig{Addr: addr, Request: req, Repeat: sf.repeat})
+			stop()
+			if err != nil {
+				return err
+			}
+			reports = append(reports, r)
+		}
+	}
+	if output == "json" {
+		b, _ := json.MarshalIndent(reports, "", "  ")
+		fmt.Fprintln(stdout(), string(b))
+		return nil
+	}
+	page := "the server's default"
+	if sf.pageSize > 0 {
+		page = strconv.Itoa(int(sf.pageSize))
+	}
+	fmt.Fprintf(stdout(), "EffectiveMembers of %s in tenant %s, page_size %s, %d timed streams from each server after one untimed, GOMAXPROCS %d\n",
+		sf.group, cfg.Tenant, page, sf.repeat, runtime.GOMAXPROCS(0))
+	for _, r := range reports {
+		fmt.Fprintln(stdout(), r)
+	}
+	for _, gg := range reports {
+		for _, noop := range reports {
+			if gg.Target == "groupgate" && noop.Target == "no-op" && gg.Transport == noop.Transport && noop.MembersPerSecond() > 0 {
+				if gg.Members != noop.Members || gg.Messages != noop.Messages {
+					return fmt.Errorf("the no-op streamed %d members in %d messages, groupgate %d in %d", noop.Members, noop.Messages, gg.Members, gg.Messages)
+				}
+				fmt.Fprintf(stdout(), "EffectiveMembers / no-op stream (%s): %.0f%% of the members/s, first message %s vs %s\n", gg.Transport,
+					100*gg.MembersPerSecond()/noop.MembersPerSecond(), gg.MedianFirst().Round(time.Microsecond), noop.MedianFirst().Round(time.Microsecond))
+			}
+		}
+	}
+	return nil
+}
+
+// noOpStreamServer starts a no-op handler whose EffectiveMembers streams recorded, in this process; or, in a
+// process of its own, one that records req's answer from the groupgate server at from before it serves.
+func noOpStreamServer(ctx context.Context, transport string, separate bool, gcHeadroom uint64, from string, req *pb.EffectiveMembersRequest,
+	recorded []*pb.EffectiveMembersResponse) (addr string, stop func(), err error) {
+	if separate {
+		reqJSON, err := protojson.Marshal(req)
+		if err != nil {
+			return "", nil, err
+		}
+		child, err := spawnServer(ctx, transport, "noop-serve", "--gc-headroom-bytes", strconv.FormatUint(gcHeadroom, 10),
+			"--members-from", from, "--members-request", string(reqJSON))
+		if err != nil {
+			return "", nil, err
+		}
+		return child.addr, child.stop, nil
+	}
+	listenAddr, cleanup, err := benchListenAddress(transport)
+	if err != nil {
+		return "", nil, err
+	}
+	addr, stopServer, err := bench.ServeNoOpStream(listenAddr, recorded)
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return addr, func() { stopServer(); cleanup() }, nil
 }

@@ -5,8 +5,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/spf13/cobra"
 )
 

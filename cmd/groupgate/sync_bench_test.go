@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/entra/graphtest"
+	"github.com/groupgate/groupgate/internal/workload"
 )
 
 // BenchmarkSyncFullMedium runs `groupgate sync -o` as a process of its own against the Graph stand-in holding

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/client"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/testcerts"
+	"github.com/groupgate/groupgate/internal/workload"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/internal/workload"
 )
 
 var (

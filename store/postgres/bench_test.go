@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groupgate/groupgate/bench/workload"
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/benchtenant"
 	"github.com/groupgate/groupgate/internal/pgtest"
+	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/memory"

@@ -234,6 +234,15 @@ function displayName(id) {
   return id;
 }
 
+// containerFirst orders an evidence path the way every chain on the page reads: the outer group first. The API
+// gives the nested-group label rules' evidence as the edge [member group, labelled group] (documented in the
+// README's examples and relied on by scripts), every other path already starts at the outer group; so a path of
+// two that ends at the group the answer is about, without starting there, is turned round.
+function containerFirst(path, container) {
+  path = list(path);
+  return container && path.length === 2 && path[1] === container && path[0] !== container ? [path[1], path[0]] : path;
+}
+
 // chain draws an evidence path as a chain of named objects.
 function chain(ids, mark) {
   ids = list(ids);
@@ -283,37 +292,48 @@ async function searchView(params, signal) {
     value: params.get('q') || '', 'aria-describedby': 'search-help', autocomplete: 'off', spellcheck: 'false'});
   const results = h('div', {id: 'search-results', 'aria-live': 'polite'});
   const rev = h('div');
+  // run searches for the input's text and shows the results; it returns them (none on an error), newest call
+  // last: an answer to an older call that comes late is dropped, so it never replaces a newer one.
+  let runs = 0;
   const run = async () => {
     const q = input.value.trim();
+    const mine = ++runs;
     history.replaceState(null, '', link('/search', {q}));
-    if (!q) { replace(results, h('p', {class: 'hint'}, 'Type a few letters of an id or a display name.')); return; }
+    if (!q) { replace(results, h('p', {class: 'hint'}, 'Type a few letters of an id or a display name.')); return []; }
     try {
       const resp = await call('searchObjects', {tenantId: state.tenant, query: q, limit: 20}, signal);
+      if (mine !== runs) return null;
       const objs = list(resp.objects);
       remember(objs);
       replace(rev, revisionLine(resp.revision));
-      if (!objs.length) { replace(results, h('p', {class: 'hint'}, 'Nothing matches ', h('q', {}, q), '.')); return; }
+      if (!objs.length) { replace(results, h('p', {class: 'hint'}, 'Nothing matches ', h('q', {}, q), '.')); return objs; }
       replace(results, h('ul', {class: 'results'}, objs.map((o) => h('li', {},
         h('a', {href: objectLink(o.id)}, h('span', {class: 'name'}, o.displayName || o.id)), ' ', h('code', {class: 'id'}, o.id), ' ',
         kindBadge(o), ' ',
         o.kind === 'OBJECT_KIND_GROUP' ? [labelBadge(o.labelId), ' ', o.isAssignableToRole ? h('span', {class: 'badge role'}, 'role-assignable') : null] : null))),
       resp.truncated ? h('p', {class: 'hint'}, 'More objects match: type more to narrow the list.') : null);
+      return objs;
     } catch (e) {
-      if (e.name !== 'AbortError') { replace(results); showError(e, results); }
+      if (e.name !== 'AbortError' && mine === runs) { replace(results); showError(e, results); }
+      return [];
     }
   };
-  input.addEventListener('input', debounce(run, 120));
-  input.addEventListener('keydown', (ev) => {
-    if (ev.key === 'Enter') {
-      const first = results.querySelector('a');
-      if (first) location.hash = first.getAttribute('href');
-    }
+  const searchSoon = debounce(run, 120);
+  input.addEventListener('input', searchSoon);
+  // Enter searches for what is in the box now (a pasted id, typed faster than the pause that starts a search)
+  // and opens the first hit; the results on screen may be for an older text.
+  input.addEventListener('keydown', async (ev) => {
+    if (ev.key !== 'Enter') return;
+    ev.preventDefault();
+    searchSoon.cancel();
+    const objs = await run();
+    if (objs && objs.length) location.hash = objectLink(objs[0].id);
   });
   replace(main,
     h('h1', {}, 'Search'),
     h('label', {for: 'search-input', class: 'sr-only'}, 'Search groups, users and apps'),
     input,
-    h('p', {id: 'search-help', class: 'hint'}, 'Matches ids and display names, case-insensitively; Enter opens the first result.'),
+    h('p', {id: 'search-help', class: 'hint'}, 'Matches ids and display names, case-insensitively; Enter searches and opens the first result.'),
     results, rev);
   input.focus();
   await run();
@@ -718,7 +738,8 @@ async function runWhatIf(op, v, box, signal) {
         ? h('span', {class: 'badge entra'}, 'Entra enforces this')
         : h('span', {class: 'badge strict'}, 'groupgate only: Entra lets it through')) : h('span', {class: 'badge warn'}, 'warning')),
     h('p', {class: 'message'}, x.message),
-    list(x.path).length ? h('div', {class: 'evidence'}, h('span', {class: 'hint'}, 'Evidence: '), chain(x.path)) : null);
+    list(x.path).length ? h('div', {class: 'evidence'}, h('span', {class: 'hint'}, 'Evidence (outer group first): '),
+      chain(op === 'add-member' ? containerFirst(x.path, v('group')) : x.path)) : null);
   const who = (id) => id ? h('a', {href: objectLink(id)}, displayName(id)) : '(nobody)';
   const labelName = (id) => (id ? (state.labels.get(id) || {}).displayName || id : 'no label');
   const summary = [who(v('actor'))];
@@ -763,12 +784,12 @@ async function auditView(params, signal) {
     h('p', {id: 'audit-summary'}, `${findings.length}${more ? '+' : ''} finding${findings.length === 1 ? '' : 's'}`,
       counts.size > 1 ? [': ', [...counts].map(([r, n], i) => [i ? ', ' : '', `${n} × ${ruleTitle(r)}`])] : ''),
     findings.length ? h('table', {class: 'grid', id: 'audit-table'},
-      h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Rule'), h('th', {scope: 'col'}, 'Group'), h('th', {scope: 'col'}, 'Finding'), h('th', {scope: 'col'}, 'Evidence'))),
+      h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Rule'), h('th', {scope: 'col'}, 'Group'), h('th', {scope: 'col'}, 'Finding'), h('th', {scope: 'col'}, 'Evidence (outer group first)'))),
       h('tbody', {}, findings.map((f) => h('tr', {'data-rule': f.rule},
         h('td', {}, h('strong', {}, ruleTitle(f.rule)), h('br'), h('code', {class: 'rule-code'}, f.rule)),
         h('td', {}, f.groupId ? [h('a', {href: objectLink(f.groupId, {path: list(f.path).join(',')})}, displayName(f.groupId)), h('br'), h('code', {class: 'id'}, f.groupId)] : 'tenant-wide'),
         h('td', {}, f.message),
-        h('td', {}, chain(f.path) || '—'))))) : h('p', {}, h('span', {'aria-hidden': 'true'}, '✔ '), 'No findings.'),
+        h('td', {}, chain(containerFirst(f.path, f.groupId)) || '—'))))) : h('p', {}, h('span', {'aria-hidden': 'true'}, '✔ '), 'No findings.'),
     more ? h('p', {class: 'hint'}, `The first ${max} findings are shown; filter by rule to see others.`) : null,
     revisionLine(rev, 'audit'));
 }

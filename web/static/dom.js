@@ -31,13 +31,15 @@ export function replace(el, ...children) {
   return el;
 }
 
-// debounce delays fn until calls have paused for ms.
+// debounce delays fn until calls have paused for ms; the returned function's cancel() drops a pending call.
 export function debounce(fn, ms) {
   let t = 0;
-  return (...args) => {
+  const d = (...args) => {
     clearTimeout(t);
     t = setTimeout(() => fn(...args), ms);
   };
+  d.cancel = () => clearTimeout(t);
+  return d;
 }
 
 // limited runs fns with at most n in flight.

@@ -1,0 +1,86 @@
+package server
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/directory/demo"
+	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// setEffectiveMember fills an EffectiveMember from a node as EffectiveMembers did before it encoded its pages
+// itself: the reference the encoded bytes are checked against.
+func setEffectiveMember(m *pb.EffectiveMember, n *directory.Node, depth int) {
+	m.Id, m.Depth = n.ID(), int32(depth)
+	switch n.Kind() {
+	case directory.KindUser:
+		m.Kind = pb.ObjectKind_OBJECT_KIND_USER
+		m.UserType = n.UserType()
+	case directory.KindGroup:
+		m.Kind = pb.ObjectKind_OBJECT_KIND_GROUP
+	case directory.KindServicePrincipal:
+		m.Kind = pb.ObjectKind_OBJECT_KIND_SERVICE_PRINCIPAL
+	}
+}
+
+// TestEncodedMembersMatchMarshal: an EffectiveMembers page encoded from the nodes is, byte for byte, what
+// proto.Marshal writes for the same message, for every kind of object (members and guests, groups, service
+// principals), one- and multi-byte depths and revisions, and the empty last message.
+func TestEncodedMembersMatchMarshal(t *testing.T) {
+	d, err := demo.Directory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[directory.Kind]bool{}
+	guests := 0
+	for _, revision := range []int64{0, 1, 300, 1 << 40} {
+		var encoded []byte
+		want := &pb.EffectiveMembersResponse{Revision: revision}
+		for n := range d.Nodes() {
+			for _, depth := range []int{1, 2, 127, 128, 70_000} {
+				encoded = appendEffectiveMember(encoded, n, depth)
+				m := &pb.EffectiveMember{}
+				setEffectiveMember(m, n, depth)
+				want.Members = append(want.Members, m)
+			}
+			kinds[n.Kind()] = true
+			if n.IsGuest() {
+				guests++
+			}
+		}
+		encoded = appendRevision(encoded, revision)
+		wantBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(encoded, wantBytes) {
+			got := &pb.EffectiveMembersResponse{}
+			uerr := proto.Unmarshal(encoded, got)
+			t.Fatalf("revision %d: encoded %d bytes, proto.Marshal %d (decoded: %v, equal messages %v): want the same bytes",
+				revision, len(encoded), len(wantBytes), uerr, proto.Equal(got, want))
+		}
+		empty, _ := proto.Marshal(&pb.EffectiveMembersResponse{Revision: revision})
+		if got := appendRevision(nil, revision); !bytes.Equal(got, empty) {
+			t.Errorf("revision %d: the empty answer is %x, want %x", revision, got, empty)
+		}
+	}
+	if len(kinds) != 3 || guests == 0 {
+		t.Fatalf("the demo tenant gave kinds %v and %d guests: want users, groups, service principals and guests", kinds, guests)
+	}
+}
+
+// TestEncodedMessageThroughInProcessStream: the HTTP/JSON gateway's in-process stream hands over the decoded
+// message of a pre-encoded page.
+func TestEncodedMessageThroughInProcessStream(t *testing.T) {
+	want := &pb.EffectiveMembersResponse{Members: []*pb.EffectiveMember{{Id: "u-a", Kind: pb.ObjectKind_OBJECT_KIND_USER, Depth: 2}}, Revision: 7}
+	b, _ := proto.Marshal(want)
+	m, err := (&encodedMessage{data: b, decoded: func() proto.Message { return &pb.EffectiveMembersResponse{} }}).message()
+	if err != nil || !proto.Equal(m, want) {
+		t.Fatalf("decoded %v (%v), want %v", m, err, want)
+	}
+	if _, err := (&encodedMessage{data: []byte{0xff}, decoded: func() proto.Message { return &pb.EffectiveMembersResponse{} }}).message(); err == nil {
+		t.Fatal("decoding garbage: no error")
+	}
+}
