@@ -27,7 +27,8 @@ func (InProcessAddr) String() string  { return "in-process" }
 // (the connection's remote address, never a header the client sent) to the server's logs.
 const HTTPClientMetadata = "groupgate-http-client"
 
-// ErrNotInProcess is returned by Invoke for a method it does not serve in-process (streams, health).
+// ErrNotInProcess is returned by Invoke for a method that is not a unary RPC of the server, and by NewStream for
+// one that is not a streaming RPC of it.
 var ErrNotInProcess = errors.New("not served in-process")
 
 // unaryMethod is one unary RPC of the server: its implementation and the generated handler that decodes the
@@ -37,21 +38,48 @@ type unaryMethod struct {
 	handler func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error)
 }
 
-// streamMethod is one server-streaming RPC of the server (a single request, a stream of answers).
+// streamMethod is one streaming RPC of the server: server streams (a single request, a stream of answers) and
+// client streams (a stream of requests, one answer).
 type streamMethod struct {
 	impl    any
 	handler grpc.StreamHandler
+	desc    grpc.StreamDesc
 }
 
-func (s *Server) registerInProcess(desc *grpc.ServiceDesc, impl any) {
+// register registers a service with the gRPC server and for in-process calls alike, so that both serve the same
+// methods.
+func (s *Server) register(desc *grpc.ServiceDesc, impl any) {
+	s.grpc.RegisterService(desc, impl)
 	for _, m := range desc.Methods {
 		s.unaryMethods["/"+desc.ServiceName+"/"+m.MethodName] = unaryMethod{impl: impl, handler: m.Handler}
 	}
 	for _, st := range desc.Streams {
-		if st.ServerStreams && !st.ClientStreams {
-			s.streamMethods["/"+desc.ServiceName+"/"+st.StreamName] = streamMethod{impl: impl, handler: st.Handler}
-		}
+		s.streamMethods["/"+desc.ServiceName+"/"+st.StreamName] = streamMethod{impl: impl, handler: st.Handler, desc: st}
 	}
+}
+
+// Conn is the server as a gRPC client connection that never leaves the process: the HTTP gateway's way in. Every
+// call runs through the interceptor chain the gRPC server runs (one chained function, used by both), with what a
+// gRPC call's context carries (see Invoke). Unary calls and streams of every kind, health checks included; a
+// method the server does not serve is UNIMPLEMENTED, as over the network.
+func (s *Server) Conn() grpc.ClientConnInterface { return inProcessConn{s} }
+
+type inProcessConn struct{ s *Server }
+
+func (c inProcessConn) Invoke(ctx context.Context, method string, req, reply any, _ ...grpc.CallOption) error {
+	err := c.s.Invoke(ctx, method, req, reply)
+	if errors.Is(err, ErrNotInProcess) {
+		return status.Errorf(codes.Unimplemented, "unknown method %s", method)
+	}
+	return err
+}
+
+func (c inProcessConn) NewStream(ctx context.Context, _ *grpc.StreamDesc, method string, _ ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := c.s.NewStream(ctx, method)
+	if errors.Is(err, ErrNotInProcess) {
+		return nil, status.Errorf(codes.Unimplemented, "unknown method %s", method)
+	}
+	return cs, err
 }
 
 // inProcessContext is what the context of a gRPC call to method carries, made from the caller's context: the
@@ -121,13 +149,13 @@ func (s *inProcessStream) SetHeader(metadata.MD) error  { return nil }
 func (s *inProcessStream) SendHeader(metadata.MD) error { return nil }
 func (s *inProcessStream) SetTrailer(metadata.MD) error { return nil }
 
-// NewStream starts the server-streaming method (a full method name) in-process and returns the client's end of
-// it, as grpc.ClientConn.NewStream would: the HTTP gateway's path for EffectiveMembers, Audit, Watch and the
-// like. The handler runs in its own goroutine through the very stream interceptor the gRPC server runs, with the
-// context Invoke gives. Each message it sends is copied (proto.Clone: a handler may reuse a message once Send has
-// returned, as gRPC lets it) into a small buffer the client reads from; a full buffer holds the handler back, so
-// a slow reader slows the stream rather than filling memory. Cancelling ctx ends the handler. Client-streaming
-// methods and unknown ones return ErrNotInProcess.
+// NewStream starts the streaming method (a full method name) in-process and returns the client's end of it, as
+// grpc.ClientConn.NewStream would: the HTTP gateway's path for EffectiveMembers, Audit, Watch, ImportSnapshot and
+// the like. The handler runs in its own goroutine through the very stream interceptor the gRPC server runs, with
+// the context Invoke gives. Each message either end sends is copied (proto.Clone: a sender may reuse a message
+// once Send has returned, as gRPC lets it) into a small buffer the other end reads from; a full buffer holds the
+// sender back, so a slow reader slows the stream rather than filling memory. Cancelling ctx ends the handler.
+// A method that is not a streaming RPC of the server returns ErrNotInProcess.
 func (s *Server) NewStream(ctx context.Context, method string) (grpc.ClientStream, error) {
 	m, ok := s.streamMethods[method]
 	if !ok {
@@ -135,16 +163,21 @@ func (s *Server) NewStream(ctx context.Context, method string) (grpc.ClientStrea
 	}
 	// The handler's context ends with the caller's, and when the handler returns (releasing what it holds).
 	serverCtx, cancel := context.WithCancel(ctx)
-	p := &inProcessPipe{
-		clientCtx: ctx,
-		serverCtx: inProcessContext(serverCtx, method),
-		cancel:    cancel,
-		request:   make(chan proto.Message, 1),
-		msgs:      make(chan proto.Message, 4),
-		header:    make(chan struct{}),
-		done:      make(chan struct{}),
+	requests := 1 // a server stream's one request never waits for the handler
+	if m.desc.ClientStreams {
+		requests = 4
 	}
-	info := &grpc.StreamServerInfo{FullMethod: method, IsServerStream: true}
+	p := &inProcessPipe{
+		clientCtx:     ctx,
+		serverCtx:     inProcessContext(serverCtx, method),
+		cancel:        cancel,
+		clientStreams: m.desc.ClientStreams,
+		request:       make(chan proto.Message, requests),
+		msgs:          make(chan proto.Message, 4),
+		header:        make(chan struct{}),
+		done:          make(chan struct{}),
+	}
+	info := &grpc.StreamServerInfo{FullMethod: method, IsServerStream: m.desc.ServerStreams, IsClientStream: m.desc.ClientStreams}
 	go func() {
 		err := s.stream(m.impl, (*inProcessServerStream)(p), info, m.handler)
 		if err != nil {
@@ -162,7 +195,8 @@ func (s *Server) NewStream(ctx context.Context, method string) (grpc.ClientStrea
 type inProcessPipe struct {
 	clientCtx, serverCtx context.Context
 	cancel               context.CancelFunc
-	request              chan proto.Message // the one request; closed by CloseSend
+	clientStreams        bool               // the client may send any number of requests
+	request              chan proto.Message // the requests; closed by CloseSend
 	sendMu               sync.Mutex
 	sendClosed           bool // CloseSend has been called: the request channel is closed
 	requestSent          bool
@@ -212,7 +246,7 @@ func (s *inProcessServerStream) SendMsg(m any) error {
 }
 
 func (s *inProcessServerStream) RecvMsg(m any) error {
-	if s.requestRead {
+	if s.requestRead && !s.clientStreams {
 		return io.EOF
 	}
 	select {
@@ -262,12 +296,18 @@ func (c *inProcessClientStream) SendMsg(m any) error {
 	switch {
 	case c.sendClosed:
 		return status.Error(codes.Internal, "in-process stream: SendMsg after CloseSend")
-	case c.requestSent:
+	case c.requestSent && !c.clientStreams:
 		return status.Error(codes.Internal, "in-process stream: a server stream takes one request")
 	}
 	c.requestSent = true
-	c.request <- proto.Clone(msg) // the channel holds one: never blocks
-	return nil
+	select {
+	case c.request <- proto.Clone(msg):
+		return nil
+	case <-c.done:
+		return io.EOF // as gRPC: the handler has returned, and RecvMsg says how
+	case <-c.clientCtx.Done():
+		return status.FromContextError(c.clientCtx.Err()).Err()
+	}
 }
 
 // CloseSend ends the requests; calling it again does nothing, as on a gRPC stream.

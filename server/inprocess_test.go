@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/groupgate/groupgate/client"
+	"github.com/groupgate/groupgate/directory/demo"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/servertest"
@@ -183,8 +186,48 @@ func TestNewStreamRunsTheInterceptorChain(t *testing.T) {
 		}
 	})
 
-	if _, err := srv.Server.NewStream(context.Background(), "/groupgate.v1.DirectoryService/ImportSnapshot"); !errors.Is(err, server.ErrNotInProcess) {
-		t.Errorf("NewStream of a client stream: %v, want ErrNotInProcess", err)
+	if _, err := srv.Server.NewStream(context.Background(), "/groupgate.v1.DecisionService/CanAddMember"); !errors.Is(err, server.ErrNotInProcess) {
+		t.Errorf("NewStream of a unary method: %v, want ErrNotInProcess", err)
+	}
+}
+
+// TestInProcessConn: Server.Conn serves everything the gRPC port does, in-process: a client stream in more parts
+// than the pipe buffers (ImportSnapshot, one user a part), health, and UNIMPLEMENTED for a method it lacks.
+func TestInProcessConn(t *testing.T) {
+	srv := servertest.StartWith(t, servertest.Options{})
+	conn := srv.Server.Conn()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := pb.NewDirectoryServiceClient(conn).ImportSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := demo.Snapshot()
+	snap.TenantId = "fabrikam"
+	users := snap.Users
+	snap.Users = nil
+	if err := st.Send(&pb.ImportSnapshotRequest{TenantId: "fabrikam", Snapshot: snap}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if err := st.Send(&pb.ImportSnapshotRequest{Snapshot: &pb.Snapshot{Users: []*pb.User{u}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := st.CloseAndRecv()
+	if err != nil || resp.GetRevision() != 1 {
+		t.Fatalf("ImportSnapshot in %d parts: %v %v", len(users)+1, resp, err)
+	}
+	m, err := pb.NewDecisionServiceClient(conn).CheckMembership(ctx, &pb.CheckMembershipRequest{TenantId: "fabrikam", GroupId: "grp-finance", PrincipalId: "u-erin"})
+	if err != nil || !m.GetIsMember() {
+		t.Errorf("after the import: %v %v", m, err)
+	}
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health: %v %v", h, err)
+	}
+	if err := conn.Invoke(ctx, "/groupgate.v1.DecisionService/CanFly", &pb.GetStatusRequest{}, &pb.GetStatusResponse{}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("an unknown method: %v, want Unimplemented", err)
 	}
 }
 

@@ -117,11 +117,9 @@ func New(cfg Config) *Server {
 		grpc.ForceServerCodecV2(newCodec())) // sends EffectiveMembers' pre-encoded pages (encoded.go)
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	decisions, directory := &decisionService{s: s}, &directoryService{s: s}
-	pb.RegisterDecisionServiceServer(s.grpc, decisions)
-	pb.RegisterDirectoryServiceServer(s.grpc, directory)
-	s.registerInProcess(&pb.DecisionService_ServiceDesc, decisions)
-	s.registerInProcess(&pb.DirectoryService_ServiceDesc, directory)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.register(&pb.DecisionService_ServiceDesc, decisions)
+	s.register(&pb.DirectoryService_ServiceDesc, directory)
+	s.register(&healthpb.Health_ServiceDesc, s.health)
 	reflection.Register(s.grpc)
 	if cfg.Metrics != nil {
 		cfg.Metrics.grpc.InitializeMetrics(s.grpc)

@@ -27,19 +27,18 @@ type App struct {
 	closeMu sync.Mutex
 	closers []func() // Close runs them last first
 
-	tls       *tls.Config
-	tokens    *server.Tokens
-	jwt       *server.JWTAuth
-	resolver  *resolver.Resolver
-	store     store.Store
-	metrics   *server.Metrics
-	srv       *server.Server
-	grpcLis   net.Listener
-	httpLis   net.Listener
-	inProcess *gateway.InProcess
-	httpAddr  string // the HTTP listener's address and base URL (gateway.Endpoint)
-	httpURL   string
-	serving   chan struct{}
+	tls      *tls.Config
+	tokens   *server.Tokens
+	jwt      *server.JWTAuth
+	resolver *resolver.Resolver
+	store    store.Store
+	metrics  *server.Metrics
+	srv      *server.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	httpAddr string // the HTTP listener's address and base URL (gateway.Endpoint)
+	httpURL  string
+	serving  chan struct{}
 }
 
 // Open checks cfg, loads the tenants and binds every listener, one step after another; a failed step undoes the
@@ -164,21 +163,14 @@ func (a *App) openTLS(context.Context) error {
 	return nil
 }
 
-// buildServer makes the gRPC server, and the in-memory listener through which the HTTP gateway reaches it.
+// buildServer makes the gRPC server (which the HTTP gateway calls in-process: server.Server.Conn).
 func (a *App) buildServer(context.Context) error {
 	if a.cfg.Metrics != "" || a.cfg.MetricsAlways {
 		a.metrics = server.NewMetrics(a.store, a.resolver.CacheStats)
 	}
-	if a.cfg.HTTPListen != "" {
-		a.inProcess = gateway.NewInProcess()
-	}
 	var opts []grpc.ServerOption
 	if a.tls != nil {
-		creds := credentials.NewTLS(a.tls)
-		if a.inProcess != nil {
-			creds = a.inProcess.Credentials(creds)
-		}
-		opts = append(opts, grpc.Creds(creds))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(a.tls)))
 	}
 	a.srv = server.New(server.Config{Store: a.store, Resolver: a.resolver, Logger: a.logger, Tokens: a.tokens, JWT: a.jwt,
 		Limits: a.cfg.Limits, Metrics: a.metrics, ServerOptions: opts})

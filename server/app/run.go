@@ -13,11 +13,10 @@ import (
 // listeners stop accepting, calls in flight get up to Config.ShutdownTimeout. A listener that fails stops the
 // others through the same shutdown, so that Run never returns with one of them still answering.
 func (a *App) Run(ctx context.Context) error {
-	errc := make(chan error, 2) // the gRPC and in-process serve loops
+	errc := make(chan error, 1) // the gRPC serve loop
 	var web *gateway.Server
 	var webDone <-chan error
 	if a.httpLis != nil {
-		go func() { errc <- a.srv.GRPC().Serve(a.inProcess) }()
 		var err error
 		if web, err = a.startHTTP(); err != nil {
 			return err
@@ -48,13 +47,13 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // startHTTP serves the HTTP/JSON API, the explorer and /healthz on the HTTP listener, in front of the gRPC server
-// through the in-memory listener (see server/gateway), with the gRPC port's TLS configuration.
+// (in-process, see server/gateway), with the gRPC port's TLS configuration.
 func (a *App) startHTTP() (*gateway.Server, error) {
 	root := a.cfg.HTTPRoot
 	if root == nil {
 		root = webui.Handler()
 	}
-	web, err := gateway.Start(a.httpLis, a.srv, a.inProcess, a.tls,
+	web, err := gateway.Start(a.httpLis, a.srv, a.tls,
 		gateway.Options{MaxBodyBytes: int64(a.cfg.Limits.MaxRecvBytes), Root: root, Browser: a.cfg.Browser},
 		slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn))
 	if err != nil {

@@ -13,25 +13,23 @@ import (
 	"github.com/groupgate/groupgate/server"
 )
 
-// Server is the HTTP/JSON API serving one listener, in front of a server whose gRPC server serves an InProcess
-// listener. cmd/groupgate serve and the tests build it alike, through Start.
+// Server is the HTTP/JSON API serving one listener in front of a gRPC server (server/app builds it, through Start).
 type Server struct {
 	// Addr is the listener's address; URL is http://Addr or https://Addr, or for a unix socket its
 	// unix:///path form (curl --unix-socket PATH http://localhost/...).
 	Addr, URL string
 	http      *http.Server
-	gw        *Gateway
 	done      chan error
 }
 
 // Start serves the API on lis. With tlsConfig (the gRPC port's: the same certificate and client certificate
 // requirement) it serves HTTPS, HTTP/2 included. Tokens, roles and limits need nothing here: every call goes
 // through the gRPC server's interceptors. errorLog, when set, receives net/http's connection errors.
-func Start(lis net.Listener, srv *server.Server, inProcess *InProcess, tlsConfig *tls.Config, opts Options, errorLog *log.Logger) (*Server, error) {
+func Start(lis net.Listener, srv *server.Server, tlsConfig *tls.Config, opts Options, errorLog *log.Logger) (*Server, error) {
 	if tcp, ok := lis.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
 		opts.Browser.CheckHost = true // a rebinding page reaches a loopback listener under its own name
 	}
-	gw, err := New(srv, inProcess, opts)
+	gw, err := New(srv, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +44,6 @@ func Start(lis net.Listener, srv *server.Server, inProcess *InProcess, tlsConfig
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          errorLog,
 		},
-		gw:   gw,
 		done: make(chan error, 1),
 	}
 	if tlsConfig != nil {
@@ -84,11 +81,9 @@ func Endpoint(lis net.Listener, withTLS bool) (addr, url string) {
 // Done receives the serve loop's error (nil after Shutdown) once it ends.
 func (s *Server) Done() <-chan error { return s.done }
 
-// Shutdown stops accepting, waits for in-flight requests up to ctx, then cuts the rest and disconnects from
-// the gRPC server.
+// Shutdown stops accepting, waits for in-flight requests up to ctx, then cuts the rest.
 func (s *Server) Shutdown(ctx context.Context) {
 	if err := s.http.Shutdown(ctx); err != nil {
 		_ = s.http.Close()
 	}
-	_ = s.gw.Close()
 }

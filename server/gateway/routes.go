@@ -1,17 +1,15 @@
 // Package gateway is the HTTP/JSON face of the gRPC server (SPEC §11): POST /v1/{rpc} for every RPC, newline-
 // delimited JSON for server streams, GET /healthz, GET /openapi.json, and whatever handler is given for the rest
 // (the explorer page at GET /). The routes are grpc-gateway reverse proxies generated from the proto's
-// google.api.http annotations. They reach the server through its interceptor chain, never around it: unary calls
-// through server.Server.Invoke (in-process, the gRPC server's own chained interceptor), streams as gRPC calls over
-// an InProcess listener. So every HTTP call passes the same auth, roles, validation, limits, logging, metrics and
-// recovery as a gRPC call (grpc-gateway's Register…HandlerServer, which calls the implementations directly, is not
-// used for that reason).
+// google.api.http annotations. They reach the server through its interceptor chain, never around it: every call
+// goes through server.Server.Conn, which runs it in-process through the gRPC server's own chained interceptor.
+// So every HTTP call passes the same auth, roles, validation, limits, logging, metrics and recovery as a gRPC call
+// (grpc-gateway's Register…HandlerServer, which calls the implementations directly, is not used for that
+// reason).
 package gateway
 
 import (
 	"context"
-	"errors"
-	"math"
 	"net/http"
 	"strings"
 
@@ -19,8 +17,6 @@ import (
 	"github.com/groupgate/groupgate/gen/openapiv2"
 	"github.com/groupgate/groupgate/server"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 )
@@ -40,25 +36,17 @@ type Options struct {
 
 // Gateway is an http.Handler for the HTTP/JSON API.
 type Gateway struct {
-	conn    *grpc.ClientConn
 	handler http.Handler
 }
 
-// New connects a gateway to srv, whose gRPC server serves lis. Close it after the HTTP server has stopped.
-func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
+// New puts a gateway in front of srv. The calls never leave the process (server.Server.Conn): gRPC's client,
+// HTTP/2 framing, protobuf encoding and server transport between the gateway and the server took about a fifth
+// of all CPU under HTTP load by pprof, and a one-message stream cost twice a unary call.
+func New(srv *server.Server, opts Options) (*Gateway, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 16 << 20
 	}
-	conn, err := grpc.NewClient("passthrough:///groupgate-in-process",
-		grpc.WithContextDialer(lis.dial),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		// The server enforces the limits; the gateway must not add a lower one of its own (grpc-go's default
-		// 4 MiB receive limit would cut off a large ExportSnapshot part or CheckBatch answer).
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
-	)
-	if err != nil {
-		return nil, err
-	}
+	conn := srv.Conn()
 	api := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler()),
 		runtime.WithErrorHandler(writeError),
@@ -77,13 +65,10 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 		runtime.WithIncomingHeaderMatcher(forwardedHeader),
 	)
 	ctx := context.Background()
-	calls := serverConn{ClientConn: conn, srv: srv}
-	if err := pb.RegisterDecisionServiceHandlerClient(ctx, api, pb.NewDecisionServiceClient(calls)); err != nil {
-		conn.Close()
+	if err := pb.RegisterDecisionServiceHandlerClient(ctx, api, pb.NewDecisionServiceClient(conn)); err != nil {
 		return nil, err
 	}
-	if err := pb.RegisterDirectoryServiceHandlerClient(ctx, api, pb.NewDirectoryServiceClient(calls)); err != nil {
-		conn.Close()
+	if err := pb.RegisterDirectoryServiceHandlerClient(ctx, api, pb.NewDirectoryServiceClient(conn)); err != nil {
 		return nil, err
 	}
 	limited := limitBody(api, opts.MaxBodyBytes)
@@ -96,7 +81,7 @@ func New(srv *server.Server, lis *InProcess, opts Options) (*Gateway, error) {
 		root = NoRoute
 	}
 	mux.Handle("/", root)
-	return &Gateway{conn: conn, handler: newBrowserGuard(mux, opts.Browser)}, nil
+	return &Gateway{handler: newBrowserGuard(mux, opts.Browser)}, nil
 }
 
 // forwardedHeader says which request headers become the call's metadata: Grpc-Metadata-{key} as {key} (gRPC
@@ -125,37 +110,8 @@ func clientAddress(_ context.Context, r *http.Request) metadata.MD {
 	return metadata.Pairs(server.HTTPClientMetadata, addr)
 }
 
-// serverConn is how the gateway calls the server: unary calls through server.Invoke and server streams through
-// server.NewStream, which run them in-process through the gRPC server's own interceptor chain (gRPC's client,
-// HTTP/2 framing, protobuf encoding and server transport between the gateway and the server, in the same
-// process, took about a fifth of all CPU under HTTP load by pprof, and a one-message stream cost twice a unary
-// call); the client stream (ImportSnapshot) and health checks as gRPC calls over the in-memory connection.
-type serverConn struct {
-	*grpc.ClientConn
-	srv *server.Server
-}
-
-func (c serverConn) Invoke(ctx context.Context, method string, req, reply any, opts ...grpc.CallOption) error {
-	err := c.srv.Invoke(ctx, method, req, reply)
-	if errors.Is(err, server.ErrNotInProcess) {
-		return c.ClientConn.Invoke(ctx, method, req, reply, opts...)
-	}
-	return err
-}
-
-func (c serverConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	cs, err := c.srv.NewStream(ctx, method)
-	if errors.Is(err, server.ErrNotInProcess) {
-		return c.ClientConn.NewStream(ctx, desc, method, opts...)
-	}
-	return cs, err
-}
-
 // ServeHTTP answers one HTTP request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
-
-// Close closes the gateway's connection to the gRPC server.
-func (g *Gateway) Close() error { return g.conn.Close() }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", jsonContentType)
