@@ -8,6 +8,15 @@ import (
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 )
 
+// AuditRules are the rules Audit reports, in the order the explorer offers them as filters.
+func AuditRules() []pb.Rule {
+	return []pb.Rule{
+		pb.Rule_RULE_LABEL_BLOCKS_GUESTS, pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE, pb.Rule_RULE_NESTED_GROUP_UNLABELED,
+		pb.Rule_RULE_NESTED_GROUP_LESS_RESTRICTIVE, pb.Rule_RULE_ROLE_GROUP_NO_NESTING, pb.Rule_RULE_ROLE_GROUP_DYNAMIC,
+		pb.Rule_RULE_DYNAMIC_MEMBERSHIP, pb.Rule_RULE_NESTING_CYCLE, pb.Rule_RULE_ROLE_GROUP_LIMIT,
+	}
+}
+
 // Audit emits today's violations in the directory (drift), group by group in the order groups were created,
 // then tenant-wide findings: labelled groups whose effective members include a guest while the label disallows
 // guests; labelled parents with unlabelled or less restrictive child groups; role-assignable groups with nested
@@ -31,14 +40,10 @@ func (e *Engine) Audit(dir *directory.Directory, rules []pb.Rule, emit func(*pb.
 		l, labelled := dir.Label(attrs.GetLabelId())
 		if labelled && !l.GetGuestsAllowed() && (want(pb.Rule_RULE_LABEL_BLOCKS_GUESTS) || want(pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE)) {
 			if path, ok := view.GuestPath(g.Ref()); ok {
-				guest := dir.Node(path[len(path)-1])
-				rule := pb.Rule_RULE_LABEL_BLOCKS_GUESTS
-				if len(path) > 2 {
-					rule = pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE
-				}
-				if err := send(rule, g, dir.IDs(path), "%s carries %s, which does not allow guests, but guest %s is a member: %s",
-					name(g), labelName(l), name(guest), pathNames(dir, path)); err != nil {
-					return err
+				if f := guestFinding(dir, g, l, path); want(f.GetRule()) {
+					if err := emit(f); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -48,18 +53,10 @@ func (e *Engine) Audit(dir *directory.Directory, rules []pb.Rule, emit func(*pb.
 				continue
 			}
 			if labelled {
-				cl, childLabelled := dir.Label(child.Group().GetLabelId())
-				var err error
-				switch {
-				case !childLabelled:
-					err = send(pb.Rule_RULE_NESTED_GROUP_UNLABELED, g, []string{child.ID(), g.ID()},
-						"%s carries %s but contains unlabelled group %s", name(g), labelName(l), name(child))
-				case cl.GetPriority() < l.GetPriority():
-					err = send(pb.Rule_RULE_NESTED_GROUP_LESS_RESTRICTIVE, g, []string{child.ID(), g.ID()},
-						"%s carries %s but contains %s with less restrictive %s", name(g), labelName(l), name(child), labelName(cl))
-				}
-				if err != nil {
-					return err
+				if f := nestedFinding(dir, g, l, child); f != nil && want(f.GetRule()) {
+					if err := emit(f); err != nil {
+						return err
+					}
 				}
 			}
 			if attrs.GetIsAssignableToRole() {
@@ -94,6 +91,64 @@ func (e *Engine) Audit(dir *directory.Directory, rules []pb.Rule, emit func(*pb.
 		}
 	}
 	return nil
+}
+
+// guestFinding is what Audit says of guest path[len(path)-1] in labelled group g, whose label l does not allow
+// guests: path runs from g down to the guest.
+func guestFinding(dir *directory.Directory, g *directory.Node, l *pb.Label, path []directory.Ref) *pb.Finding {
+	rule := pb.Rule_RULE_LABEL_BLOCKS_GUESTS
+	if len(path) > 2 {
+		rule = pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE
+	}
+	return &pb.Finding{Rule: rule, GroupId: g.ID(), Path: dir.IDs(path), Message: fmt.Sprintf(
+		"%s carries %s, which does not allow guests, but guest %s is a member: %s",
+		name(g), labelName(l), name(dir.Node(path[len(path)-1])), pathNames(dir, path))}
+}
+
+// nestedFinding is what Audit says of group child directly in group g, which carries label l: nil when child's
+// own label is at least as restrictive.
+func nestedFinding(dir *directory.Directory, g *directory.Node, l *pb.Label, child *directory.Node) *pb.Finding {
+	cl, childLabelled := dir.Label(child.Group().GetLabelId())
+	switch {
+	case !childLabelled:
+		return &pb.Finding{Rule: pb.Rule_RULE_NESTED_GROUP_UNLABELED, GroupId: g.ID(), Path: []string{child.ID(), g.ID()},
+			Message: fmt.Sprintf("%s carries %s but contains unlabelled group %s", name(g), labelName(l), name(child))}
+	case cl.GetPriority() < l.GetPriority():
+		return &pb.Finding{Rule: pb.Rule_RULE_NESTED_GROUP_LESS_RESTRICTIVE, GroupId: g.ID(), Path: []string{child.ID(), g.ID()},
+			Message: fmt.Sprintf("%s carries %s but contains %s with less restrictive %s", name(g), labelName(l), name(child), labelName(cl))}
+	}
+	return nil
+}
+
+// MemberFindings is what Audit says of member where it stands in a nesting tree: chain holds the groups from the
+// tree's root down to member's direct parent. A guest is judged against the outermost group of the chain whose
+// label does not allow guests (the path from that group down to the guest is the evidence), a group against
+// its parent's label. Audit reports one guest path per group; a tree shows every guest where it is.
+func MemberFindings(dir *directory.Directory, chain []*directory.Node, member *directory.Node) []*pb.Finding {
+	if len(chain) == 0 || member == nil {
+		return nil
+	}
+	var out []*pb.Finding
+	if member.UserType() == pb.UserType_USER_TYPE_GUEST {
+		for i, g := range chain {
+			if l, ok := dir.Label(g.Group().GetLabelId()); ok && !l.GetGuestsAllowed() {
+				path := make([]directory.Ref, 0, len(chain)-i+1)
+				for _, a := range chain[i:] {
+					path = append(path, a.Ref())
+				}
+				out = append(out, guestFinding(dir, g, l, append(path, member.Ref())))
+				break
+			}
+		}
+	}
+	if parent := chain[len(chain)-1]; member.IsGroup() {
+		if l, ok := dir.Label(parent.Group().GetLabelId()); ok {
+			if f := nestedFinding(dir, parent, l, member); f != nil {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // nestingCycles finds the strongly connected components of the group graph with more than one group (Tarjan's

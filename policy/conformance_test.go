@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/groupgate/groupgate/directory"
@@ -88,4 +89,26 @@ func (e *engineTarget) EffectiveGroups(t *testing.T, req *pb.EffectiveGroupsRequ
 		out = append(out, g)
 	}
 	return out, codes.OK
+}
+
+// TestAuditReportsOnlyAuditRules: across every conformance tenant, Audit reports no rule that AuditRules (the
+// explorer's filter list) lacks.
+func TestAuditReportsOnlyAuditRules(t *testing.T) {
+	e := policy.New(resolver.New(resolver.Options{}))
+	seen := map[pb.Rule]bool{}
+	for name, f := range conformance.Files(t, "../testdata/conformance") {
+		err := e.Audit(f.Directory(t), nil, func(fd *pb.Finding) error {
+			seen[fd.GetRule()] = true
+			if !slices.Contains(policy.AuditRules(), fd.GetRule()) {
+				t.Errorf("%s: Audit reports %v, which policy.AuditRules lacks", name, fd.GetRule())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seen) < 5 {
+		t.Errorf("the fixtures exercise only %d audit rules: %v", len(seen), seen)
+	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -21,6 +22,7 @@ const (
 	MaxLookupIDs         = 1000
 	DefaultDescribePage  = 100
 	MaxDescribePage      = 1000
+	MaxDescribeAncestors = 100
 	maxSearchQueryLength = 256
 	// countBudget bounds the membership edges one DescribeObject call may walk to count transitive members
 	// (the cost of a count is its edges: a user in ten groups is reached ten times); the group itself may use
@@ -149,13 +151,17 @@ func (d *decisionService) DescribeObject(ctx context.Context, req *pb.DescribeOb
 	count, exact, used := view.CountMembers(n.Ref(), rootCountBudget)
 	g.EffectiveMemberCount, g.EffectiveMemberCountExact = int64(count), exact
 	budget := countBudget - used
+	chain, err := ancestorChain(dir, req.GetAncestorIds(), n)
+	if err != nil {
+		return nil, err
+	}
 	labels := map[string]bool{}
 	for _, r := range members[offset:end] {
 		mn := dir.Node(r)
 		if mn == nil {
 			continue
 		}
-		m := &pb.DirectMember{Object: summarize(mn)}
+		m := &pb.DirectMember{Object: summarize(mn), Findings: policy.MemberFindings(dir, chain, mn)}
 		if mn.IsGroup() {
 			m.DirectMemberCount = int64(len(mn.Members()))
 			count, exact, used := view.CountMembers(r, min(budget, rowCountBudget))
@@ -174,6 +180,30 @@ func (d *decisionService) DescribeObject(ctx context.Context, req *pb.DescribeOb
 	}
 	resp.Details = &pb.DescribeObjectResponse_Group{Group: g}
 	return resp, nil
+}
+
+// ancestorChain is the tree above a described group, outermost first, and the group itself last. Each must be a
+// direct member of the one before: findings judged against a chain that is not a nesting path would be made up.
+func ancestorChain(dir *directory.Directory, ids []string, group *directory.Node) ([]*directory.Node, error) {
+	chain := make([]*directory.Node, 0, len(ids)+1)
+	v := &validator{}
+	for i, id := range ids {
+		a, ok := dir.Lookup(id)
+		if !ok || !a.IsGroup() {
+			v.add(fmt.Sprintf("ancestor_ids[%d]", i), "no group %q in the tenant", truncate(id))
+			return nil, v.orNil()
+		}
+		chain = append(chain, a)
+	}
+	chain = append(chain, group)
+	for i := 1; i < len(chain); i++ {
+		if !slices.Contains(chain[i].MemberOf(), chain[i-1].Ref()) {
+			v.add(fmt.Sprintf("ancestor_ids[%d]", i-1), "%s is not a direct member of %s: want the nesting path above %s, outermost first",
+				chain[i].ID(), chain[i-1].ID(), group.ID())
+			return nil, v.orNil()
+		}
+	}
+	return chain, nil
 }
 
 func objectKind(k directory.Kind) pb.ObjectKind {

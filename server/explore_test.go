@@ -3,6 +3,7 @@ package server_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/groupgate/groupgate/client"
@@ -317,6 +318,84 @@ func TestExploreNeedsTheCheckerRole(t *testing.T) {
 		_, err = srv.Client.Decisions.SearchObjects(ctx(t), &pb.SearchObjectsRequest{TenantId: "contoso", Query: "a"})
 		if status.Code(err) != want {
 			t.Errorf("SearchObjects with token %q: %v, want %v", token, err, want)
+		}
+	}
+}
+
+// TestDescribeMemberFindings: each direct member carries what Audit says of it where it stands in the caller's
+// tree (ancestor_ids, then the group), in Audit's words, so that the explorer marks the tree from the server's
+// policy; a chain that is not a nesting path is refused.
+func TestDescribeMemberFindings(t *testing.T) {
+	srv := servertest.Start(t)
+	audit := map[string]string{} // rule|path -> message
+	stream, err := srv.Client.Decisions.Audit(ctx(t), &pb.AuditRequest{TenantId: "contoso"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		for _, f := range r.GetFindings() {
+			audit[f.GetRule().String()+"|"+strings.Join(f.GetPath(), ">")] = f.GetMessage()
+		}
+	}
+	// Board (no guests allowed) also holds the contractors, whose member Frank is a guest: Audit names Frank once
+	// (the shortest path), the tree shows him under the contractors too.
+	if _, err := srv.Client.Directory.WriteChanges(ctx(t), &pb.WriteChangesRequest{TenantId: "contoso", Changes: []*pb.Change{
+		{Change: &pb.Change_AddMember{AddMember: &pb.MemberChange{GroupId: "grp-board", MemberId: "grp-eng-contractors"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		group     string
+		ancestors []string
+		want      map[string][]string // member -> "RULE|path" of its findings
+		fromAudit bool                // the findings are Audit's, word for word
+	}{
+		{"a direct guest", "grp-board", nil, map[string][]string{"u-frank": {"RULE_LABEL_BLOCKS_GUESTS|grp-board>u-frank"}, "u-alice": nil}, true},
+		{"an unlabelled group in a labelled one", "grp-vendors", nil, map[string][]string{"grp-partners": {"RULE_NESTED_GROUP_UNLABELED|grp-partners>grp-vendors"}}, true},
+		{"a guest deeper in the tree", "grp-eng-contractors", []string{"grp-board"},
+			map[string][]string{"u-frank": {"RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE|grp-board>grp-eng-contractors>u-frank"}}, false},
+		{"the same group opened on its own", "grp-eng-contractors", nil, map[string][]string{"u-frank": nil}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := srv.Client.Decisions.DescribeObject(ctx(t), &pb.DescribeObjectRequest{TenantId: "contoso", Id: tt.group, AncestorIds: tt.ancestors})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range resp.GetGroup().GetMembers() {
+				want, listed := tt.want[m.GetObject().GetId()]
+				if !listed {
+					continue
+				}
+				var got []string
+				for _, f := range m.GetFindings() {
+					key := f.GetRule().String() + "|" + strings.Join(f.GetPath(), ">")
+					got = append(got, key)
+					if msg, ok := audit[key]; tt.fromAudit && (!ok || msg != f.GetMessage()) {
+						t.Errorf("%s: message %q, Audit says %q", key, f.GetMessage(), msg)
+					}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: findings %v, want %v", m.GetObject().GetId(), got, want)
+				}
+			}
+		})
+	}
+	for _, bad := range []struct {
+		ancestors []string
+		field     string
+	}{
+		{[]string{"grp-nope"}, "ancestor_ids[0]"},
+		{[]string{"grp-finance"}, "ancestor_ids[0]"}, // the contractors are not in Finance
+		{[]string{"grp-board", "grp-engineering"}, "ancestor_ids[0]"},
+	} {
+		_, err := srv.Client.Decisions.DescribeObject(ctx(t), &pb.DescribeObjectRequest{TenantId: "contoso", Id: "grp-eng-contractors", AncestorIds: bad.ancestors})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), bad.field) {
+			t.Errorf("ancestors %v: %v, want InvalidArgument naming %s", bad.ancestors, err, bad.field)
 		}
 	}
 }

@@ -189,6 +189,12 @@ func validate(req any) error {
 				v.add("page_token", "not a token from a previous response: %q", truncate(t))
 			}
 		}
+		if n := len(r.GetAncestorIds()); n > MaxDescribeAncestors {
+			v.add("ancestor_ids", "at most %d, got %d", MaxDescribeAncestors, n)
+		}
+		for i, id := range r.GetAncestorIds() {
+			v.id(fmt.Sprintf("ancestor_ids[%d]", i), id)
+		}
 	case *pb.ListLabelsRequest:
 		v.id("tenant_id", r.GetTenantId())
 		v.consistency(r.GetConsistency())

@@ -349,35 +349,32 @@ async function objectView(id, params, signal) {
   return principalView(resp, params, signal);
 }
 
-// A tree node's context: the chain of groups above it, for cycle detection and label judgements.
-// ancestors: [{id, labelId, displayName}] from the root down to the parent.
-function judge(member, ancestors) {
-  const o = member.object || {};
-  const flags = [];
-  const parent = ancestors[ancestors.length - 1];
-  if (o.kind === 'OBJECT_KIND_USER' && o.userType === 'USER_TYPE_GUEST') {
-    const blocking = ancestors.find((a) => a.labelId && state.labels.get(a.labelId) && !state.labels.get(a.labelId).guestsAllowed);
-    if (blocking) {
-      const l = state.labels.get(blocking.labelId);
-      flags.push(h('span', {class: 'flag bad'}, h('span', {'aria-hidden': 'true'}, '✖ '),
-        `guest in ${blocking.displayName || blocking.id}, whose label ${l.displayName} does not allow guests`));
+// findingFlags shows what the server found about a tree row where it stands (DescribeObject's findings for the
+// member, judged against the chain of groups above it): the page words each in a line, the server's message is
+// its tooltip. The page judges nothing itself: policy lives in the server.
+function findingFlags(member) {
+  return list(member.findings).map((f) => {
+    const g = state.names.get(f.groupId);
+    const where = (g && g.displayName) || f.groupId;
+    let text;
+    switch (f.rule) {
+      case 'RULE_LABEL_BLOCKS_GUESTS':
+      case 'RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE':
+        text = `guest in ${where}, whose label does not allow guests`; break;
+      case 'RULE_NESTED_GROUP_UNLABELED':
+        text = `unlabelled group under labelled ${where}`; break;
+      case 'RULE_NESTED_GROUP_LESS_RESTRICTIVE':
+        text = `label less restrictive than ${where}'s`; break;
+      default:
+        text = ruleTitle(f.rule);
     }
-  }
-  if (o.kind === 'OBJECT_KIND_GROUP' && parent && parent.labelId) {
-    const pl = state.labels.get(parent.labelId);
-    if (!o.labelId) {
-      flags.push(h('span', {class: 'flag bad'}, h('span', {'aria-hidden': 'true'}, '✖ '),
-        `unlabelled group under labelled ${parent.displayName || parent.id}`));
-    } else {
-      const cl = state.labels.get(o.labelId);
-      if (pl && cl && num(cl.priority) < num(pl.priority)) {
-        flags.push(h('span', {class: 'flag bad'}, h('span', {'aria-hidden': 'true'}, '✖ '),
-          `label ${cl.displayName} is less restrictive than ${pl.displayName} on ${parent.displayName || parent.id}`));
-      }
-    }
-  }
-  return flags;
+    return h('span', {class: 'flag bad', title: f.message, 'data-rule': f.rule}, h('span', {'aria-hidden': 'true'}, '✖ '), text);
+  });
 }
+
+// ancestorIds are the groups above a tree's group, outermost first, as DescribeObject takes them: ancestors holds
+// the chain from the root down to the group itself.
+const ancestorIds = (ancestors) => ancestors.slice(0, -1).map((a) => a.id);
 
 function memberCounts(m) {
   const eff = num(m.effectiveMemberCount);
@@ -399,7 +396,8 @@ function memberList(group, page, ancestors, depth, onPath, signal) {
         btn.disabled = true;
         btn.textContent = 'Loading…';
         try {
-          const next = await call('describeObject', {tenantId: state.tenant, id: group.id, pageSize: 100, pageToken: p.nextPageToken}, signal);
+          const next = await call('describeObject', {tenantId: state.tenant, id: group.id, pageSize: 100, pageToken: p.nextPageToken,
+            ancestorIds: ancestorIds(ancestors)}, signal);
           addPage(next.group);
         } catch (e) {
           btn.disabled = false;
@@ -421,7 +419,7 @@ function treeRow(m, ancestors, depth, onPath, signal) {
   const cycle = isGroup && ancestors.some((a) => a.id === o.id);
   const marked = onPath && onPath.has(o.id);
   const li = h('li', {class: 'node' + (marked ? ' marked' : '') + (o.userType === 'USER_TYPE_GUEST' ? ' is-guest' : ''), 'data-id': o.id, 'data-depth': depth});
-  const flags = judge(m, ancestors);
+  const flags = findingFlags(m);
   if (flags.length) li.classList.add('flagged');
   let toggle = h('span', {class: 'toggle-space', 'aria-hidden': 'true'});
   let children = null;
@@ -441,10 +439,11 @@ function treeRow(m, ancestors, depth, onPath, signal) {
       const wait = loadingLine('Loading members…');
       li.appendChild(wait);
       try {
-        const resp = await call('describeObject', {tenantId: state.tenant, id: o.id, pageSize: 100}, signal);
+        const chain = [...ancestors, {id: o.id, labelId: o.labelId, displayName: o.displayName}];
+        const resp = await call('describeObject', {tenantId: state.tenant, id: o.id, pageSize: 100, ancestorIds: ancestorIds(chain)}, signal);
         wait.remove();
         remember(list(resp.group.members).map((x) => x.object));
-        children = memberList(o, resp.group, [...ancestors, {id: o.id, labelId: o.labelId, displayName: o.displayName}], depth + 1, onPath, signal);
+        children = memberList(o, resp.group, chain, depth + 1, onPath, signal);
         li.appendChild(children);
         if (onPath) expandAlong(children, onPath);
       } catch (e) {

@@ -2974,7 +2974,11 @@ type DescribeObjectRequest struct {
 	// Direct members per page, for a group: at most 1000; 0 means 100.
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous response's next_page_token; empty for the first page.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// For a group: the groups above it in the caller's view of a nesting tree, outermost first (the explorer's
+	// tree from the group it opened). Each direct member's findings are judged against them as well as against the
+	// group itself. At most 100, each a group.
+	AncestorIds   []string `protobuf:"bytes,6,rep,name=ancestor_ids,json=ancestorIds,proto3" json:"ancestor_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3044,6 +3048,13 @@ func (x *DescribeObjectRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *DescribeObjectRequest) GetAncestorIds() []string {
+	if x != nil {
+		return x.AncestorIds
+	}
+	return nil
+}
+
 // DirectMember is one direct member of a described group.
 type DirectMember struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -3056,6 +3067,11 @@ type DirectMember struct {
 	EffectiveMemberCountExact bool `protobuf:"varint,4,opt,name=effective_member_count_exact,json=effectiveMemberCountExact,proto3" json:"effective_member_count_exact,omitempty"`
 	// Groups only: a guest user is among its transitive members.
 	ContainsGuest bool `protobuf:"varint,5,opt,name=contains_guest,json=containsGuest,proto3" json:"contains_guest,omitempty"`
+	// What Audit says of this member where it stands in the tree (ancestor_ids, then the described group): a guest
+	// under a group whose label does not allow guests (RULE_LABEL_BLOCKS_GUESTS, or _TRANSITIVE with the path from
+	// that group down to the guest), a group without a label or with a less restrictive one in a labelled group
+	// (RULE_NESTED_GROUP_UNLABELED, RULE_NESTED_GROUP_LESS_RESTRICTIVE). Empty when there is nothing to say.
+	Findings      []*Finding `protobuf:"bytes,6,rep,name=findings,proto3" json:"findings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3123,6 +3139,13 @@ func (x *DirectMember) GetContainsGuest() bool {
 		return x.ContainsGuest
 	}
 	return false
+}
+
+func (x *DirectMember) GetFindings() []*Finding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
 }
 
 // GroupDetails describe a group.
@@ -3737,20 +3760,22 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x15LookupObjectsResponse\x125\n" +
 	"\aobjects\x18\x01 \x03(\v2\x1b.groupgate.v1.ObjectSummaryR\aobjects\x12\x1b\n" +
 	"\tnot_found\x18\x02 \x03(\tR\bnotFound\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevision\"\xbd\x01\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\xe0\x01\n" +
 	"\x15DescribeObjectRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
 	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\x12\x0e\n" +
 	"\x02id\x18\x03 \x01(\tR\x02id\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"\x91\x02\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12!\n" +
+	"\fancestor_ids\x18\x06 \x03(\tR\vancestorIds\"\xc4\x02\n" +
 	"\fDirectMember\x123\n" +
 	"\x06object\x18\x01 \x01(\v2\x1b.groupgate.v1.ObjectSummaryR\x06object\x12.\n" +
 	"\x13direct_member_count\x18\x02 \x01(\x03R\x11directMemberCount\x124\n" +
 	"\x16effective_member_count\x18\x03 \x01(\x03R\x14effectiveMemberCount\x12?\n" +
 	"\x1ceffective_member_count_exact\x18\x04 \x01(\bR\x19effectiveMemberCountExact\x12%\n" +
-	"\x0econtains_guest\x18\x05 \x01(\bR\rcontainsGuest\"\x9e\x05\n" +
+	"\x0econtains_guest\x18\x05 \x01(\bR\rcontainsGuest\x121\n" +
+	"\bfindings\x18\x06 \x03(\v2\x15.groupgate.v1.FindingR\bfindings\"\x9e\x05\n" +
 	"\fGroupDetails\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.groupgate.v1.GroupKindR\x04kind\x128\n" +
 	"\n" +
@@ -4001,54 +4026,55 @@ var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	39, // 54: groupgate.v1.LookupObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
 	51, // 55: groupgate.v1.DescribeObjectRequest.consistency:type_name -> groupgate.v1.Consistency
 	39, // 56: groupgate.v1.DirectMember.object:type_name -> groupgate.v1.ObjectSummary
-	56, // 57: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
-	57, // 58: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
-	58, // 59: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
-	39, // 60: groupgate.v1.GroupDetails.owners:type_name -> groupgate.v1.ObjectSummary
-	45, // 61: groupgate.v1.GroupDetails.members:type_name -> groupgate.v1.DirectMember
-	58, // 62: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
-	39, // 63: groupgate.v1.DescribeObjectResponse.object:type_name -> groupgate.v1.ObjectSummary
-	46, // 64: groupgate.v1.DescribeObjectResponse.group:type_name -> groupgate.v1.GroupDetails
-	47, // 65: groupgate.v1.DescribeObjectResponse.principal:type_name -> groupgate.v1.PrincipalDetails
-	51, // 66: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
-	58, // 67: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
-	7,  // 68: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
-	9,  // 69: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
-	11, // 70: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
-	13, // 71: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
-	15, // 72: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
-	17, // 73: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
-	19, // 74: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
-	23, // 75: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
-	27, // 76: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
-	30, // 77: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
-	33, // 78: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
-	36, // 79: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
-	40, // 80: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
-	42, // 81: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
-	44, // 82: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
-	49, // 83: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
-	8,  // 84: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
-	10, // 85: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
-	12, // 86: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
-	14, // 87: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
-	16, // 88: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
-	18, // 89: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
-	21, // 90: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
-	25, // 91: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
-	29, // 92: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
-	32, // 93: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
-	35, // 94: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
-	38, // 95: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
-	41, // 96: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
-	43, // 97: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
-	48, // 98: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
-	50, // 99: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
-	84, // [84:100] is the sub-list for method output_type
-	68, // [68:84] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	31, // 57: groupgate.v1.DirectMember.findings:type_name -> groupgate.v1.Finding
+	56, // 58: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
+	57, // 59: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
+	58, // 60: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
+	39, // 61: groupgate.v1.GroupDetails.owners:type_name -> groupgate.v1.ObjectSummary
+	45, // 62: groupgate.v1.GroupDetails.members:type_name -> groupgate.v1.DirectMember
+	58, // 63: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
+	39, // 64: groupgate.v1.DescribeObjectResponse.object:type_name -> groupgate.v1.ObjectSummary
+	46, // 65: groupgate.v1.DescribeObjectResponse.group:type_name -> groupgate.v1.GroupDetails
+	47, // 66: groupgate.v1.DescribeObjectResponse.principal:type_name -> groupgate.v1.PrincipalDetails
+	51, // 67: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
+	58, // 68: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
+	7,  // 69: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
+	9,  // 70: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
+	11, // 71: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
+	13, // 72: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
+	15, // 73: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
+	17, // 74: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
+	19, // 75: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
+	23, // 76: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
+	27, // 77: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
+	30, // 78: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
+	33, // 79: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
+	36, // 80: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
+	40, // 81: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
+	42, // 82: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
+	44, // 83: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
+	49, // 84: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
+	8,  // 85: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
+	10, // 86: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
+	12, // 87: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
+	14, // 88: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
+	16, // 89: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
+	18, // 90: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
+	21, // 91: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
+	25, // 92: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
+	29, // 93: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
+	32, // 94: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
+	35, // 95: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
+	38, // 96: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
+	41, // 97: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
+	43, // 98: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
+	48, // 99: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
+	50, // 100: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
+	85, // [85:101] is the sub-list for method output_type
+	69, // [69:85] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_groupgate_v1_decision_proto_init() }
