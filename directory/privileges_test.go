@@ -72,8 +72,12 @@ func TestPrivilegesValidation(t *testing.T) {
 		{"scope names a missing object", func(s *pb.Snapshot) { s.RoleAssignments[1].DirectoryScopeId = "/g9" }, "role_assignments[1].directory_scope_id"},
 		{"malformed scope", func(s *pb.Snapshot) { s.RoleAssignments[1].DirectoryScopeId = "tenant" }, "role_assignments[1].directory_scope_id"},
 		{"missing principal", func(s *pb.Snapshot) { s.RoleAssignments[1].PrincipalId = "u9" }, "role_assignments[1].principal_id"},
-		{"unit member missing", func(s *pb.Snapshot) { s.AdministrativeUnits[0].Members = append(s.AdministrativeUnits[0].Members, "u9") }, "administrative_units[0].members[2]"},
-		{"service principal in a unit", func(s *pb.Snapshot) { s.AdministrativeUnits[0].Members = append(s.AdministrativeUnits[0].Members, "sp1") }, "administrative_units[0].members[2]"},
+		{"unit member missing", func(s *pb.Snapshot) {
+			s.AdministrativeUnits[0].Members = append(s.AdministrativeUnits[0].Members, "u9")
+		}, "administrative_units[0].members[2]"},
+		{"service principal in a unit", func(s *pb.Snapshot) {
+			s.AdministrativeUnits[0].Members = append(s.AdministrativeUnits[0].Members, "sp1")
+		}, "administrative_units[0].members[2]"},
 		{"unit id taken by a user", func(s *pb.Snapshot) { s.AdministrativeUnits[0].Id = "u2"; s.RoleAssignments = s.RoleAssignments[1:] }, "administrative_units[0].id"},
 	}
 	for _, tt := range tests {
