@@ -78,12 +78,15 @@ type Grant struct {
 // Covers reports whether the grant's scope covers object n: the tenant, an administrative unit n is a direct
 // member of, or n itself — never n's members (SPEC §18; administrative-units.md: a role at unit scope applies
 // to the unit's members; assign-roles-different-scopes.md for single objects).
-func (g *Grant) Covers(d *Directory, n *Node) bool {
+func (g *Grant) Covers(d *Directory, n *Node) bool { return g.CoversIn(n, d.priv.unitsOf[n.ref]) }
+
+// CoversIn is Covers with n's units (UnitsOf) looked up once by the caller, for loops over many grants.
+func (g *Grant) CoversIn(n *Node, units []*Unit) bool {
 	switch g.Scope {
 	case ScopeTenant:
 		return true
 	case ScopeUnit:
-		return slices.Contains(d.priv.unitsOf[n.ref], g.Unit)
+		return slices.Contains(units, g.Unit)
 	case ScopeObject:
 		return g.Object == n.ref
 	}

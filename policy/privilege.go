@@ -157,13 +157,14 @@ func (p principal) privilege(obj *directory.Node, r right) (holding, refusal, bo
 	if why.restricted == nil && r.owner && obj.IsGroup() && p.owns(obj) {
 		return holding{kind: holdOwner}, why, true
 	}
+	units := p.dir.UnitsOf(obj)
 	for h := range p.grants() {
 		action := grantAction(&h.grant, obj, r.task)
 		if action == "" {
 			continue
 		}
 		held := holding{kind: holdRole, grant: h.grant, via: h.via, action: action}
-		if !h.grant.Covers(p.dir, obj) {
+		if !h.grant.CoversIn(obj, units) {
 			if why.uncovered.kind == 0 {
 				why.uncovered = held
 			}
