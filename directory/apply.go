@@ -47,8 +47,16 @@ func (b *builder) apply(field string, c *pb.Change) {
 		b.addOwner(field+".add_owner", ch.AddOwner)
 	case *pb.Change_RemoveOwner:
 		b.removeOwner(field+".remove_owner", ch.RemoveOwner)
+	case *pb.Change_UpsertRoleDefinition:
+		b.upsertRoleDefinition(field+".upsert_role_definition", ch.UpsertRoleDefinition)
+	case *pb.Change_UpsertAdministrativeUnit:
+		b.upsertUnit(field+".upsert_administrative_unit", ch.UpsertAdministrativeUnit)
+	case *pb.Change_AddRoleAssignment:
+		b.addRoleAssignment(field+".add_role_assignment", ch.AddRoleAssignment)
+	case *pb.Change_RemoveRoleAssignment:
+		b.removeRoleAssignment(field+".remove_role_assignment", ch.RemoveRoleAssignment)
 	default:
-		b.problem(field, "empty change: set one of upsert_user, upsert_group, upsert_label, upsert_service_principal, update_settings, delete_object, add_member, remove_member, add_owner, remove_owner")
+		b.problem(field, "empty change: set one of upsert_user, upsert_group, upsert_label, upsert_service_principal, update_settings, delete_object, add_member, remove_member, add_owner, remove_owner, upsert_role_definition, upsert_administrative_unit, add_role_assignment, remove_role_assignment")
 	}
 }
 
@@ -60,6 +68,7 @@ func Empty(tenantID string) *Directory {
 		settings: &pb.TenantSettings{},
 		labels:   map[string]*pb.Label{},
 		index:    idIndex{base: map[string]Ref{}},
+		priv:     emptyPrivileges(),
 	}
 }
 

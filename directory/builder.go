@@ -40,6 +40,13 @@ type builder struct {
 	stamps    []uint32 // per ref: the number of the member list that last listed it (duplicate detection)
 	listStamp uint32
 
+	// Role definitions, role assignments and administrative units (privileges.go): a copy-on-write working
+	// copy, whether it changed, and what finish must validate.
+	priv       *privileges
+	ownPriv    bool
+	privDirty  bool
+	privChecks []privCheck
+
 	// preResolved holds, when loading, each group's member refs looked up in parallel (noRef: not a known
 	// valid id, or the group's own id; refList handles those one by one).
 	preResolved map[string][]Ref
@@ -75,6 +82,7 @@ func newBuilder(d *Directory, subject string) *builder {
 		nodes:    newVectorBuilder(d.nodes),
 		index:    indexBuilder{x: d.index},
 		counts:   d.counts,
+		priv:     d.priv,
 		mine:     map[Ref]bool{},
 		pending:  map[Ref]string{},
 		touched:  map[Ref]bool{},
@@ -168,6 +176,10 @@ func (b *builder) claim(field, id string, kind Kind) *Node {
 	}
 	if _, isLabel := b.labels[id]; isLabel {
 		b.problem(field+".id", "duplicate id %q: already used by a label", id)
+		return nil
+	}
+	if b.isUnitID(id) {
+		b.problem(field+".id", "duplicate id %q: already used by an administrative unit", id)
 		return nil
 	}
 	if old := b.existing(id); old != nil {
@@ -543,6 +555,10 @@ func (b *builder) upsertLabel(field string, l *pb.Label) {
 		b.problem(field+".id", "duplicate id %q: already used by a %s", l.GetId(), n.kind)
 		return
 	}
+	if b.isUnitID(l.GetId()) {
+		b.problem(field+".id", "duplicate id %q: already used by an administrative unit", l.GetId())
+		return
+	}
 	if _, ok := b.labels[l.GetId()]; ok && b.loading {
 		b.problem(field+".id", "duplicate id %q: already used by a label", l.GetId())
 		return
@@ -584,6 +600,9 @@ func (b *builder) deleteObject(field string, id string) {
 	if !b.checkID(field, id) {
 		return
 	}
+	if b.deletePrivObject(id) {
+		return
+	}
 	if _, ok := b.labels[id]; ok {
 		delete(b.mutableLabels(), id)
 		b.counts.Labels--
@@ -596,6 +615,7 @@ func (b *builder) deleteObject(field string, id string) {
 		b.problem(field, "object %q does not exist", id)
 		return
 	}
+	b.forgetPrincipal(id)
 	n := b.mutable(old.ref)
 	for _, g := range n.memberOf {
 		gn := b.mutable(g)
@@ -694,6 +714,7 @@ func (b *builder) finish(revision int64) (*Directory, error) {
 			}
 		}
 	}
+	b.finishPrivileges()
 	if err := b.problems.orNil(); err != nil {
 		return nil, err
 	}
@@ -722,6 +743,7 @@ func (b *builder) finish(revision int64) (*Directory, error) {
 		index:    b.index.build(),
 		nodes:    b.nodes.build(),
 		counts:   b.counts,
+		priv:     b.priv,
 	}, nil
 }
 

@@ -144,6 +144,7 @@ type Directory struct {
 	index    idIndex
 	nodes    nodeVector
 	counts   Counts
+	priv     *privileges // role definitions, assignments, administrative units and their indexes
 }
 
 func (d *Directory) TenantID() string { return d.tenantID }

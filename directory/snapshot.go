@@ -50,6 +50,15 @@ func FromSnapshot(s *pb.Snapshot, revision int64) (*Directory, error) {
 		b.upsertGroup(fmt.Sprintf("groups[%d]", i), g)
 	}
 	b.preResolved = nil
+	for i, r := range s.GetRoleDefinitions() {
+		b.upsertRoleDefinition(fmt.Sprintf("role_definitions[%d]", i), r)
+	}
+	for i, u := range s.GetAdministrativeUnits() {
+		b.upsertUnit(fmt.Sprintf("administrative_units[%d]", i), u)
+	}
+	for i, a := range s.GetRoleAssignments() {
+		b.addRoleAssignment(fmt.Sprintf("role_assignments[%d]", i), a)
+	}
 	// Everything goes into the immutable base index, so later writes start with an empty overlay.
 	b.index.x = idIndex{base: b.index.x.overlay}
 	return b.finish(revision)
@@ -61,6 +70,7 @@ func (d *Directory) Snapshot() *pb.Snapshot {
 	for n := range d.Nodes() {
 		d.appendNode(s, n)
 	}
+	d.exportPrivileges(s)
 	return s
 }
 
@@ -70,6 +80,7 @@ func (d *Directory) Snapshot() *pb.Snapshot {
 // the labels.
 func (d *Directory) SnapshotParts(objectsPerPart int, emit func(*pb.Snapshot) error) error {
 	part := &pb.Snapshot{TenantId: d.tenantID, Settings: proto.CloneOf(d.settings), Labels: cloneLabels(d.Labels())}
+	d.exportPrivileges(part)
 	size, emitted := 0, false
 	for n := range d.Nodes() {
 		d.appendNode(part, n)

@@ -34,7 +34,7 @@ func (e *Engine) CanAddMember(dir *directory.Directory, req *pb.CanAddMemberRequ
 }
 
 // addMember applies every CanAddMember rule to adding m to g.
-func (e *Engine) addMember(d *decision, g, m *directory.Node, a *principal) {
+func (e *Engine) addMember(d *decision, g, m *directory.Node, a principal) {
 	dir := d.dir
 	view := e.resolver.At(dir)
 	attrs := g.Group()
@@ -70,18 +70,8 @@ func (e *Engine) addMember(d *decision, g, m *directory.Node, a *principal) {
 		if m.IsGroup() {
 			d.violate(pb.Rule_RULE_ROLE_GROUP_NO_NESTING, true, []string{gid, mid}, "%s is role-assignable and cannot have groups as members (%s is a group)", name(g), name(m))
 		}
-		if _, ok := a.canManageRoleAssignableGroup(g); !ok {
-			need := "a Privileged Role Administrator, a Global Administrator or an owner of the group"
-			if a.isServicePrincipal() {
-				need = "an application with " + roleManagementWrite + " (Group.ReadWrite.All is not enough) or an owner of the group"
-			}
-			d.violate(pb.Rule_RULE_ROLE_GROUP_PRIVILEGE, true, []string{gid, a.node.ID()},
-				"%s is role-assignable: only %s may change its membership, and %s is not", name(g), need, name(a.node))
-		}
-	} else if _, ok := a.canManageMembership(g); !ok {
-		d.violate(pb.Rule_RULE_INSUFFICIENT_PRIVILEGE, true, []string{gid, a.node.ID()},
-			"%s may not manage the membership of %s: not an owner, and holds no group-management role or permission", name(a.node), name(g))
 	}
+	e.membershipPrivilege(d, g, a)
 	if m.IsGuest() && !dir.GuestsAllowed() {
 		d.violate(pb.Rule_RULE_TENANT_BLOCKS_GUESTS, true, []string{mid}, "%s is a guest and the tenant does not allow guests in groups (AllowToAddGuests is off)", name(m))
 	}
@@ -90,14 +80,15 @@ func (e *Engine) addMember(d *decision, g, m *directory.Node, a *principal) {
 
 // addMemberLabelRules applies the sensitivity-label rules of CanAddMember. Entra enforces them only where a label
 // is really in force on the group, and not for actors that bypass label enforcement during the preview.
-func (e *Engine) addMemberLabelRules(d *decision, g, m *directory.Node, a *principal) {
+func (e *Engine) addMemberLabelRules(d *decision, g, m *directory.Node, a principal) {
 	dir := d.dir
 	l, labelled := dir.Label(g.Group().GetLabelId())
 	if !labelled {
 		return
 	}
 	enforcedHere, why := labelInForce(dir, g, l)
-	bypassBy, bypassed := a.bypass()
+	bypassHeld, bypassed := a.bypass(g)
+	bypassBy := bypassHeld.describe()
 	enforced := enforcedHere && !bypassed
 	suffix := ""
 	switch {

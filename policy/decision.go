@@ -19,6 +19,7 @@ type decision struct {
 	violations []*pb.Violation
 	warnings   []*pb.Violation
 	seen       map[pb.Rule]bool
+	privileges []*pb.Privilege // how the actor holds each right relied on (privilege.go)
 }
 
 func newDecision(dir *directory.Directory) *decision {
@@ -52,6 +53,7 @@ func (d *decision) result() *pb.Decision {
 		Violations:   d.violations,
 		Warnings:     d.warnings,
 		Revision:     d.dir.Revision(),
+		Privileges:   d.privileges,
 	}
 	for _, v := range d.violations {
 		out.Verdict = pb.Verdict_VERDICT_DENY

@@ -79,7 +79,7 @@ func (e *Engine) CanChangeLabel(dir *directory.Directory, req *pb.CanChangeLabel
 }
 
 // labelRules are the checks of putting label l on group g (first label, or a new label on a Microsoft 365 group).
-func (e *Engine) labelRules(d *decision, g *directory.Node, l *pb.Label, a *principal) {
+func (e *Engine) labelRules(d *decision, g *directory.Node, l *pb.Label, a principal) {
 	dir := d.dir
 	attrs := g.Group()
 	gid := g.ID()
@@ -207,10 +207,21 @@ func (e *Engine) unsupportedKind(d *decision, g *directory.Node) {
 	}
 }
 
-func (e *Engine) labelPrivilege(d *decision, g *directory.Node, a *principal) {
-	if _, ok := a.canManageGroupProperties(g); !ok {
-		d.violateOnce(pb.Rule_RULE_INSUFFICIENT_PRIVILEGE, true, []string{g.ID(), a.node.ID()},
-			"%s may not change the label of %s: not an owner, nor at least Groups Administrator, nor an application with group write permission", name(a.node), name(g))
+// labelPrivilege: a covering assignedLabels/update (or allProperties) action, ownership, or an application with
+// group write permission. Role-assignable groups: only roles whose actions name them (Global Administrator's
+// groupsAssignableToRoles/allProperties/update) and owners.
+func (e *Engine) labelPrivilege(d *decision, g *directory.Node, a principal) {
+	r := rightLabels
+	h, why, ok := a.privilege(g, r)
+	switch {
+	case ok:
+		d.hold(a, g, h)
+	case why.blocked.kind == 0:
+		d.violateOnce(pb.Rule_RULE_INSUFFICIENT_PRIVILEGE, true, why.evidence(g, a.node),
+			"%s may not change the label of %s: not an owner, nor holding a role whose assignedLabels/update action covers it, nor an application with group write permission%s", name(a.node), name(g), why.why(g))
+		d.restrict(g, a, why, "change the label of")
+	default:
+		d.restrict(g, a, why, "change the label of")
 	}
 }
 

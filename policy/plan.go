@@ -64,13 +64,13 @@ func (e *Engine) step(dir *directory.Directory, c *pb.Change, actorID string) (*
 		if err != nil {
 			return nil, err
 		}
-		e.labelPrivilege(d, g, a)
+		e.ownersPrivilege(d, g, a)
 	case *pb.Change_RemoveOwner:
 		g, a, err := groupAndActor(dir, ch.RemoveOwner.GetGroupId(), actorID)
 		if err != nil {
 			return nil, err
 		}
-		e.labelPrivilege(d, g, a)
+		e.ownersPrivilege(d, g, a)
 	case *pb.Change_UpsertGroup:
 		if err := e.upsertGroup(d, ch.UpsertGroup, actorID); err != nil {
 			return nil, err
@@ -81,29 +81,69 @@ func (e *Engine) step(dir *directory.Directory, c *pb.Change, actorID string) (*
 	return d.result(), nil
 }
 
-func groupAndActor(dir *directory.Directory, groupID, actorID string) (*directory.Node, *principal, error) {
+func groupAndActor(dir *directory.Directory, groupID, actorID string) (*directory.Node, principal, error) {
 	g, err := group(dir, "group_id", groupID)
 	if err != nil {
-		return nil, nil, err
+		return nil, principal{}, err
 	}
 	a, err := actor(dir, "actor_id", actorID)
 	if err != nil {
-		return nil, nil, err
+		return nil, principal{}, err
 	}
 	return g, newPrincipal(dir, a), nil
 }
 
-func (e *Engine) membershipPrivilege(d *decision, g *directory.Node, a *principal) {
+// membershipPrivilege: may a change g's membership? Role-assignable groups follow RULE_ROLE_GROUP_PRIVILEGE,
+// other groups need a covering members/update action, ownership or an application permission; a group in a
+// restricted management unit only a role scoped to a restricted unit containing it.
+func (e *Engine) membershipPrivilege(d *decision, g *directory.Node, a principal) {
 	if g.Group().GetIsAssignableToRole() {
-		if _, ok := a.canManageRoleAssignableGroup(g); !ok {
+		h, why, ok := a.privilegeRoleAssignable(g)
+		switch {
+		case ok:
+			d.hold(a, g, h)
+		case why.blocked.kind == 0:
+			need := "a Privileged Role Administrator, a Global Administrator or an owner of the group"
+			if a.isServicePrincipal() {
+				need = "an application with " + roleManagementWrite + " (Group.ReadWrite.All is not enough) or an owner of the group"
+			}
 			d.violate(pb.Rule_RULE_ROLE_GROUP_PRIVILEGE, true, []string{g.ID(), a.node.ID()},
-				"%s is role-assignable: only a Privileged Role Administrator, a Global Administrator or an owner may change its membership, and %s is not", name(g), name(a.node))
+				"%s is role-assignable: only %s may change its membership, and %s is not (roles scoped to administrative units or objects, and custom roles, never manage role-assignable groups)", name(g), need, name(a.node))
+			d.restrict(g, a, why, "change the membership of")
+		default:
+			d.restrict(g, a, why, "change the membership of")
 		}
 		return
 	}
-	if _, ok := a.canManageMembership(g); !ok {
-		d.violate(pb.Rule_RULE_INSUFFICIENT_PRIVILEGE, true, []string{g.ID(), a.node.ID()},
-			"%s may not manage the membership of %s", name(a.node), name(g))
+	h, why, ok := a.privilege(g, rightMembers)
+	switch {
+	case ok:
+		d.hold(a, g, h)
+	case why.blocked.kind == 0:
+		d.violate(pb.Rule_RULE_INSUFFICIENT_PRIVILEGE, true, why.evidence(g, a.node),
+			"%s may not manage the membership of %s: not an owner, and holds no group-management role or permission that covers it%s", name(a.node), name(g), why.why(g))
+		d.restrict(g, a, why, "change the membership of")
+	default:
+		d.restrict(g, a, why, "change the membership of")
+	}
+}
+
+// ownersPrivilege: may a change g's owners? Like membership, with owners/update actions.
+func (e *Engine) ownersPrivilege(d *decision, g *directory.Node, a principal) {
+	if g.Group().GetIsAssignableToRole() {
+		e.membershipPrivilege(d, g, a)
+		return
+	}
+	h, why, ok := a.privilege(g, rightOwners)
+	switch {
+	case ok:
+		d.hold(a, g, h)
+	case why.blocked.kind == 0:
+		d.violate(pb.Rule_RULE_INSUFFICIENT_PRIVILEGE, true, why.evidence(g, a.node),
+			"%s may not change the owners of %s: not an owner, and holds no role or permission that covers it%s", name(a.node), name(g), why.why(g))
+		d.restrict(g, a, why, "change the owners of")
+	default:
+		d.restrict(g, a, why, "change the owners of")
 	}
 }
 

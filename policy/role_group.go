@@ -57,7 +57,7 @@ func lookupAll(dir *directory.Directory, kind string, ids []string) ([]*director
 	return out, nil
 }
 
-func (e *Engine) createRoleGroup(d *decision, spec *pb.Group, members, owners []*directory.Node, l *pb.Label, a *principal) {
+func (e *Engine) createRoleGroup(d *decision, spec *pb.Group, members, owners []*directory.Node, l *pb.Label, a principal) {
 	dir := d.dir
 	title := "the new role-assignable group"
 	if spec.GetDisplayName() != "" || spec.GetId() != "" {
@@ -66,7 +66,7 @@ func (e *Engine) createRoleGroup(d *decision, spec *pb.Group, members, owners []
 	if !dir.HasPremiumLicense() {
 		d.violateOnce(pb.Rule_RULE_LICENSE_REQUIRED, true, nil, "role-assignable groups need an Entra ID P1 or P2 licence, which the tenant does not have")
 	}
-	if _, ok := a.anyRole(globalAdmin, privilegedRoleAdmin); !ok {
+	if _, ok := a.tenantRole(globalAdmin, privilegedRoleAdmin); !ok {
 		if _, ok := a.anyPermission(roleManagementWrite); !ok {
 			need := "a Privileged Role Administrator or a Global Administrator"
 			if a.isServicePrincipal() {
@@ -105,7 +105,7 @@ func (e *Engine) createRoleGroup(d *decision, spec *pb.Group, members, owners []
 // newGroupLabelRules are the label checks of CanApplyLabel for a group that does not exist yet: its members are
 // the initial ones, and it has no parents. checkGuests judges guests among the initial members here; plans that
 // create an ordinary group judge each initial member as an addition instead (bypass included).
-func (e *Engine) newGroupLabelRules(d *decision, spec *pb.Group, members []*directory.Node, l *pb.Label, a *principal, checkGuests bool) {
+func (e *Engine) newGroupLabelRules(d *decision, spec *pb.Group, members []*directory.Node, l *pb.Label, a principal, checkGuests bool) {
 	dir := d.dir
 	if !dir.HasPremiumLicense() {
 		d.violateOnce(pb.Rule_RULE_LICENSE_REQUIRED, true, nil, "sensitivity labels on groups need an Entra ID P1 or P2 licence, which the tenant does not have")

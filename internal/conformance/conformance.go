@@ -79,6 +79,9 @@ type Want struct {
 	// Groups, for EffectiveGroups: the exact set of "id depth" with " label=L" for a labelled group,
 	// " role-assignable" for a role-assignable one and " path=id>…>principal" with includePaths (see FormatGroup).
 	Groups []string `json:"groups"`
+	// Privileges, for decisions: the exact set of evidence of how the actor holds each right the decision
+	// relied on, written as FormatPrivilege does; unchecked when absent.
+	Privileges []string `json:"privileges"`
 }
 
 // StepWant is the expectation of one plan step.
@@ -109,6 +112,27 @@ func FormatGroup(g *pb.EffectiveGroup) string {
 	}
 	if len(g.GetPath()) > 0 {
 		s += " path=" + strings.Join(g.GetPath(), ">")
+	}
+	return s
+}
+
+// FormatPrivilege writes a decision's privilege evidence the way fixtures list it:
+// "actor object owner", "actor object permission=P" or
+// "actor object role=NAME scope=SCOPE action=ACTION[ custom][ via=GROUP]".
+func FormatPrivilege(p *pb.Privilege) string {
+	s := p.GetActorId() + " " + p.GetObjectId()
+	switch {
+	case p.GetOwner():
+		return s + " owner"
+	case p.GetAppPermission() != "":
+		return s + " permission=" + p.GetAppPermission()
+	}
+	s += fmt.Sprintf(" role=%s scope=%s action=%s", p.GetRole(), p.GetDirectoryScopeId(), p.GetAction())
+	if p.GetCustomRole() {
+		s += " custom"
+	}
+	if p.GetViaGroupId() != "" {
+		s += " via=" + p.GetViaGroupId()
 	}
 	return s
 }
@@ -347,6 +371,15 @@ func (w *Want) checkDecision(t *testing.T, label string, d *pb.Decision) {
 		}
 		if !found {
 			t.Errorf("%sno %s with path %v in %s", label, rule, path, messages(append(slices.Clone(d.GetViolations()), d.GetWarnings()...)))
+		}
+	}
+	if w.Privileges != nil {
+		var got []string
+		for _, p := range d.GetPrivileges() {
+			got = append(got, FormatPrivilege(p))
+		}
+		if !sameSet(got, w.Privileges) {
+			t.Errorf("%sprivileges %q, want %q", label, sorted(got), sorted(w.Privileges))
 		}
 	}
 	for _, v := range d.GetViolations() {

@@ -31,6 +31,7 @@ const RULES = {
   RULE_ROLE_GROUP_LIMIT: 'Too many role-assignable groups',
   RULE_ROLE_ASSIGNABLE_IMMUTABLE: 'Role-assignability cannot be changed',
   RULE_PRIVILEGED_AUTH_ADMIN_REQUIRED: 'Privileged Authentication Administrator required',
+  RULE_RESTRICTED_ADMINISTRATIVE_UNIT: 'In a restricted management administrative unit',
 };
 
 export function ruleTitle(rule) {

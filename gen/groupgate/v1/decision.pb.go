@@ -116,6 +116,9 @@ const (
 	Rule_RULE_ROLE_ASSIGNABLE_IMMUTABLE Rule = 42
 	// CanModifyUser.
 	Rule_RULE_PRIVILEGED_AUTH_ADMIN_REQUIRED Rule = 50
+	// Privileges (SPEC §18): the group or target user is in a restricted management administrative unit and
+	// the actor's right does not come from a role assigned at the scope of a restricted unit that contains it.
+	Rule_RULE_RESTRICTED_ADMINISTRATIVE_UNIT Rule = 60
 )
 
 // Enum value maps for Rule.
@@ -152,6 +155,7 @@ var (
 		41: "RULE_ROLE_GROUP_LIMIT",
 		42: "RULE_ROLE_ASSIGNABLE_IMMUTABLE",
 		50: "RULE_PRIVILEGED_AUTH_ADMIN_REQUIRED",
+		60: "RULE_RESTRICTED_ADMINISTRATIVE_UNIT",
 	}
 	Rule_value = map[string]int32{
 		"RULE_UNSPECIFIED":                        0,
@@ -185,6 +189,7 @@ var (
 		"RULE_ROLE_GROUP_LIMIT":                   41,
 		"RULE_ROLE_ASSIGNABLE_IMMUTABLE":          42,
 		"RULE_PRIVILEGED_AUTH_ADMIN_REQUIRED":     50,
+		"RULE_RESTRICTED_ADMINISTRATIVE_UNIT":     60,
 	}
 )
 
@@ -463,7 +468,9 @@ type Decision struct {
 	// E.g. RULE_PREVIEW_BYPASS, RULE_EXISTING_MEMBERS_NOT_REVALIDATED.
 	Warnings []*Violation `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	// The directory revision the decision was made on.
-	Revision      int64 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision int64 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	// How the actor holds each right the decision relied on (SPEC §18), whatever the verdicts.
+	Privileges    []*Privilege `protobuf:"bytes,16,rep,name=privileges,proto3" json:"privileges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -533,6 +540,140 @@ func (x *Decision) GetRevision() int64 {
 	return 0
 }
 
+func (x *Decision) GetPrivileges() []*Privilege {
+	if x != nil {
+		return x.Privileges
+	}
+	return nil
+}
+
+// Privilege is the evidence of one right: the actor holds `action` over `object_id` as an owner, through an
+// application permission, or through a role assignment (role, scope, custom or built in, possibly through a
+// role-assignable group).
+type Privilege struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ActorId string                 `protobuf:"bytes,1,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// The group or user the right is over.
+	ObjectId string `protobuf:"bytes,2,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
+	// The resource action that covers it, e.g. "microsoft.directory/groups/members/update" (empty for owners and
+	// application permissions).
+	Action           string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	RoleDefinitionId string `protobuf:"bytes,4,opt,name=role_definition_id,json=roleDefinitionId,proto3" json:"role_definition_id,omitempty"`
+	// The role's display name.
+	Role       string `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
+	CustomRole bool   `protobuf:"varint,6,opt,name=custom_role,json=customRole,proto3" json:"custom_role,omitempty"`
+	// The assignment's directoryScopeId: "/", "/administrativeUnits/{id}" or "/{objectId}".
+	DirectoryScopeId string `protobuf:"bytes,7,opt,name=directory_scope_id,json=directoryScopeId,proto3" json:"directory_scope_id,omitempty"`
+	// The role-assignable group the role is assigned to, when the actor holds it as a direct member.
+	ViaGroupId string `protobuf:"bytes,8,opt,name=via_group_id,json=viaGroupId,proto3" json:"via_group_id,omitempty"`
+	// The actor owns the object.
+	Owner bool `protobuf:"varint,9,opt,name=owner,proto3" json:"owner,omitempty"`
+	// The Microsoft Graph application permission, e.g. "GroupMember.ReadWrite.All".
+	AppPermission string `protobuf:"bytes,10,opt,name=app_permission,json=appPermission,proto3" json:"app_permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Privilege) Reset() {
+	*x = Privilege{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Privilege) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Privilege) ProtoMessage() {}
+
+func (x *Privilege) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Privilege.ProtoReflect.Descriptor instead.
+func (*Privilege) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Privilege) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *Privilege) GetObjectId() string {
+	if x != nil {
+		return x.ObjectId
+	}
+	return ""
+}
+
+func (x *Privilege) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Privilege) GetRoleDefinitionId() string {
+	if x != nil {
+		return x.RoleDefinitionId
+	}
+	return ""
+}
+
+func (x *Privilege) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Privilege) GetCustomRole() bool {
+	if x != nil {
+		return x.CustomRole
+	}
+	return false
+}
+
+func (x *Privilege) GetDirectoryScopeId() string {
+	if x != nil {
+		return x.DirectoryScopeId
+	}
+	return ""
+}
+
+func (x *Privilege) GetViaGroupId() string {
+	if x != nil {
+		return x.ViaGroupId
+	}
+	return ""
+}
+
+func (x *Privilege) GetOwner() bool {
+	if x != nil {
+		return x.Owner
+	}
+	return false
+}
+
+func (x *Privilege) GetAppPermission() string {
+	if x != nil {
+		return x.AppPermission
+	}
+	return ""
+}
+
 type CanAddMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Inside CheckBatch an item may leave tenant_id empty: it takes the batch's.
@@ -547,7 +688,7 @@ type CanAddMemberRequest struct {
 
 func (x *CanAddMemberRequest) Reset() {
 	*x = CanAddMemberRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[2]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +700,7 @@ func (x *CanAddMemberRequest) String() string {
 func (*CanAddMemberRequest) ProtoMessage() {}
 
 func (x *CanAddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[2]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +713,7 @@ func (x *CanAddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanAddMemberRequest.ProtoReflect.Descriptor instead.
 func (*CanAddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{2}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CanAddMemberRequest) GetTenantId() string {
@@ -619,7 +760,7 @@ type CanAddMemberResponse struct {
 
 func (x *CanAddMemberResponse) Reset() {
 	*x = CanAddMemberResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[3]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +772,7 @@ func (x *CanAddMemberResponse) String() string {
 func (*CanAddMemberResponse) ProtoMessage() {}
 
 func (x *CanAddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[3]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +785,7 @@ func (x *CanAddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanAddMemberResponse.ProtoReflect.Descriptor instead.
 func (*CanAddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{3}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CanAddMemberResponse) GetDecision() *Decision {
@@ -667,7 +808,7 @@ type CanApplyLabelRequest struct {
 
 func (x *CanApplyLabelRequest) Reset() {
 	*x = CanApplyLabelRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[4]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +820,7 @@ func (x *CanApplyLabelRequest) String() string {
 func (*CanApplyLabelRequest) ProtoMessage() {}
 
 func (x *CanApplyLabelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[4]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +833,7 @@ func (x *CanApplyLabelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanApplyLabelRequest.ProtoReflect.Descriptor instead.
 func (*CanApplyLabelRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{4}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CanApplyLabelRequest) GetTenantId() string {
@@ -739,7 +880,7 @@ type CanApplyLabelResponse struct {
 
 func (x *CanApplyLabelResponse) Reset() {
 	*x = CanApplyLabelResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[5]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +892,7 @@ func (x *CanApplyLabelResponse) String() string {
 func (*CanApplyLabelResponse) ProtoMessage() {}
 
 func (x *CanApplyLabelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[5]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +905,7 @@ func (x *CanApplyLabelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanApplyLabelResponse.ProtoReflect.Descriptor instead.
 func (*CanApplyLabelResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{5}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CanApplyLabelResponse) GetDecision() *Decision {
@@ -788,7 +929,7 @@ type CanChangeLabelRequest struct {
 
 func (x *CanChangeLabelRequest) Reset() {
 	*x = CanChangeLabelRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[6]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +941,7 @@ func (x *CanChangeLabelRequest) String() string {
 func (*CanChangeLabelRequest) ProtoMessage() {}
 
 func (x *CanChangeLabelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[6]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +954,7 @@ func (x *CanChangeLabelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanChangeLabelRequest.ProtoReflect.Descriptor instead.
 func (*CanChangeLabelRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{6}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CanChangeLabelRequest) GetTenantId() string {
@@ -860,7 +1001,7 @@ type CanChangeLabelResponse struct {
 
 func (x *CanChangeLabelResponse) Reset() {
 	*x = CanChangeLabelResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[7]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1013,7 @@ func (x *CanChangeLabelResponse) String() string {
 func (*CanChangeLabelResponse) ProtoMessage() {}
 
 func (x *CanChangeLabelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[7]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1026,7 @@ func (x *CanChangeLabelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanChangeLabelResponse.ProtoReflect.Descriptor instead.
 func (*CanChangeLabelResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{7}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CanChangeLabelResponse) GetDecision() *Decision {
@@ -908,7 +1049,7 @@ type CanCreateRoleGroupRequest struct {
 
 func (x *CanCreateRoleGroupRequest) Reset() {
 	*x = CanCreateRoleGroupRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[8]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1061,7 @@ func (x *CanCreateRoleGroupRequest) String() string {
 func (*CanCreateRoleGroupRequest) ProtoMessage() {}
 
 func (x *CanCreateRoleGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[8]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1074,7 @@ func (x *CanCreateRoleGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanCreateRoleGroupRequest.ProtoReflect.Descriptor instead.
 func (*CanCreateRoleGroupRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{8}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CanCreateRoleGroupRequest) GetTenantId() string {
@@ -973,7 +1114,7 @@ type CanCreateRoleGroupResponse struct {
 
 func (x *CanCreateRoleGroupResponse) Reset() {
 	*x = CanCreateRoleGroupResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[9]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1126,7 @@ func (x *CanCreateRoleGroupResponse) String() string {
 func (*CanCreateRoleGroupResponse) ProtoMessage() {}
 
 func (x *CanCreateRoleGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[9]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1139,7 @@ func (x *CanCreateRoleGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanCreateRoleGroupResponse.ProtoReflect.Descriptor instead.
 func (*CanCreateRoleGroupResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{9}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CanCreateRoleGroupResponse) GetDecision() *Decision {
@@ -1021,7 +1162,7 @@ type CanModifyUserRequest struct {
 
 func (x *CanModifyUserRequest) Reset() {
 	*x = CanModifyUserRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[10]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1174,7 @@ func (x *CanModifyUserRequest) String() string {
 func (*CanModifyUserRequest) ProtoMessage() {}
 
 func (x *CanModifyUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[10]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1187,7 @@ func (x *CanModifyUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanModifyUserRequest.ProtoReflect.Descriptor instead.
 func (*CanModifyUserRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{10}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CanModifyUserRequest) GetTenantId() string {
@@ -1093,7 +1234,7 @@ type CanModifyUserResponse struct {
 
 func (x *CanModifyUserResponse) Reset() {
 	*x = CanModifyUserResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[11]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1246,7 @@ func (x *CanModifyUserResponse) String() string {
 func (*CanModifyUserResponse) ProtoMessage() {}
 
 func (x *CanModifyUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[11]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1259,7 @@ func (x *CanModifyUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanModifyUserResponse.ProtoReflect.Descriptor instead.
 func (*CanModifyUserResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{11}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CanModifyUserResponse) GetDecision() *Decision {
@@ -1140,7 +1281,7 @@ type CheckMembershipRequest struct {
 
 func (x *CheckMembershipRequest) Reset() {
 	*x = CheckMembershipRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[12]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1293,7 @@ func (x *CheckMembershipRequest) String() string {
 func (*CheckMembershipRequest) ProtoMessage() {}
 
 func (x *CheckMembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[12]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1306,7 @@ func (x *CheckMembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckMembershipRequest.ProtoReflect.Descriptor instead.
 func (*CheckMembershipRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{12}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CheckMembershipRequest) GetTenantId() string {
@@ -1208,7 +1349,7 @@ type CheckMembershipResponse struct {
 
 func (x *CheckMembershipResponse) Reset() {
 	*x = CheckMembershipResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[13]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1361,7 @@ func (x *CheckMembershipResponse) String() string {
 func (*CheckMembershipResponse) ProtoMessage() {}
 
 func (x *CheckMembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[13]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1374,7 @@ func (x *CheckMembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckMembershipResponse.ProtoReflect.Descriptor instead.
 func (*CheckMembershipResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{13}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckMembershipResponse) GetIsMember() bool {
@@ -1272,7 +1413,7 @@ type EffectiveMembersRequest struct {
 
 func (x *EffectiveMembersRequest) Reset() {
 	*x = EffectiveMembersRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[14]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1425,7 @@ func (x *EffectiveMembersRequest) String() string {
 func (*EffectiveMembersRequest) ProtoMessage() {}
 
 func (x *EffectiveMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[14]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1438,7 @@ func (x *EffectiveMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveMembersRequest.ProtoReflect.Descriptor instead.
 func (*EffectiveMembersRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{14}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EffectiveMembersRequest) GetTenantId() string {
@@ -1350,7 +1491,7 @@ type EffectiveMember struct {
 
 func (x *EffectiveMember) Reset() {
 	*x = EffectiveMember{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[15]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1503,7 @@ func (x *EffectiveMember) String() string {
 func (*EffectiveMember) ProtoMessage() {}
 
 func (x *EffectiveMember) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[15]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1516,7 @@ func (x *EffectiveMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveMember.ProtoReflect.Descriptor instead.
 func (*EffectiveMember) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{15}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EffectiveMember) GetId() string {
@@ -1417,7 +1558,7 @@ type EffectiveMembersResponse struct {
 
 func (x *EffectiveMembersResponse) Reset() {
 	*x = EffectiveMembersResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[16]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1570,7 @@ func (x *EffectiveMembersResponse) String() string {
 func (*EffectiveMembersResponse) ProtoMessage() {}
 
 func (x *EffectiveMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[16]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1583,7 @@ func (x *EffectiveMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveMembersResponse.ProtoReflect.Descriptor instead.
 func (*EffectiveMembersResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{16}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EffectiveMembersResponse) GetMembers() []*EffectiveMember {
@@ -1476,7 +1617,7 @@ type CheckBatchItem struct {
 
 func (x *CheckBatchItem) Reset() {
 	*x = CheckBatchItem{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[17]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1629,7 @@ func (x *CheckBatchItem) String() string {
 func (*CheckBatchItem) ProtoMessage() {}
 
 func (x *CheckBatchItem) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[17]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1642,7 @@ func (x *CheckBatchItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchItem.ProtoReflect.Descriptor instead.
 func (*CheckBatchItem) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{17}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CheckBatchItem) GetCheck() isCheckBatchItem_Check {
@@ -1602,7 +1743,7 @@ type CheckBatchRequest struct {
 
 func (x *CheckBatchRequest) Reset() {
 	*x = CheckBatchRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[18]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1755,7 @@ func (x *CheckBatchRequest) String() string {
 func (*CheckBatchRequest) ProtoMessage() {}
 
 func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[18]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1768,7 @@ func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckBatchRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{18}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CheckBatchRequest) GetTenantId() string {
@@ -1665,7 +1806,7 @@ type CheckBatchResult struct {
 
 func (x *CheckBatchResult) Reset() {
 	*x = CheckBatchResult{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[19]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1818,7 @@ func (x *CheckBatchResult) String() string {
 func (*CheckBatchResult) ProtoMessage() {}
 
 func (x *CheckBatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[19]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1831,7 @@ func (x *CheckBatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchResult.ProtoReflect.Descriptor instead.
 func (*CheckBatchResult) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{19}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CheckBatchResult) GetResult() isCheckBatchResult_Result {
@@ -1745,7 +1886,7 @@ type CheckBatchResponse struct {
 
 func (x *CheckBatchResponse) Reset() {
 	*x = CheckBatchResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[20]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1898,7 @@ func (x *CheckBatchResponse) String() string {
 func (*CheckBatchResponse) ProtoMessage() {}
 
 func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[20]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1911,7 @@ func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckBatchResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{20}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CheckBatchResponse) GetResults() []*CheckBatchResult {
@@ -1799,7 +1940,7 @@ type PlanStep struct {
 
 func (x *PlanStep) Reset() {
 	*x = PlanStep{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[21]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +1952,7 @@ func (x *PlanStep) String() string {
 func (*PlanStep) ProtoMessage() {}
 
 func (x *PlanStep) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[21]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +1965,7 @@ func (x *PlanStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanStep.ProtoReflect.Descriptor instead.
 func (*PlanStep) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{21}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PlanStep) GetChange() *Change {
@@ -1855,7 +1996,7 @@ type EvaluatePlanRequest struct {
 
 func (x *EvaluatePlanRequest) Reset() {
 	*x = EvaluatePlanRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[22]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1867,7 +2008,7 @@ func (x *EvaluatePlanRequest) String() string {
 func (*EvaluatePlanRequest) ProtoMessage() {}
 
 func (x *EvaluatePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[22]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1880,7 +2021,7 @@ func (x *EvaluatePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluatePlanRequest.ProtoReflect.Descriptor instead.
 func (*EvaluatePlanRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{22}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EvaluatePlanRequest) GetTenantId() string {
@@ -1926,7 +2067,7 @@ type PlanStepResult struct {
 
 func (x *PlanStepResult) Reset() {
 	*x = PlanStepResult{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[23]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2079,7 @@ func (x *PlanStepResult) String() string {
 func (*PlanStepResult) ProtoMessage() {}
 
 func (x *PlanStepResult) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[23]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2092,7 @@ func (x *PlanStepResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanStepResult.ProtoReflect.Descriptor instead.
 func (*PlanStepResult) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{23}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PlanStepResult) GetDecision() *Decision {
@@ -1986,7 +2127,7 @@ type EvaluatePlanResponse struct {
 
 func (x *EvaluatePlanResponse) Reset() {
 	*x = EvaluatePlanResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[24]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2139,7 @@ func (x *EvaluatePlanResponse) String() string {
 func (*EvaluatePlanResponse) ProtoMessage() {}
 
 func (x *EvaluatePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[24]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2152,7 @@ func (x *EvaluatePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluatePlanResponse.ProtoReflect.Descriptor instead.
 func (*EvaluatePlanResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{24}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EvaluatePlanResponse) GetResults() []*PlanStepResult {
@@ -2040,7 +2181,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[25]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2193,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[25]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2206,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{25}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AuditRequest) GetTenantId() string {
@@ -2102,7 +2243,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[26]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2255,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[26]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2268,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{26}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Finding) GetRule() Rule {
@@ -2169,7 +2310,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[27]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2322,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[27]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2335,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{27}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AuditResponse) GetFindings() []*Finding {
@@ -2233,7 +2374,7 @@ type EffectiveGroupsRequest struct {
 
 func (x *EffectiveGroupsRequest) Reset() {
 	*x = EffectiveGroupsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[28]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2245,7 +2386,7 @@ func (x *EffectiveGroupsRequest) String() string {
 func (*EffectiveGroupsRequest) ProtoMessage() {}
 
 func (x *EffectiveGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[28]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2258,7 +2399,7 @@ func (x *EffectiveGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveGroupsRequest.ProtoReflect.Descriptor instead.
 func (*EffectiveGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{28}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EffectiveGroupsRequest) GetTenantId() string {
@@ -2328,7 +2469,7 @@ type EffectiveGroup struct {
 
 func (x *EffectiveGroup) Reset() {
 	*x = EffectiveGroup{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2340,7 +2481,7 @@ func (x *EffectiveGroup) String() string {
 func (*EffectiveGroup) ProtoMessage() {}
 
 func (x *EffectiveGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2353,7 +2494,7 @@ func (x *EffectiveGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveGroup.ProtoReflect.Descriptor instead.
 func (*EffectiveGroup) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{29}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EffectiveGroup) GetId() string {
@@ -2403,7 +2544,7 @@ type EffectiveGroupsResponse struct {
 
 func (x *EffectiveGroupsResponse) Reset() {
 	*x = EffectiveGroupsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2415,7 +2556,7 @@ func (x *EffectiveGroupsResponse) String() string {
 func (*EffectiveGroupsResponse) ProtoMessage() {}
 
 func (x *EffectiveGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2428,7 +2569,7 @@ func (x *EffectiveGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveGroupsResponse.ProtoReflect.Descriptor instead.
 func (*EffectiveGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{30}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EffectiveGroupsResponse) GetGroups() []*EffectiveGroup {
@@ -2453,7 +2594,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +2606,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +2619,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{31}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{32}
 }
 
 // TenantInfo is one tenant a server holds.
@@ -2494,7 +2635,7 @@ type TenantInfo struct {
 
 func (x *TenantInfo) Reset() {
 	*x = TenantInfo{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2647,7 @@ func (x *TenantInfo) String() string {
 func (*TenantInfo) ProtoMessage() {}
 
 func (x *TenantInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2660,7 @@ func (x *TenantInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantInfo.ProtoReflect.Descriptor instead.
 func (*TenantInfo) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{32}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TenantInfo) GetTenantId() string {
@@ -2560,7 +2701,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2713,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2726,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{33}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListTenantsResponse) GetTenants() []*TenantInfo {
@@ -2617,7 +2758,7 @@ type ObjectSummary struct {
 
 func (x *ObjectSummary) Reset() {
 	*x = ObjectSummary{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2770,7 @@ func (x *ObjectSummary) String() string {
 func (*ObjectSummary) ProtoMessage() {}
 
 func (x *ObjectSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2783,7 @@ func (x *ObjectSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectSummary.ProtoReflect.Descriptor instead.
 func (*ObjectSummary) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{34}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ObjectSummary) GetId() string {
@@ -2717,7 +2858,7 @@ type SearchObjectsRequest struct {
 
 func (x *SearchObjectsRequest) Reset() {
 	*x = SearchObjectsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2870,7 @@ func (x *SearchObjectsRequest) String() string {
 func (*SearchObjectsRequest) ProtoMessage() {}
 
 func (x *SearchObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +2883,7 @@ func (x *SearchObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchObjectsRequest.ProtoReflect.Descriptor instead.
 func (*SearchObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{35}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SearchObjectsRequest) GetTenantId() string {
@@ -2794,7 +2935,7 @@ type SearchObjectsResponse struct {
 
 func (x *SearchObjectsResponse) Reset() {
 	*x = SearchObjectsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2806,7 +2947,7 @@ func (x *SearchObjectsResponse) String() string {
 func (*SearchObjectsResponse) ProtoMessage() {}
 
 func (x *SearchObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2819,7 +2960,7 @@ func (x *SearchObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchObjectsResponse.ProtoReflect.Descriptor instead.
 func (*SearchObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{36}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SearchObjectsResponse) GetObjects() []*ObjectSummary {
@@ -2855,7 +2996,7 @@ type LookupObjectsRequest struct {
 
 func (x *LookupObjectsRequest) Reset() {
 	*x = LookupObjectsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2867,7 +3008,7 @@ func (x *LookupObjectsRequest) String() string {
 func (*LookupObjectsRequest) ProtoMessage() {}
 
 func (x *LookupObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2880,7 +3021,7 @@ func (x *LookupObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupObjectsRequest.ProtoReflect.Descriptor instead.
 func (*LookupObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{37}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LookupObjectsRequest) GetTenantId() string {
@@ -2917,7 +3058,7 @@ type LookupObjectsResponse struct {
 
 func (x *LookupObjectsResponse) Reset() {
 	*x = LookupObjectsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3070,7 @@ func (x *LookupObjectsResponse) String() string {
 func (*LookupObjectsResponse) ProtoMessage() {}
 
 func (x *LookupObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3083,7 @@ func (x *LookupObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupObjectsResponse.ProtoReflect.Descriptor instead.
 func (*LookupObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{38}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LookupObjectsResponse) GetObjects() []*ObjectSummary {
@@ -2985,7 +3126,7 @@ type DescribeObjectRequest struct {
 
 func (x *DescribeObjectRequest) Reset() {
 	*x = DescribeObjectRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3138,7 @@ func (x *DescribeObjectRequest) String() string {
 func (*DescribeObjectRequest) ProtoMessage() {}
 
 func (x *DescribeObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3151,7 @@ func (x *DescribeObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeObjectRequest.ProtoReflect.Descriptor instead.
 func (*DescribeObjectRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{39}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DescribeObjectRequest) GetTenantId() string {
@@ -3078,7 +3219,7 @@ type DirectMember struct {
 
 func (x *DirectMember) Reset() {
 	*x = DirectMember{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3090,7 +3231,7 @@ func (x *DirectMember) String() string {
 func (*DirectMember) ProtoMessage() {}
 
 func (x *DirectMember) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3103,7 +3244,7 @@ func (x *DirectMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectMember.ProtoReflect.Descriptor instead.
 func (*DirectMember) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{40}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DirectMember) GetObject() *ObjectSummary {
@@ -3176,7 +3317,7 @@ type GroupDetails struct {
 
 func (x *GroupDetails) Reset() {
 	*x = GroupDetails{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3188,7 +3329,7 @@ func (x *GroupDetails) String() string {
 func (*GroupDetails) ProtoMessage() {}
 
 func (x *GroupDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3201,7 +3342,7 @@ func (x *GroupDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupDetails.ProtoReflect.Descriptor instead.
 func (*GroupDetails) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{41}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GroupDetails) GetKind() GroupKind {
@@ -3314,7 +3455,7 @@ type PrincipalDetails struct {
 
 func (x *PrincipalDetails) Reset() {
 	*x = PrincipalDetails{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3326,7 +3467,7 @@ func (x *PrincipalDetails) String() string {
 func (*PrincipalDetails) ProtoMessage() {}
 
 func (x *PrincipalDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3339,7 +3480,7 @@ func (x *PrincipalDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrincipalDetails.ProtoReflect.Descriptor instead.
 func (*PrincipalDetails) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{42}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PrincipalDetails) GetDirectoryRoles() []string {
@@ -3392,7 +3533,7 @@ type DescribeObjectResponse struct {
 
 func (x *DescribeObjectResponse) Reset() {
 	*x = DescribeObjectResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3404,7 +3545,7 @@ func (x *DescribeObjectResponse) String() string {
 func (*DescribeObjectResponse) ProtoMessage() {}
 
 func (x *DescribeObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3417,7 +3558,7 @@ func (x *DescribeObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeObjectResponse.ProtoReflect.Descriptor instead.
 func (*DescribeObjectResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{43}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DescribeObjectResponse) GetObject() *ObjectSummary {
@@ -3485,7 +3626,7 @@ type ListLabelsRequest struct {
 
 func (x *ListLabelsRequest) Reset() {
 	*x = ListLabelsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3497,7 +3638,7 @@ func (x *ListLabelsRequest) String() string {
 func (*ListLabelsRequest) ProtoMessage() {}
 
 func (x *ListLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3510,7 +3651,7 @@ func (x *ListLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLabelsRequest.ProtoReflect.Descriptor instead.
 func (*ListLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{44}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListLabelsRequest) GetTenantId() string {
@@ -3538,7 +3679,7 @@ type ListLabelsResponse struct {
 
 func (x *ListLabelsResponse) Reset() {
 	*x = ListLabelsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3550,7 +3691,7 @@ func (x *ListLabelsResponse) String() string {
 func (*ListLabelsResponse) ProtoMessage() {}
 
 func (x *ListLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3563,7 +3704,7 @@ func (x *ListLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLabelsResponse.ProtoReflect.Descriptor instead.
 func (*ListLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{45}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListLabelsResponse) GetLabels() []*Label {
@@ -3589,7 +3730,7 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x04rule\x18\x01 \x01(\x0e2\x12.groupgate.v1.RuleR\x04rule\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12*\n" +
 	"\x11enforced_by_entra\x18\x03 \x01(\bR\x0fenforcedByEntra\x12\x12\n" +
-	"\x04path\x18\x04 \x03(\tR\x04path\"\x81\x02\n" +
+	"\x04path\x18\x04 \x03(\tR\x04path\"\xba\x02\n" +
 	"\bDecision\x12/\n" +
 	"\averdict\x18\x01 \x01(\x0e2\x15.groupgate.v1.VerdictR\averdict\x12:\n" +
 	"\rentra_verdict\x18\x02 \x01(\x0e2\x15.groupgate.v1.VerdictR\fentraVerdict\x127\n" +
@@ -3597,7 +3738,24 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"violations\x18\x03 \x03(\v2\x17.groupgate.v1.ViolationR\n" +
 	"violations\x123\n" +
 	"\bwarnings\x18\x04 \x03(\v2\x17.groupgate.v1.ViolationR\bwarnings\x12\x1a\n" +
-	"\brevision\x18\x05 \x01(\x03R\brevision\"\xc2\x01\n" +
+	"\brevision\x18\x05 \x01(\x03R\brevision\x127\n" +
+	"\n" +
+	"privileges\x18\x10 \x03(\v2\x17.groupgate.v1.PrivilegeR\n" +
+	"privileges\"\xcb\x02\n" +
+	"\tPrivilege\x12\x19\n" +
+	"\bactor_id\x18\x01 \x01(\tR\aactorId\x12\x1b\n" +
+	"\tobject_id\x18\x02 \x01(\tR\bobjectId\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12,\n" +
+	"\x12role_definition_id\x18\x04 \x01(\tR\x10roleDefinitionId\x12\x12\n" +
+	"\x04role\x18\x05 \x01(\tR\x04role\x12\x1f\n" +
+	"\vcustom_role\x18\x06 \x01(\bR\n" +
+	"customRole\x12,\n" +
+	"\x12directory_scope_id\x18\a \x01(\tR\x10directoryScopeId\x12 \n" +
+	"\fvia_group_id\x18\b \x01(\tR\n" +
+	"viaGroupId\x12\x14\n" +
+	"\x05owner\x18\t \x01(\bR\x05owner\x12%\n" +
+	"\x0eapp_permission\x18\n" +
+	" \x01(\tR\rappPermission\"\xc2\x01\n" +
 	"\x13CanAddMemberRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
 	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\x12\x19\n" +
@@ -3814,7 +3972,7 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\aVerdict\x12\x17\n" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rVERDICT_ALLOW\x10\x01\x12\x10\n" +
-	"\fVERDICT_DENY\x10\x02*\xdb\a\n" +
+	"\fVERDICT_DENY\x10\x02*\x84\b\n" +
 	"\x04Rule\x12\x14\n" +
 	"\x10RULE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14RULE_SELF_MEMBERSHIP\x10\x01\x12\x17\n" +
@@ -3847,7 +4005,8 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x17RULE_ROLE_GROUP_DYNAMIC\x10(\x12\x19\n" +
 	"\x15RULE_ROLE_GROUP_LIMIT\x10)\x12\"\n" +
 	"\x1eRULE_ROLE_ASSIGNABLE_IMMUTABLE\x10*\x12'\n" +
-	"#RULE_PRIVILEGED_AUTH_ADMIN_REQUIRED\x102*\x91\x01\n" +
+	"#RULE_PRIVILEGED_AUTH_ADMIN_REQUIRED\x102\x12'\n" +
+	"#RULE_RESTRICTED_ADMINISTRATIVE_UNIT\x10<*\x91\x01\n" +
 	"\n" +
 	"UserAction\x12\x1b\n" +
 	"\x17USER_ACTION_UNSPECIFIED\x10\x00\x12\x1e\n" +
@@ -3906,7 +4065,7 @@ func file_groupgate_v1_decision_proto_rawDescGZIP() []byte {
 }
 
 var file_groupgate_v1_decision_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_groupgate_v1_decision_proto_goTypes = []any{
 	(Verdict)(0),                       // 0: groupgate.v1.Verdict
 	(Rule)(0),                          // 1: groupgate.v1.Rule
@@ -3915,58 +4074,59 @@ var file_groupgate_v1_decision_proto_goTypes = []any{
 	(MemberType)(0),                    // 4: groupgate.v1.MemberType
 	(*Violation)(nil),                  // 5: groupgate.v1.Violation
 	(*Decision)(nil),                   // 6: groupgate.v1.Decision
-	(*CanAddMemberRequest)(nil),        // 7: groupgate.v1.CanAddMemberRequest
-	(*CanAddMemberResponse)(nil),       // 8: groupgate.v1.CanAddMemberResponse
-	(*CanApplyLabelRequest)(nil),       // 9: groupgate.v1.CanApplyLabelRequest
-	(*CanApplyLabelResponse)(nil),      // 10: groupgate.v1.CanApplyLabelResponse
-	(*CanChangeLabelRequest)(nil),      // 11: groupgate.v1.CanChangeLabelRequest
-	(*CanChangeLabelResponse)(nil),     // 12: groupgate.v1.CanChangeLabelResponse
-	(*CanCreateRoleGroupRequest)(nil),  // 13: groupgate.v1.CanCreateRoleGroupRequest
-	(*CanCreateRoleGroupResponse)(nil), // 14: groupgate.v1.CanCreateRoleGroupResponse
-	(*CanModifyUserRequest)(nil),       // 15: groupgate.v1.CanModifyUserRequest
-	(*CanModifyUserResponse)(nil),      // 16: groupgate.v1.CanModifyUserResponse
-	(*CheckMembershipRequest)(nil),     // 17: groupgate.v1.CheckMembershipRequest
-	(*CheckMembershipResponse)(nil),    // 18: groupgate.v1.CheckMembershipResponse
-	(*EffectiveMembersRequest)(nil),    // 19: groupgate.v1.EffectiveMembersRequest
-	(*EffectiveMember)(nil),            // 20: groupgate.v1.EffectiveMember
-	(*EffectiveMembersResponse)(nil),   // 21: groupgate.v1.EffectiveMembersResponse
-	(*CheckBatchItem)(nil),             // 22: groupgate.v1.CheckBatchItem
-	(*CheckBatchRequest)(nil),          // 23: groupgate.v1.CheckBatchRequest
-	(*CheckBatchResult)(nil),           // 24: groupgate.v1.CheckBatchResult
-	(*CheckBatchResponse)(nil),         // 25: groupgate.v1.CheckBatchResponse
-	(*PlanStep)(nil),                   // 26: groupgate.v1.PlanStep
-	(*EvaluatePlanRequest)(nil),        // 27: groupgate.v1.EvaluatePlanRequest
-	(*PlanStepResult)(nil),             // 28: groupgate.v1.PlanStepResult
-	(*EvaluatePlanResponse)(nil),       // 29: groupgate.v1.EvaluatePlanResponse
-	(*AuditRequest)(nil),               // 30: groupgate.v1.AuditRequest
-	(*Finding)(nil),                    // 31: groupgate.v1.Finding
-	(*AuditResponse)(nil),              // 32: groupgate.v1.AuditResponse
-	(*EffectiveGroupsRequest)(nil),     // 33: groupgate.v1.EffectiveGroupsRequest
-	(*EffectiveGroup)(nil),             // 34: groupgate.v1.EffectiveGroup
-	(*EffectiveGroupsResponse)(nil),    // 35: groupgate.v1.EffectiveGroupsResponse
-	(*ListTenantsRequest)(nil),         // 36: groupgate.v1.ListTenantsRequest
-	(*TenantInfo)(nil),                 // 37: groupgate.v1.TenantInfo
-	(*ListTenantsResponse)(nil),        // 38: groupgate.v1.ListTenantsResponse
-	(*ObjectSummary)(nil),              // 39: groupgate.v1.ObjectSummary
-	(*SearchObjectsRequest)(nil),       // 40: groupgate.v1.SearchObjectsRequest
-	(*SearchObjectsResponse)(nil),      // 41: groupgate.v1.SearchObjectsResponse
-	(*LookupObjectsRequest)(nil),       // 42: groupgate.v1.LookupObjectsRequest
-	(*LookupObjectsResponse)(nil),      // 43: groupgate.v1.LookupObjectsResponse
-	(*DescribeObjectRequest)(nil),      // 44: groupgate.v1.DescribeObjectRequest
-	(*DirectMember)(nil),               // 45: groupgate.v1.DirectMember
-	(*GroupDetails)(nil),               // 46: groupgate.v1.GroupDetails
-	(*PrincipalDetails)(nil),           // 47: groupgate.v1.PrincipalDetails
-	(*DescribeObjectResponse)(nil),     // 48: groupgate.v1.DescribeObjectResponse
-	(*ListLabelsRequest)(nil),          // 49: groupgate.v1.ListLabelsRequest
-	(*ListLabelsResponse)(nil),         // 50: groupgate.v1.ListLabelsResponse
-	(*Consistency)(nil),                // 51: groupgate.v1.Consistency
-	(*Group)(nil),                      // 52: groupgate.v1.Group
-	(UserType)(0),                      // 53: groupgate.v1.UserType
-	(*status.Status)(nil),              // 54: google.rpc.Status
-	(*Change)(nil),                     // 55: groupgate.v1.Change
-	(GroupKind)(0),                     // 56: groupgate.v1.GroupKind
-	(Membership)(0),                    // 57: groupgate.v1.Membership
-	(*Label)(nil),                      // 58: groupgate.v1.Label
+	(*Privilege)(nil),                  // 7: groupgate.v1.Privilege
+	(*CanAddMemberRequest)(nil),        // 8: groupgate.v1.CanAddMemberRequest
+	(*CanAddMemberResponse)(nil),       // 9: groupgate.v1.CanAddMemberResponse
+	(*CanApplyLabelRequest)(nil),       // 10: groupgate.v1.CanApplyLabelRequest
+	(*CanApplyLabelResponse)(nil),      // 11: groupgate.v1.CanApplyLabelResponse
+	(*CanChangeLabelRequest)(nil),      // 12: groupgate.v1.CanChangeLabelRequest
+	(*CanChangeLabelResponse)(nil),     // 13: groupgate.v1.CanChangeLabelResponse
+	(*CanCreateRoleGroupRequest)(nil),  // 14: groupgate.v1.CanCreateRoleGroupRequest
+	(*CanCreateRoleGroupResponse)(nil), // 15: groupgate.v1.CanCreateRoleGroupResponse
+	(*CanModifyUserRequest)(nil),       // 16: groupgate.v1.CanModifyUserRequest
+	(*CanModifyUserResponse)(nil),      // 17: groupgate.v1.CanModifyUserResponse
+	(*CheckMembershipRequest)(nil),     // 18: groupgate.v1.CheckMembershipRequest
+	(*CheckMembershipResponse)(nil),    // 19: groupgate.v1.CheckMembershipResponse
+	(*EffectiveMembersRequest)(nil),    // 20: groupgate.v1.EffectiveMembersRequest
+	(*EffectiveMember)(nil),            // 21: groupgate.v1.EffectiveMember
+	(*EffectiveMembersResponse)(nil),   // 22: groupgate.v1.EffectiveMembersResponse
+	(*CheckBatchItem)(nil),             // 23: groupgate.v1.CheckBatchItem
+	(*CheckBatchRequest)(nil),          // 24: groupgate.v1.CheckBatchRequest
+	(*CheckBatchResult)(nil),           // 25: groupgate.v1.CheckBatchResult
+	(*CheckBatchResponse)(nil),         // 26: groupgate.v1.CheckBatchResponse
+	(*PlanStep)(nil),                   // 27: groupgate.v1.PlanStep
+	(*EvaluatePlanRequest)(nil),        // 28: groupgate.v1.EvaluatePlanRequest
+	(*PlanStepResult)(nil),             // 29: groupgate.v1.PlanStepResult
+	(*EvaluatePlanResponse)(nil),       // 30: groupgate.v1.EvaluatePlanResponse
+	(*AuditRequest)(nil),               // 31: groupgate.v1.AuditRequest
+	(*Finding)(nil),                    // 32: groupgate.v1.Finding
+	(*AuditResponse)(nil),              // 33: groupgate.v1.AuditResponse
+	(*EffectiveGroupsRequest)(nil),     // 34: groupgate.v1.EffectiveGroupsRequest
+	(*EffectiveGroup)(nil),             // 35: groupgate.v1.EffectiveGroup
+	(*EffectiveGroupsResponse)(nil),    // 36: groupgate.v1.EffectiveGroupsResponse
+	(*ListTenantsRequest)(nil),         // 37: groupgate.v1.ListTenantsRequest
+	(*TenantInfo)(nil),                 // 38: groupgate.v1.TenantInfo
+	(*ListTenantsResponse)(nil),        // 39: groupgate.v1.ListTenantsResponse
+	(*ObjectSummary)(nil),              // 40: groupgate.v1.ObjectSummary
+	(*SearchObjectsRequest)(nil),       // 41: groupgate.v1.SearchObjectsRequest
+	(*SearchObjectsResponse)(nil),      // 42: groupgate.v1.SearchObjectsResponse
+	(*LookupObjectsRequest)(nil),       // 43: groupgate.v1.LookupObjectsRequest
+	(*LookupObjectsResponse)(nil),      // 44: groupgate.v1.LookupObjectsResponse
+	(*DescribeObjectRequest)(nil),      // 45: groupgate.v1.DescribeObjectRequest
+	(*DirectMember)(nil),               // 46: groupgate.v1.DirectMember
+	(*GroupDetails)(nil),               // 47: groupgate.v1.GroupDetails
+	(*PrincipalDetails)(nil),           // 48: groupgate.v1.PrincipalDetails
+	(*DescribeObjectResponse)(nil),     // 49: groupgate.v1.DescribeObjectResponse
+	(*ListLabelsRequest)(nil),          // 50: groupgate.v1.ListLabelsRequest
+	(*ListLabelsResponse)(nil),         // 51: groupgate.v1.ListLabelsResponse
+	(*Consistency)(nil),                // 52: groupgate.v1.Consistency
+	(*Group)(nil),                      // 53: groupgate.v1.Group
+	(UserType)(0),                      // 54: groupgate.v1.UserType
+	(*status.Status)(nil),              // 55: google.rpc.Status
+	(*Change)(nil),                     // 56: groupgate.v1.Change
+	(GroupKind)(0),                     // 57: groupgate.v1.GroupKind
+	(Membership)(0),                    // 58: groupgate.v1.Membership
+	(*Label)(nil),                      // 59: groupgate.v1.Label
 }
 var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	1,  // 0: groupgate.v1.Violation.rule:type_name -> groupgate.v1.Rule
@@ -3974,107 +4134,108 @@ var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	0,  // 2: groupgate.v1.Decision.entra_verdict:type_name -> groupgate.v1.Verdict
 	5,  // 3: groupgate.v1.Decision.violations:type_name -> groupgate.v1.Violation
 	5,  // 4: groupgate.v1.Decision.warnings:type_name -> groupgate.v1.Violation
-	51, // 5: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
-	6,  // 6: groupgate.v1.CanAddMemberResponse.decision:type_name -> groupgate.v1.Decision
-	51, // 7: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
-	6,  // 8: groupgate.v1.CanApplyLabelResponse.decision:type_name -> groupgate.v1.Decision
-	51, // 9: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
-	6,  // 10: groupgate.v1.CanChangeLabelResponse.decision:type_name -> groupgate.v1.Decision
-	51, // 11: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
-	52, // 12: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
-	6,  // 13: groupgate.v1.CanCreateRoleGroupResponse.decision:type_name -> groupgate.v1.Decision
-	51, // 14: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
-	2,  // 15: groupgate.v1.CanModifyUserRequest.action:type_name -> groupgate.v1.UserAction
-	6,  // 16: groupgate.v1.CanModifyUserResponse.decision:type_name -> groupgate.v1.Decision
-	51, // 17: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
-	51, // 18: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
-	4,  // 19: groupgate.v1.EffectiveMembersRequest.types:type_name -> groupgate.v1.MemberType
-	3,  // 20: groupgate.v1.EffectiveMember.kind:type_name -> groupgate.v1.ObjectKind
-	53, // 21: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
-	20, // 22: groupgate.v1.EffectiveMembersResponse.members:type_name -> groupgate.v1.EffectiveMember
-	7,  // 23: groupgate.v1.CheckBatchItem.can_add_member:type_name -> groupgate.v1.CanAddMemberRequest
-	9,  // 24: groupgate.v1.CheckBatchItem.can_apply_label:type_name -> groupgate.v1.CanApplyLabelRequest
-	11, // 25: groupgate.v1.CheckBatchItem.can_change_label:type_name -> groupgate.v1.CanChangeLabelRequest
-	13, // 26: groupgate.v1.CheckBatchItem.can_create_role_group:type_name -> groupgate.v1.CanCreateRoleGroupRequest
-	15, // 27: groupgate.v1.CheckBatchItem.can_modify_user:type_name -> groupgate.v1.CanModifyUserRequest
-	51, // 28: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
-	22, // 29: groupgate.v1.CheckBatchRequest.checks:type_name -> groupgate.v1.CheckBatchItem
-	6,  // 30: groupgate.v1.CheckBatchResult.decision:type_name -> groupgate.v1.Decision
-	54, // 31: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
-	24, // 32: groupgate.v1.CheckBatchResponse.results:type_name -> groupgate.v1.CheckBatchResult
-	55, // 33: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
-	51, // 34: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
-	26, // 35: groupgate.v1.EvaluatePlanRequest.steps:type_name -> groupgate.v1.PlanStep
-	6,  // 36: groupgate.v1.PlanStepResult.decision:type_name -> groupgate.v1.Decision
-	54, // 37: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
-	28, // 38: groupgate.v1.EvaluatePlanResponse.results:type_name -> groupgate.v1.PlanStepResult
-	51, // 39: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
-	1,  // 40: groupgate.v1.AuditRequest.rules:type_name -> groupgate.v1.Rule
-	1,  // 41: groupgate.v1.Finding.rule:type_name -> groupgate.v1.Rule
-	31, // 42: groupgate.v1.AuditResponse.findings:type_name -> groupgate.v1.Finding
-	51, // 43: groupgate.v1.EffectiveGroupsRequest.consistency:type_name -> groupgate.v1.Consistency
-	34, // 44: groupgate.v1.EffectiveGroupsResponse.groups:type_name -> groupgate.v1.EffectiveGroup
-	37, // 45: groupgate.v1.ListTenantsResponse.tenants:type_name -> groupgate.v1.TenantInfo
-	3,  // 46: groupgate.v1.ObjectSummary.kind:type_name -> groupgate.v1.ObjectKind
-	53, // 47: groupgate.v1.ObjectSummary.user_type:type_name -> groupgate.v1.UserType
-	56, // 48: groupgate.v1.ObjectSummary.group_kind:type_name -> groupgate.v1.GroupKind
-	57, // 49: groupgate.v1.ObjectSummary.membership:type_name -> groupgate.v1.Membership
-	51, // 50: groupgate.v1.SearchObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
-	3,  // 51: groupgate.v1.SearchObjectsRequest.kinds:type_name -> groupgate.v1.ObjectKind
-	39, // 52: groupgate.v1.SearchObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
-	51, // 53: groupgate.v1.LookupObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
-	39, // 54: groupgate.v1.LookupObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
-	51, // 55: groupgate.v1.DescribeObjectRequest.consistency:type_name -> groupgate.v1.Consistency
-	39, // 56: groupgate.v1.DirectMember.object:type_name -> groupgate.v1.ObjectSummary
-	31, // 57: groupgate.v1.DirectMember.findings:type_name -> groupgate.v1.Finding
-	56, // 58: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
-	57, // 59: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
-	58, // 60: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
-	39, // 61: groupgate.v1.GroupDetails.owners:type_name -> groupgate.v1.ObjectSummary
-	45, // 62: groupgate.v1.GroupDetails.members:type_name -> groupgate.v1.DirectMember
-	58, // 63: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
-	39, // 64: groupgate.v1.DescribeObjectResponse.object:type_name -> groupgate.v1.ObjectSummary
-	46, // 65: groupgate.v1.DescribeObjectResponse.group:type_name -> groupgate.v1.GroupDetails
-	47, // 66: groupgate.v1.DescribeObjectResponse.principal:type_name -> groupgate.v1.PrincipalDetails
-	51, // 67: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
-	58, // 68: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
-	7,  // 69: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
-	9,  // 70: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
-	11, // 71: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
-	13, // 72: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
-	15, // 73: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
-	17, // 74: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
-	19, // 75: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
-	23, // 76: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
-	27, // 77: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
-	30, // 78: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
-	33, // 79: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
-	36, // 80: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
-	40, // 81: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
-	42, // 82: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
-	44, // 83: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
-	49, // 84: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
-	8,  // 85: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
-	10, // 86: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
-	12, // 87: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
-	14, // 88: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
-	16, // 89: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
-	18, // 90: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
-	21, // 91: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
-	25, // 92: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
-	29, // 93: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
-	32, // 94: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
-	35, // 95: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
-	38, // 96: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
-	41, // 97: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
-	43, // 98: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
-	48, // 99: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
-	50, // 100: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
-	85, // [85:101] is the sub-list for method output_type
-	69, // [69:85] is the sub-list for method input_type
-	69, // [69:69] is the sub-list for extension type_name
-	69, // [69:69] is the sub-list for extension extendee
-	0,  // [0:69] is the sub-list for field type_name
+	7,  // 5: groupgate.v1.Decision.privileges:type_name -> groupgate.v1.Privilege
+	52, // 6: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
+	6,  // 7: groupgate.v1.CanAddMemberResponse.decision:type_name -> groupgate.v1.Decision
+	52, // 8: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	6,  // 9: groupgate.v1.CanApplyLabelResponse.decision:type_name -> groupgate.v1.Decision
+	52, // 10: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	6,  // 11: groupgate.v1.CanChangeLabelResponse.decision:type_name -> groupgate.v1.Decision
+	52, // 12: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
+	53, // 13: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
+	6,  // 14: groupgate.v1.CanCreateRoleGroupResponse.decision:type_name -> groupgate.v1.Decision
+	52, // 15: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
+	2,  // 16: groupgate.v1.CanModifyUserRequest.action:type_name -> groupgate.v1.UserAction
+	6,  // 17: groupgate.v1.CanModifyUserResponse.decision:type_name -> groupgate.v1.Decision
+	52, // 18: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
+	52, // 19: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
+	4,  // 20: groupgate.v1.EffectiveMembersRequest.types:type_name -> groupgate.v1.MemberType
+	3,  // 21: groupgate.v1.EffectiveMember.kind:type_name -> groupgate.v1.ObjectKind
+	54, // 22: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
+	21, // 23: groupgate.v1.EffectiveMembersResponse.members:type_name -> groupgate.v1.EffectiveMember
+	8,  // 24: groupgate.v1.CheckBatchItem.can_add_member:type_name -> groupgate.v1.CanAddMemberRequest
+	10, // 25: groupgate.v1.CheckBatchItem.can_apply_label:type_name -> groupgate.v1.CanApplyLabelRequest
+	12, // 26: groupgate.v1.CheckBatchItem.can_change_label:type_name -> groupgate.v1.CanChangeLabelRequest
+	14, // 27: groupgate.v1.CheckBatchItem.can_create_role_group:type_name -> groupgate.v1.CanCreateRoleGroupRequest
+	16, // 28: groupgate.v1.CheckBatchItem.can_modify_user:type_name -> groupgate.v1.CanModifyUserRequest
+	52, // 29: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
+	23, // 30: groupgate.v1.CheckBatchRequest.checks:type_name -> groupgate.v1.CheckBatchItem
+	6,  // 31: groupgate.v1.CheckBatchResult.decision:type_name -> groupgate.v1.Decision
+	55, // 32: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
+	25, // 33: groupgate.v1.CheckBatchResponse.results:type_name -> groupgate.v1.CheckBatchResult
+	56, // 34: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
+	52, // 35: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
+	27, // 36: groupgate.v1.EvaluatePlanRequest.steps:type_name -> groupgate.v1.PlanStep
+	6,  // 37: groupgate.v1.PlanStepResult.decision:type_name -> groupgate.v1.Decision
+	55, // 38: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
+	29, // 39: groupgate.v1.EvaluatePlanResponse.results:type_name -> groupgate.v1.PlanStepResult
+	52, // 40: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
+	1,  // 41: groupgate.v1.AuditRequest.rules:type_name -> groupgate.v1.Rule
+	1,  // 42: groupgate.v1.Finding.rule:type_name -> groupgate.v1.Rule
+	32, // 43: groupgate.v1.AuditResponse.findings:type_name -> groupgate.v1.Finding
+	52, // 44: groupgate.v1.EffectiveGroupsRequest.consistency:type_name -> groupgate.v1.Consistency
+	35, // 45: groupgate.v1.EffectiveGroupsResponse.groups:type_name -> groupgate.v1.EffectiveGroup
+	38, // 46: groupgate.v1.ListTenantsResponse.tenants:type_name -> groupgate.v1.TenantInfo
+	3,  // 47: groupgate.v1.ObjectSummary.kind:type_name -> groupgate.v1.ObjectKind
+	54, // 48: groupgate.v1.ObjectSummary.user_type:type_name -> groupgate.v1.UserType
+	57, // 49: groupgate.v1.ObjectSummary.group_kind:type_name -> groupgate.v1.GroupKind
+	58, // 50: groupgate.v1.ObjectSummary.membership:type_name -> groupgate.v1.Membership
+	52, // 51: groupgate.v1.SearchObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
+	3,  // 52: groupgate.v1.SearchObjectsRequest.kinds:type_name -> groupgate.v1.ObjectKind
+	40, // 53: groupgate.v1.SearchObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
+	52, // 54: groupgate.v1.LookupObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
+	40, // 55: groupgate.v1.LookupObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
+	52, // 56: groupgate.v1.DescribeObjectRequest.consistency:type_name -> groupgate.v1.Consistency
+	40, // 57: groupgate.v1.DirectMember.object:type_name -> groupgate.v1.ObjectSummary
+	32, // 58: groupgate.v1.DirectMember.findings:type_name -> groupgate.v1.Finding
+	57, // 59: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
+	58, // 60: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
+	59, // 61: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
+	40, // 62: groupgate.v1.GroupDetails.owners:type_name -> groupgate.v1.ObjectSummary
+	46, // 63: groupgate.v1.GroupDetails.members:type_name -> groupgate.v1.DirectMember
+	59, // 64: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
+	40, // 65: groupgate.v1.DescribeObjectResponse.object:type_name -> groupgate.v1.ObjectSummary
+	47, // 66: groupgate.v1.DescribeObjectResponse.group:type_name -> groupgate.v1.GroupDetails
+	48, // 67: groupgate.v1.DescribeObjectResponse.principal:type_name -> groupgate.v1.PrincipalDetails
+	52, // 68: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
+	59, // 69: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
+	8,  // 70: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
+	10, // 71: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
+	12, // 72: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
+	14, // 73: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
+	16, // 74: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
+	18, // 75: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
+	20, // 76: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
+	24, // 77: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
+	28, // 78: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
+	31, // 79: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
+	34, // 80: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
+	37, // 81: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
+	41, // 82: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
+	43, // 83: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
+	45, // 84: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
+	50, // 85: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
+	9,  // 86: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
+	11, // 87: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
+	13, // 88: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
+	15, // 89: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
+	17, // 90: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
+	19, // 91: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
+	22, // 92: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
+	26, // 93: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
+	30, // 94: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
+	33, // 95: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
+	36, // 96: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
+	39, // 97: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
+	42, // 98: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
+	44, // 99: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
+	49, // 100: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
+	51, // 101: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
+	86, // [86:102] is the sub-list for method output_type
+	70, // [70:86] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_groupgate_v1_decision_proto_init() }
@@ -4083,18 +4244,18 @@ func file_groupgate_v1_decision_proto_init() {
 		return
 	}
 	file_groupgate_v1_model_proto_init()
-	file_groupgate_v1_decision_proto_msgTypes[17].OneofWrappers = []any{
+	file_groupgate_v1_decision_proto_msgTypes[18].OneofWrappers = []any{
 		(*CheckBatchItem_CanAddMember)(nil),
 		(*CheckBatchItem_CanApplyLabel)(nil),
 		(*CheckBatchItem_CanChangeLabel)(nil),
 		(*CheckBatchItem_CanCreateRoleGroup)(nil),
 		(*CheckBatchItem_CanModifyUser)(nil),
 	}
-	file_groupgate_v1_decision_proto_msgTypes[19].OneofWrappers = []any{
+	file_groupgate_v1_decision_proto_msgTypes[20].OneofWrappers = []any{
 		(*CheckBatchResult_Decision)(nil),
 		(*CheckBatchResult_Error)(nil),
 	}
-	file_groupgate_v1_decision_proto_msgTypes[43].OneofWrappers = []any{
+	file_groupgate_v1_decision_proto_msgTypes[44].OneofWrappers = []any{
 		(*DescribeObjectResponse_Group)(nil),
 		(*DescribeObjectResponse_Principal)(nil),
 	}
@@ -4104,7 +4265,7 @@ func file_groupgate_v1_decision_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groupgate_v1_decision_proto_rawDesc), len(file_groupgate_v1_decision_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   46,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

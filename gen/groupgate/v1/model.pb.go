@@ -633,8 +633,15 @@ type Snapshot struct {
 	Users             []*User                `protobuf:"bytes,4,rep,name=users,proto3" json:"users,omitempty"`
 	ServicePrincipals []*ServicePrincipal    `protobuf:"bytes,5,rep,name=service_principals,json=servicePrincipals,proto3" json:"service_principals,omitempty"`
 	Groups            []*Group               `protobuf:"bytes,6,rep,name=groups,proto3" json:"groups,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Role definitions (SPEC §18): custom roles, and built-in ones when a sync carries them. A built-in role
+	// that a snapshot does not carry comes from groupgate's table of Entra's permissions reference.
+	RoleDefinitions []*RoleDefinition `protobuf:"bytes,7,rep,name=role_definitions,json=roleDefinitions,proto3" json:"role_definitions,omitempty"`
+	// Active role assignments, at any scope. directory_roles lists stay valid as shorthand for tenant-wide
+	// assignments of built-in roles by display name.
+	RoleAssignments     []*RoleAssignment     `protobuf:"bytes,8,rep,name=role_assignments,json=roleAssignments,proto3" json:"role_assignments,omitempty"`
+	AdministrativeUnits []*AdministrativeUnit `protobuf:"bytes,9,rep,name=administrative_units,json=administrativeUnits,proto3" json:"administrative_units,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
@@ -709,6 +716,237 @@ func (x *Snapshot) GetGroups() []*Group {
 	return nil
 }
 
+func (x *Snapshot) GetRoleDefinitions() []*RoleDefinition {
+	if x != nil {
+		return x.RoleDefinitions
+	}
+	return nil
+}
+
+func (x *Snapshot) GetRoleAssignments() []*RoleAssignment {
+	if x != nil {
+		return x.RoleAssignments
+	}
+	return nil
+}
+
+func (x *Snapshot) GetAdministrativeUnits() []*AdministrativeUnit {
+	if x != nil {
+		return x.AdministrativeUnits
+	}
+	return nil
+}
+
+// RoleDefinition is an Entra role: built in, or custom (built from resource actions such as
+// "microsoft.directory/groups.security/members/update"). Graph: unifiedRoleDefinition.
+type RoleDefinition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The definition's id (for built-in roles, the role template id).
+	Id          string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	IsBuiltIn   bool   `protobuf:"varint,3,opt,name=is_built_in,json=isBuiltIn,proto3" json:"is_built_in,omitempty"`
+	// rolePermissions.allowedResourceActions, e.g. "microsoft.directory/groups/members/update".
+	AllowedResourceActions []string `protobuf:"bytes,4,rep,name=allowed_resource_actions,json=allowedResourceActions,proto3" json:"allowed_resource_actions,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *RoleDefinition) Reset() {
+	*x = RoleDefinition{}
+	mi := &file_groupgate_v1_model_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleDefinition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleDefinition) ProtoMessage() {}
+
+func (x *RoleDefinition) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_model_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleDefinition.ProtoReflect.Descriptor instead.
+func (*RoleDefinition) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RoleDefinition) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RoleDefinition) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *RoleDefinition) GetIsBuiltIn() bool {
+	if x != nil {
+		return x.IsBuiltIn
+	}
+	return false
+}
+
+func (x *RoleDefinition) GetAllowedResourceActions() []string {
+	if x != nil {
+		return x.AllowedResourceActions
+	}
+	return nil
+}
+
+// RoleAssignment grants a role to a principal over a scope. Active assignments only. Graph:
+// unifiedRoleAssignment. The three fields identify it.
+type RoleAssignment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A user, a service principal or a role-assignable group (whose direct members then hold the role).
+	PrincipalId string `protobuf:"bytes,1,opt,name=principal_id,json=principalId,proto3" json:"principal_id,omitempty"`
+	// A role definition of the snapshot, or a built-in role's template id.
+	RoleDefinitionId string `protobuf:"bytes,2,opt,name=role_definition_id,json=roleDefinitionId,proto3" json:"role_definition_id,omitempty"`
+	// "/" (the tenant), "/administrativeUnits/{id}" or "/{objectId}" (that object only, never its members).
+	DirectoryScopeId string `protobuf:"bytes,3,opt,name=directory_scope_id,json=directoryScopeId,proto3" json:"directory_scope_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RoleAssignment) Reset() {
+	*x = RoleAssignment{}
+	mi := &file_groupgate_v1_model_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleAssignment) ProtoMessage() {}
+
+func (x *RoleAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_model_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleAssignment.ProtoReflect.Descriptor instead.
+func (*RoleAssignment) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RoleAssignment) GetPrincipalId() string {
+	if x != nil {
+		return x.PrincipalId
+	}
+	return ""
+}
+
+func (x *RoleAssignment) GetRoleDefinitionId() string {
+	if x != nil {
+		return x.RoleDefinitionId
+	}
+	return ""
+}
+
+func (x *RoleAssignment) GetDirectoryScopeId() string {
+	if x != nil {
+		return x.DirectoryScopeId
+	}
+	return ""
+}
+
+// AdministrativeUnit is a container of users and groups that scoped role assignments manage. Graph:
+// administrativeUnit.
+type AdministrativeUnit struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	DisplayName string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// A restricted management administrative unit: its members can be changed only through roles assigned at
+	// the scope of a restricted unit that contains them. Set at creation, never changed.
+	IsMemberManagementRestricted bool `protobuf:"varint,3,opt,name=is_member_management_restricted,json=isMemberManagementRestricted,proto3" json:"is_member_management_restricted,omitempty"`
+	// Ids of the direct members: users and groups.
+	Members       []string `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdministrativeUnit) Reset() {
+	*x = AdministrativeUnit{}
+	mi := &file_groupgate_v1_model_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdministrativeUnit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdministrativeUnit) ProtoMessage() {}
+
+func (x *AdministrativeUnit) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_model_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdministrativeUnit.ProtoReflect.Descriptor instead.
+func (*AdministrativeUnit) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AdministrativeUnit) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AdministrativeUnit) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *AdministrativeUnit) GetIsMemberManagementRestricted() bool {
+	if x != nil {
+		return x.IsMemberManagementRestricted
+	}
+	return false
+}
+
+func (x *AdministrativeUnit) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 // MemberChange adds or removes one direct member of a group.
 type MemberChange struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -720,7 +958,7 @@ type MemberChange struct {
 
 func (x *MemberChange) Reset() {
 	*x = MemberChange{}
-	mi := &file_groupgate_v1_model_proto_msgTypes[6]
+	mi := &file_groupgate_v1_model_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +970,7 @@ func (x *MemberChange) String() string {
 func (*MemberChange) ProtoMessage() {}
 
 func (x *MemberChange) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_model_proto_msgTypes[6]
+	mi := &file_groupgate_v1_model_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +983,7 @@ func (x *MemberChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberChange.ProtoReflect.Descriptor instead.
 func (*MemberChange) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{6}
+	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MemberChange) GetGroupId() string {
@@ -773,7 +1011,7 @@ type OwnerChange struct {
 
 func (x *OwnerChange) Reset() {
 	*x = OwnerChange{}
-	mi := &file_groupgate_v1_model_proto_msgTypes[7]
+	mi := &file_groupgate_v1_model_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +1023,7 @@ func (x *OwnerChange) String() string {
 func (*OwnerChange) ProtoMessage() {}
 
 func (x *OwnerChange) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_model_proto_msgTypes[7]
+	mi := &file_groupgate_v1_model_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +1036,7 @@ func (x *OwnerChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OwnerChange.ProtoReflect.Descriptor instead.
 func (*OwnerChange) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{7}
+	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OwnerChange) GetGroupId() string {
@@ -825,7 +1063,7 @@ type DeleteObject struct {
 
 func (x *DeleteObject) Reset() {
 	*x = DeleteObject{}
-	mi := &file_groupgate_v1_model_proto_msgTypes[8]
+	mi := &file_groupgate_v1_model_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1075,7 @@ func (x *DeleteObject) String() string {
 func (*DeleteObject) ProtoMessage() {}
 
 func (x *DeleteObject) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_model_proto_msgTypes[8]
+	mi := &file_groupgate_v1_model_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1088,7 @@ func (x *DeleteObject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteObject.ProtoReflect.Descriptor instead.
 func (*DeleteObject) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{8}
+	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteObject) GetId() string {
@@ -875,6 +1113,10 @@ type Change struct {
 	//	*Change_RemoveMember
 	//	*Change_AddOwner
 	//	*Change_RemoveOwner
+	//	*Change_UpsertRoleDefinition
+	//	*Change_UpsertAdministrativeUnit
+	//	*Change_AddRoleAssignment
+	//	*Change_RemoveRoleAssignment
 	Change        isChange_Change `protobuf_oneof:"change"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -882,7 +1124,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_groupgate_v1_model_proto_msgTypes[9]
+	mi := &file_groupgate_v1_model_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1136,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_model_proto_msgTypes[9]
+	mi := &file_groupgate_v1_model_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1149,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{9}
+	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Change) GetChange() isChange_Change {
@@ -1007,6 +1249,42 @@ func (x *Change) GetRemoveOwner() *OwnerChange {
 	return nil
 }
 
+func (x *Change) GetUpsertRoleDefinition() *RoleDefinition {
+	if x != nil {
+		if x, ok := x.Change.(*Change_UpsertRoleDefinition); ok {
+			return x.UpsertRoleDefinition
+		}
+	}
+	return nil
+}
+
+func (x *Change) GetUpsertAdministrativeUnit() *AdministrativeUnit {
+	if x != nil {
+		if x, ok := x.Change.(*Change_UpsertAdministrativeUnit); ok {
+			return x.UpsertAdministrativeUnit
+		}
+	}
+	return nil
+}
+
+func (x *Change) GetAddRoleAssignment() *RoleAssignment {
+	if x != nil {
+		if x, ok := x.Change.(*Change_AddRoleAssignment); ok {
+			return x.AddRoleAssignment
+		}
+	}
+	return nil
+}
+
+func (x *Change) GetRemoveRoleAssignment() *RoleAssignment {
+	if x != nil {
+		if x, ok := x.Change.(*Change_RemoveRoleAssignment); ok {
+			return x.RemoveRoleAssignment
+		}
+	}
+	return nil
+}
+
 type isChange_Change interface {
 	isChange_Change()
 }
@@ -1052,6 +1330,27 @@ type Change_RemoveOwner struct {
 	RemoveOwner *OwnerChange `protobuf:"bytes,10,opt,name=remove_owner,json=removeOwner,proto3,oneof"`
 }
 
+type Change_UpsertRoleDefinition struct {
+	// Creates or replaces a role definition (delete_object removes it, with its assignments).
+	UpsertRoleDefinition *RoleDefinition `protobuf:"bytes,11,opt,name=upsert_role_definition,json=upsertRoleDefinition,proto3,oneof"`
+}
+
+type Change_UpsertAdministrativeUnit struct {
+	// Creates or replaces an administrative unit; its members replace the old list (delete_object removes it,
+	// with the assignments scoped to it).
+	UpsertAdministrativeUnit *AdministrativeUnit `protobuf:"bytes,12,opt,name=upsert_administrative_unit,json=upsertAdministrativeUnit,proto3,oneof"`
+}
+
+type Change_AddRoleAssignment struct {
+	// Adds a role assignment; adding one that exists is a no-op.
+	AddRoleAssignment *RoleAssignment `protobuf:"bytes,13,opt,name=add_role_assignment,json=addRoleAssignment,proto3,oneof"`
+}
+
+type Change_RemoveRoleAssignment struct {
+	// Removes a role assignment; removing an absent one is a no-op.
+	RemoveRoleAssignment *RoleAssignment `protobuf:"bytes,14,opt,name=remove_role_assignment,json=removeRoleAssignment,proto3,oneof"`
+}
+
 func (*Change_UpsertUser) isChange_Change() {}
 
 func (*Change_UpsertGroup) isChange_Change() {}
@@ -1072,6 +1371,14 @@ func (*Change_AddOwner) isChange_Change() {}
 
 func (*Change_RemoveOwner) isChange_Change() {}
 
+func (*Change_UpsertRoleDefinition) isChange_Change() {}
+
+func (*Change_UpsertAdministrativeUnit) isChange_Change() {}
+
+func (*Change_AddRoleAssignment) isChange_Change() {}
+
+func (*Change_RemoveRoleAssignment) isChange_Change() {}
+
 // Consistency says how fresh the directory a request is answered from must be.
 type Consistency struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1083,7 +1390,7 @@ type Consistency struct {
 
 func (x *Consistency) Reset() {
 	*x = Consistency{}
-	mi := &file_groupgate_v1_model_proto_msgTypes[10]
+	mi := &file_groupgate_v1_model_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1402,7 @@ func (x *Consistency) String() string {
 func (*Consistency) ProtoMessage() {}
 
 func (x *Consistency) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_model_proto_msgTypes[10]
+	mi := &file_groupgate_v1_model_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1415,7 @@ func (x *Consistency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consistency.ProtoReflect.Descriptor instead.
 func (*Consistency) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{10}
+	return file_groupgate_v1_model_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Consistency) GetMinRevision() int64 {
@@ -1161,14 +1468,31 @@ const file_groupgate_v1_model_proto_rawDesc = "" +
 	"\x06owners\x18\b \x03(\tR\x06owners\x12\x18\n" +
 	"\amembers\x18\t \x03(\tR\amembers\x12'\n" +
 	"\x0fdirectory_roles\x18\n" +
-	" \x03(\tR\x0edirectoryRoles\"\xb4\x02\n" +
+	" \x03(\tR\x0edirectoryRoles\"\x9b\x04\n" +
 	"\bSnapshot\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x128\n" +
 	"\bsettings\x18\x02 \x01(\v2\x1c.groupgate.v1.TenantSettingsR\bsettings\x12+\n" +
 	"\x06labels\x18\x03 \x03(\v2\x13.groupgate.v1.LabelR\x06labels\x12(\n" +
 	"\x05users\x18\x04 \x03(\v2\x12.groupgate.v1.UserR\x05users\x12M\n" +
 	"\x12service_principals\x18\x05 \x03(\v2\x1e.groupgate.v1.ServicePrincipalR\x11servicePrincipals\x12+\n" +
-	"\x06groups\x18\x06 \x03(\v2\x13.groupgate.v1.GroupR\x06groups\"F\n" +
+	"\x06groups\x18\x06 \x03(\v2\x13.groupgate.v1.GroupR\x06groups\x12G\n" +
+	"\x10role_definitions\x18\a \x03(\v2\x1c.groupgate.v1.RoleDefinitionR\x0froleDefinitions\x12G\n" +
+	"\x10role_assignments\x18\b \x03(\v2\x1c.groupgate.v1.RoleAssignmentR\x0froleAssignments\x12S\n" +
+	"\x14administrative_units\x18\t \x03(\v2 .groupgate.v1.AdministrativeUnitR\x13administrativeUnits\"\x9d\x01\n" +
+	"\x0eRoleDefinition\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x1e\n" +
+	"\vis_built_in\x18\x03 \x01(\bR\tisBuiltIn\x128\n" +
+	"\x18allowed_resource_actions\x18\x04 \x03(\tR\x16allowedResourceActions\"\x8f\x01\n" +
+	"\x0eRoleAssignment\x12!\n" +
+	"\fprincipal_id\x18\x01 \x01(\tR\vprincipalId\x12,\n" +
+	"\x12role_definition_id\x18\x02 \x01(\tR\x10roleDefinitionId\x12,\n" +
+	"\x12directory_scope_id\x18\x03 \x01(\tR\x10directoryScopeId\"\xa8\x01\n" +
+	"\x12AdministrativeUnit\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12E\n" +
+	"\x1fis_member_management_restricted\x18\x03 \x01(\bR\x1cisMemberManagementRestricted\x12\x18\n" +
+	"\amembers\x18\x04 \x03(\tR\amembers\"F\n" +
 	"\fMemberChange\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\"C\n" +
@@ -1176,7 +1500,7 @@ const file_groupgate_v1_model_proto_rawDesc = "" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\tR\aownerId\"\x1e\n" +
 	"\fDeleteObject\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x9f\x05\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xfd\a\n" +
 	"\x06Change\x125\n" +
 	"\vupsert_user\x18\x01 \x01(\v2\x12.groupgate.v1.UserH\x00R\n" +
 	"upsertUser\x128\n" +
@@ -1190,7 +1514,11 @@ const file_groupgate_v1_model_proto_rawDesc = "" +
 	"\rremove_member\x18\b \x01(\v2\x1a.groupgate.v1.MemberChangeH\x00R\fremoveMember\x128\n" +
 	"\tadd_owner\x18\t \x01(\v2\x19.groupgate.v1.OwnerChangeH\x00R\baddOwner\x12>\n" +
 	"\fremove_owner\x18\n" +
-	" \x01(\v2\x19.groupgate.v1.OwnerChangeH\x00R\vremoveOwnerB\b\n" +
+	" \x01(\v2\x19.groupgate.v1.OwnerChangeH\x00R\vremoveOwner\x12T\n" +
+	"\x16upsert_role_definition\x18\v \x01(\v2\x1c.groupgate.v1.RoleDefinitionH\x00R\x14upsertRoleDefinition\x12`\n" +
+	"\x1aupsert_administrative_unit\x18\f \x01(\v2 .groupgate.v1.AdministrativeUnitH\x00R\x18upsertAdministrativeUnit\x12N\n" +
+	"\x13add_role_assignment\x18\r \x01(\v2\x1c.groupgate.v1.RoleAssignmentH\x00R\x11addRoleAssignment\x12T\n" +
+	"\x16remove_role_assignment\x18\x0e \x01(\v2\x1c.groupgate.v1.RoleAssignmentH\x00R\x14removeRoleAssignmentB\b\n" +
 	"\x06change\"0\n" +
 	"\vConsistency\x12!\n" +
 	"\fmin_revision\x18\x01 \x01(\x03R\vminRevision*P\n" +
@@ -1223,22 +1551,25 @@ func file_groupgate_v1_model_proto_rawDescGZIP() []byte {
 }
 
 var file_groupgate_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_groupgate_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_groupgate_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_groupgate_v1_model_proto_goTypes = []any{
-	(UserType)(0),            // 0: groupgate.v1.UserType
-	(GroupKind)(0),           // 1: groupgate.v1.GroupKind
-	(Membership)(0),          // 2: groupgate.v1.Membership
-	(*TenantSettings)(nil),   // 3: groupgate.v1.TenantSettings
-	(*Label)(nil),            // 4: groupgate.v1.Label
-	(*User)(nil),             // 5: groupgate.v1.User
-	(*ServicePrincipal)(nil), // 6: groupgate.v1.ServicePrincipal
-	(*Group)(nil),            // 7: groupgate.v1.Group
-	(*Snapshot)(nil),         // 8: groupgate.v1.Snapshot
-	(*MemberChange)(nil),     // 9: groupgate.v1.MemberChange
-	(*OwnerChange)(nil),      // 10: groupgate.v1.OwnerChange
-	(*DeleteObject)(nil),     // 11: groupgate.v1.DeleteObject
-	(*Change)(nil),           // 12: groupgate.v1.Change
-	(*Consistency)(nil),      // 13: groupgate.v1.Consistency
+	(UserType)(0),              // 0: groupgate.v1.UserType
+	(GroupKind)(0),             // 1: groupgate.v1.GroupKind
+	(Membership)(0),            // 2: groupgate.v1.Membership
+	(*TenantSettings)(nil),     // 3: groupgate.v1.TenantSettings
+	(*Label)(nil),              // 4: groupgate.v1.Label
+	(*User)(nil),               // 5: groupgate.v1.User
+	(*ServicePrincipal)(nil),   // 6: groupgate.v1.ServicePrincipal
+	(*Group)(nil),              // 7: groupgate.v1.Group
+	(*Snapshot)(nil),           // 8: groupgate.v1.Snapshot
+	(*RoleDefinition)(nil),     // 9: groupgate.v1.RoleDefinition
+	(*RoleAssignment)(nil),     // 10: groupgate.v1.RoleAssignment
+	(*AdministrativeUnit)(nil), // 11: groupgate.v1.AdministrativeUnit
+	(*MemberChange)(nil),       // 12: groupgate.v1.MemberChange
+	(*OwnerChange)(nil),        // 13: groupgate.v1.OwnerChange
+	(*DeleteObject)(nil),       // 14: groupgate.v1.DeleteObject
+	(*Change)(nil),             // 15: groupgate.v1.Change
+	(*Consistency)(nil),        // 16: groupgate.v1.Consistency
 }
 var file_groupgate_v1_model_proto_depIdxs = []int32{
 	0,  // 0: groupgate.v1.User.user_type:type_name -> groupgate.v1.UserType
@@ -1249,21 +1580,28 @@ var file_groupgate_v1_model_proto_depIdxs = []int32{
 	5,  // 5: groupgate.v1.Snapshot.users:type_name -> groupgate.v1.User
 	6,  // 6: groupgate.v1.Snapshot.service_principals:type_name -> groupgate.v1.ServicePrincipal
 	7,  // 7: groupgate.v1.Snapshot.groups:type_name -> groupgate.v1.Group
-	5,  // 8: groupgate.v1.Change.upsert_user:type_name -> groupgate.v1.User
-	7,  // 9: groupgate.v1.Change.upsert_group:type_name -> groupgate.v1.Group
-	4,  // 10: groupgate.v1.Change.upsert_label:type_name -> groupgate.v1.Label
-	6,  // 11: groupgate.v1.Change.upsert_service_principal:type_name -> groupgate.v1.ServicePrincipal
-	3,  // 12: groupgate.v1.Change.update_settings:type_name -> groupgate.v1.TenantSettings
-	11, // 13: groupgate.v1.Change.delete_object:type_name -> groupgate.v1.DeleteObject
-	9,  // 14: groupgate.v1.Change.add_member:type_name -> groupgate.v1.MemberChange
-	9,  // 15: groupgate.v1.Change.remove_member:type_name -> groupgate.v1.MemberChange
-	10, // 16: groupgate.v1.Change.add_owner:type_name -> groupgate.v1.OwnerChange
-	10, // 17: groupgate.v1.Change.remove_owner:type_name -> groupgate.v1.OwnerChange
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	9,  // 8: groupgate.v1.Snapshot.role_definitions:type_name -> groupgate.v1.RoleDefinition
+	10, // 9: groupgate.v1.Snapshot.role_assignments:type_name -> groupgate.v1.RoleAssignment
+	11, // 10: groupgate.v1.Snapshot.administrative_units:type_name -> groupgate.v1.AdministrativeUnit
+	5,  // 11: groupgate.v1.Change.upsert_user:type_name -> groupgate.v1.User
+	7,  // 12: groupgate.v1.Change.upsert_group:type_name -> groupgate.v1.Group
+	4,  // 13: groupgate.v1.Change.upsert_label:type_name -> groupgate.v1.Label
+	6,  // 14: groupgate.v1.Change.upsert_service_principal:type_name -> groupgate.v1.ServicePrincipal
+	3,  // 15: groupgate.v1.Change.update_settings:type_name -> groupgate.v1.TenantSettings
+	14, // 16: groupgate.v1.Change.delete_object:type_name -> groupgate.v1.DeleteObject
+	12, // 17: groupgate.v1.Change.add_member:type_name -> groupgate.v1.MemberChange
+	12, // 18: groupgate.v1.Change.remove_member:type_name -> groupgate.v1.MemberChange
+	13, // 19: groupgate.v1.Change.add_owner:type_name -> groupgate.v1.OwnerChange
+	13, // 20: groupgate.v1.Change.remove_owner:type_name -> groupgate.v1.OwnerChange
+	9,  // 21: groupgate.v1.Change.upsert_role_definition:type_name -> groupgate.v1.RoleDefinition
+	11, // 22: groupgate.v1.Change.upsert_administrative_unit:type_name -> groupgate.v1.AdministrativeUnit
+	10, // 23: groupgate.v1.Change.add_role_assignment:type_name -> groupgate.v1.RoleAssignment
+	10, // 24: groupgate.v1.Change.remove_role_assignment:type_name -> groupgate.v1.RoleAssignment
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_groupgate_v1_model_proto_init() }
@@ -1272,7 +1610,7 @@ func file_groupgate_v1_model_proto_init() {
 		return
 	}
 	file_groupgate_v1_model_proto_msgTypes[0].OneofWrappers = []any{}
-	file_groupgate_v1_model_proto_msgTypes[9].OneofWrappers = []any{
+	file_groupgate_v1_model_proto_msgTypes[12].OneofWrappers = []any{
 		(*Change_UpsertUser)(nil),
 		(*Change_UpsertGroup)(nil),
 		(*Change_UpsertLabel)(nil),
@@ -1283,6 +1621,10 @@ func file_groupgate_v1_model_proto_init() {
 		(*Change_RemoveMember)(nil),
 		(*Change_AddOwner)(nil),
 		(*Change_RemoveOwner)(nil),
+		(*Change_UpsertRoleDefinition)(nil),
+		(*Change_UpsertAdministrativeUnit)(nil),
+		(*Change_AddRoleAssignment)(nil),
+		(*Change_RemoveRoleAssignment)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1290,7 +1632,7 @@ func file_groupgate_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groupgate_v1_model_proto_rawDesc), len(file_groupgate_v1_model_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
