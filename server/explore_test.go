@@ -34,7 +34,7 @@ func TestListTenants(t *testing.T) {
 	snap.Users = snap.Users[:3]
 	snap.Groups = nil
 	snap.AdministrativeUnits, snap.RoleAssignments = nil, nil // they name objects this copy lacks
-	snap.Labels[2].PublishedTo = []string{"*"} // it named a group this copy lacks
+	snap.Labels[2].PublishedTo = []string{"*"}                // it named a group this copy lacks
 	b, err := directory.FromSnapshot(snap, 7)
 	if err != nil {
 		t.Fatal(err)
