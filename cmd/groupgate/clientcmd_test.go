@@ -75,3 +75,24 @@ func TestClientWithoutCertificateAgainstMTLS(t *testing.T) {
 		}
 	})
 }
+
+// TestBenchStream: bench --stream reads EffectiveMembers of the top group from groupgate and from a no-op handler
+// replaying the same messages, in this process and with --separate (where the no-op process records the answer
+// from the groupgate process itself), and prints both and their ratio.
+func TestBenchStream(t *testing.T) {
+	for _, extra := range [][]string{nil, {"--separate"}} {
+		t.Run(strings.Join(append([]string{"stream"}, extra...), " "), func(t *testing.T) {
+			out := runCLI(t, append([]string{"bench", "--preset", "tiny", "--stream", "--stream-repeat", "2", "--stream-page-size", "300"}, extra...)...)
+			// tiny: 2,000 users and 199 groups below the top one, in a first page of 100 and 7 of up to 300.
+			for _, want := range []string{"groupgate  tcp       2199 members in     8 messages", "no-op      tcp       2199 members in     8 messages",
+				"EffectiveMembers / no-op stream (tcp): "} {
+				if !strings.Contains(out, want) {
+					t.Errorf("bench --stream output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+	if _, err := runCLIError(t, "bench", "--preset", "tiny", "--stream", "--mix", "add-member=1"); err == nil || !strings.Contains(err.Error(), "--mix") {
+		t.Errorf("--stream with --mix: %v, want a refusal naming --mix", err)
+	}
+}
