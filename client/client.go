@@ -175,6 +175,15 @@ func (b bearer) RequireTransportSecurity() bool { return false }
 // TLSFromFiles builds client TLS credentials: caFile is the CA that signed the server's certificate (empty: the
 // system roots); certFile and keyFile, when set, are the client certificate for mTLS.
 func TLSFromFiles(caFile, certFile, keyFile, serverName string) (credentials.TransportCredentials, error) {
+	cfg, err := TLSConfigFromFiles(caFile, certFile, keyFile, serverName)
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// TLSConfigFromFiles is the TLS configuration TLSFromFiles makes credentials of, for a caller to adjust first.
+func TLSConfigFromFiles(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
@@ -193,7 +202,7 @@ func TLSFromFiles(caFile, certFile, keyFile, serverName string) (credentials.Tra
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // importPartObjects is how many users, groups and service principals one ImportSnapshot message carries.

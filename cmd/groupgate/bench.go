@@ -767,8 +767,9 @@ func runStreams(ctx context.Context, cfg bench.Config, sf streamFlags, servers [
 				if gg.Members != noop.Members || gg.Messages != noop.Messages {
 					return fmt.Errorf("the no-op streamed %d members in %d messages, groupgate %d in %d", noop.Members, noop.Messages, gg.Members, gg.Messages)
 				}
-				fmt.Fprintf(stdout(), "EffectiveMembers / no-op stream (%s): %.0f%% of the members/s, first message %s vs %s\n", gg.Transport,
-					100*gg.MembersPerSecond()/noop.MembersPerSecond(), gg.MedianFirst().Round(time.Microsecond), noop.MedianFirst().Round(time.Microsecond))
+				fmt.Fprintf(stdout(), "EffectiveMembers / no-op stream (%s): %.0f%% of the members/s (medians; fastest streams %.0f%%), first message %s vs %s (medians)\n",
+					gg.Transport, 100*gg.MembersPerSecond()/noop.MembersPerSecond(), 100*gg.FastestMembersPerSecond()/noop.FastestMembersPerSecond(),
+					gg.MedianFirst().Round(time.Microsecond), noop.MedianFirst().Round(time.Microsecond))
 			}
 		}
 	}

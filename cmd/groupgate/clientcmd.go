@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/groupgate/groupgate/client"
 	"github.com/groupgate/groupgate/server/app"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -55,12 +60,61 @@ func (t *tlsFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&t.serverName, "tls-server-name", "", "name to verify the server's certificate against (default: the host of --addr; localhost for a unix socket)")
 }
 
-// credentials are the TLS credentials the flags ask for, or nil for plaintext.
-func (t *tlsFlags) credentials() (credentials.TransportCredentials, error) {
+// credentials are the TLS credentials the flags ask for, or nil for plaintext, and the dial options that explain
+// a refused connection when the server asked for a client certificate that the flags did not give.
+func (t *tlsFlags) credentials() (credentials.TransportCredentials, []grpc.DialOption, error) {
 	if !t.on && t.ca == "" && t.cert == "" && t.key == "" && t.serverName == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return client.TLSFromFiles(t.ca, t.cert, t.key, t.serverName)
+	cfg, err := client.TLSConfigFromFiles(t.ca, t.cert, t.key, t.serverName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cfg.Certificates) > 0 {
+		return credentials.NewTLS(cfg), nil, nil
+	}
+	// A server that requires a client certificate (serve --client-ca) asks for one in the handshake, which the
+	// client completes without; the server then drops the connection, and gRPC reports only what the client saw
+	// of that ("Unavailable: … broken pipe" or "… tls: certificate required", depending on timing). The request
+	// is recorded here, so that the error can say what is missing.
+	asked := &atomic.Bool{}
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked.Store(true)
+		return &tls.Certificate{}, nil // none: the server decides whether that is enough
+	}
+	explain := func(err error) error {
+		st, ok := status.FromError(err)
+		if !ok || st.Code() != codes.Unavailable || !asked.Load() {
+			return err
+		}
+		return status.Errorf(codes.Unavailable, "the server requires a client certificate (mTLS) and none was given: pass --tls-client-cert and --tls-client-key (%s)", st.Message())
+	}
+	return credentials.NewTLS(cfg), []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return explain(invoker(ctx, method, req, reply, cc, opts...))
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			s, err := streamer(ctx, desc, cc, method, opts...)
+			if err != nil {
+				return nil, explain(err)
+			}
+			return explainedStream{s, explain}, nil
+		}),
+	}, nil
+}
+
+// explainedStream passes a stream's errors through explain.
+type explainedStream struct {
+	grpc.ClientStream
+	explain func(error) error
+}
+
+func (s explainedStream) SendMsg(m any) error { return s.explain(s.ClientStream.SendMsg(m)) }
+func (s explainedStream) RecvMsg(m any) error { return s.explain(s.ClientStream.RecvMsg(m)) }
+func (s explainedStream) CloseSend() error    { return s.explain(s.ClientStream.CloseSend()) }
+func (s explainedStream) Header() (metadata.MD, error) {
+	md, err := s.ClientStream.Header()
+	return md, s.explain(err)
 }
 
 // connect dials the server, or starts an in-process server on the snapshot files on a loopback port.
@@ -82,7 +136,7 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, func(), error
 	}
 	opts := client.Options{Token: f.token}
 	var err error
-	if opts.TLS, err = f.tls.credentials(); err != nil {
+	if opts.TLS, opts.DialOptions, err = f.tls.credentials(); err != nil {
 		stop()
 		return nil, nil, err
 	}

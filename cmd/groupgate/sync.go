@@ -98,7 +98,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 				return s.RunRound(ctx, entra.SnapshotFile{Path: f.output})
 			}
 			opts := client.Options{Token: f.token}
-			if opts.TLS, err = f.tls.credentials(); err != nil {
+			if opts.TLS, opts.DialOptions, err = f.tls.credentials(); err != nil {
 				return err
 			}
 			c, err := client.Dial(f.addr, opts)
