@@ -17,6 +17,7 @@ import (
 	"github.com/groupgate/groupgate/directory/demo"
 	"github.com/groupgate/groupgate/internal/gctune"
 	"github.com/groupgate/groupgate/internal/listen"
+	"github.com/groupgate/groupgate/internal/memlimit"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/gateway"
@@ -109,6 +110,7 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
+	memlimit.Apply(logger, f.gcHeadroom) // the container's memory limit, before anything large is allocated
 	defer gctune.Start(f.gcHeadroom)()
 	socketMode := listen.DefaultSocketMode // when serve is called without flags (bench, tests, --snapshot)
 	if f.socketMode != "" {
