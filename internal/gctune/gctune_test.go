@@ -74,8 +74,10 @@ func TestHeadroom(t *testing.T) {
 		limit int64
 		want  uint64
 	}{
-		{"medium: a little under the maximum", Heap{Live: 60 * MiB, Stacks: MiB, Globals: MiB}, 256 * MiB, noLimit, 248 * MiB},
-		{"small: four times its heap", Heap{Live: 12 * MiB, Globals: MiB}, 256 * MiB, noLimit, 52 * MiB},
+		{"medium: a little under the maximum", Heap{Live: 62 * MiB, Stacks: MiB, Globals: MiB}, 256 * MiB, noLimit, 256 * MiB},
+		{"medium, a little smaller", Heap{Live: 48 * MiB}, 256 * MiB, noLimit, 144 * MiB},
+		{"small: a sixteenth of it at a quarter of the heap", Heap{Live: 15 * MiB, Globals: MiB}, 256 * MiB, noLimit, 16 * MiB},
+		{"tiny: next to nothing", Heap{Live: 2 * MiB}, 256 * MiB, noLimit, MiB / 4},
 		{"large: the maximum", Heap{Live: 500 * MiB}, 256 * MiB, noLimit, 256 * MiB},
 		{"before the first collection: the maximum", Heap{}, 256 * MiB, noLimit, 256 * MiB},
 		{"a memory limit: half of what it leaves", Heap{Live: 100 * MiB}, 256 * MiB, 150 * MiB, 25 * MiB},
@@ -97,14 +99,14 @@ func applied(headroom uint64) uint64 {
 	return Headroom(readHeap(), headroom, debug.SetMemoryLimit(-1))
 }
 
-// TestStartFollowsCollections starts a tuner with a headroom above what GOGC gives this test's heap (a 32 MiB
-// ballast): after a collection the GC percent must be the one Percent gives for that heap, a second Start must
+// TestStartFollowsCollections starts a tuner with a headroom above what GOGC gives this test's heap (a 64 MiB
+// ballast, where the whole headroom applies): after a collection the GC percent must be the one Percent gives for that heap, a second Start must
 // leave it to the first, and stop must restore GOGC.
 func TestStartFollowsCollections(t *testing.T) {
 	base := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(base) })
-	const headroom = 64 << 20
-	ballast := make([]byte, 32*MiB)
+	const headroom = 256 << 20
+	ballast := make([]byte, FullHeadroomAt)
 	for i := range ballast {
 		ballast[i] = byte(i)
 	}
@@ -153,8 +155,9 @@ func TestGoalFollowsAGrowingHeap(t *testing.T) {
 	stop := Start(headroom)
 	defer stop()
 	runtime.GC()
-	// a small heap: LiveMultiple times it, GOGC=400
-	waitFor(t, "a percent for the small heap", func() bool { return near(gcPercent(), LiveMultiple*100) })
+	waitFor(t, "a percent for the small heap", func() bool {
+		return near(gcPercent(), Percent(readHeap(), applied(headroom), 100))
+	})
 
 	tenant := make([]byte, 64*MiB)
 	for i := range tenant {
