@@ -8,6 +8,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// version is set at build time (scripts/image: -ldflags "-X main.version=...").
+var version = "dev"
+
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "groupgate:", err)
@@ -18,6 +21,7 @@ func main() {
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "groupgate",
+		Version:       version,
 		Short:         "A policy decision point for Microsoft Entra ID group governance",
 		SilenceUsage:  true,
 		SilenceErrors: true,

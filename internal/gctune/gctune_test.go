@@ -1,6 +1,7 @@
 package gctune
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -64,18 +65,57 @@ func runtimeGoal(h Heap, p int) uint64 {
 	return max(goal, runtimeHeapMinimum*uint64(p)/100)
 }
 
-// TestStartFollowsCollections starts a tuner with a headroom far above this test binary's live heap: after a
-// collection the GC percent must be the one Percent gives for that heap, a second Start must leave it to the
-// first, and stop must restore GOGC.
+func TestHeadroom(t *testing.T) {
+	const noLimit = math.MaxInt64
+	tests := []struct {
+		name  string
+		heap  Heap
+		max   uint64
+		limit int64
+		want  uint64
+	}{
+		{"medium: a little under the maximum", Heap{Live: 62 * MiB, Stacks: MiB, Globals: MiB}, 256 * MiB, noLimit, 256 * MiB},
+		{"medium, a little smaller", Heap{Live: 48 * MiB}, 256 * MiB, noLimit, 144 * MiB},
+		{"small: a sixteenth of it at a quarter of the heap", Heap{Live: 15 * MiB, Globals: MiB}, 256 * MiB, noLimit, 16 * MiB},
+		{"tiny: next to nothing", Heap{Live: 2 * MiB}, 256 * MiB, noLimit, MiB / 4},
+		{"large: the maximum", Heap{Live: 500 * MiB}, 256 * MiB, noLimit, 256 * MiB},
+		{"before the first collection: the maximum", Heap{}, 256 * MiB, noLimit, 256 * MiB},
+		{"a memory limit: half of what it leaves", Heap{Live: 100 * MiB}, 256 * MiB, 150 * MiB, 25 * MiB},
+		{"a roomy memory limit changes nothing", Heap{Live: 100 * MiB}, 256 * MiB, 2 << 30, 256 * MiB},
+		{"at the memory limit: none", Heap{Live: 160 * MiB}, 256 * MiB, 150 * MiB, 0},
+		{"no limit spelled 0", Heap{Live: 500 * MiB}, 256 * MiB, 0, 256 * MiB},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Headroom(tt.heap, tt.max, tt.limit); got != tt.want {
+				t.Errorf("Headroom(%+v, %d, %d) = %d MiB, want %d MiB", tt.heap, tt.max, tt.limit, got/MiB, tt.want/MiB)
+			}
+		})
+	}
+}
+
+// applied is the headroom the tuner gives the heap of the last collection.
+func applied(headroom uint64) uint64 {
+	return Headroom(readHeap(), headroom, debug.SetMemoryLimit(-1))
+}
+
+// TestStartFollowsCollections starts a tuner with a headroom above what GOGC gives this test's heap (a 64 MiB
+// ballast, where the whole headroom applies): after a collection the GC percent must be the one Percent gives for that heap, a second Start must
+// leave it to the first, and stop must restore GOGC.
 func TestStartFollowsCollections(t *testing.T) {
 	base := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(base) })
-	const headroom = 512 << 20
+	const headroom = 256 << 20
+	ballast := make([]byte, FullHeadroomAt)
+	for i := range ballast {
+		ballast[i] = byte(i)
+	}
+	defer runtime.KeepAlive(ballast)
 
 	stop := Start(headroom)
 	defer stop()
 	runtime.GC()
-	want := Percent(readHeap(), headroom, 100)
+	want := Percent(readHeap(), applied(headroom), 100)
 	if want <= 100 {
 		t.Fatalf("heap %+v: the test needs a headroom above it", readHeap())
 	}
@@ -85,11 +125,11 @@ func TestStartFollowsCollections(t *testing.T) {
 		t.Errorf("live heap %d B, headroom %d B: the next collection is due at %d B", live, uint64(headroom), goal)
 	}
 
-	stop2 := Start(64 << 20)
+	stop2 := Start(8 << 20)
 	runtime.GC()
 	runtime.GC()
 	stop2() // a no-op: the first tuner runs
-	if p, want := gcPercent(), Percent(readHeap(), headroom, 100); !near(p, want) {
+	if p, want := gcPercent(), Percent(readHeap(), applied(headroom), 100); !near(p, want) {
 		t.Errorf("after a second Start and its stop: GC percent %d, want the first tuner's %d", p, want)
 	}
 
@@ -107,7 +147,7 @@ func TestStartFollowsCollections(t *testing.T) {
 
 // TestGoalFollowsAGrowingHeap grows the live heap 30-fold after the tuner has sized the percent for a small one,
 // as a server does while its tenants load: the next goal must come back to live + headroom, not stay at the
-// small heap's percent times the large heap (a gigabyte or more).
+// small heap's percent times the large heap.
 func TestGoalFollowsAGrowingHeap(t *testing.T) {
 	base := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(base) })
@@ -115,7 +155,9 @@ func TestGoalFollowsAGrowingHeap(t *testing.T) {
 	stop := Start(headroom)
 	defer stop()
 	runtime.GC()
-	waitFor(t, "a percent for the small heap", func() bool { return gcPercent() > 1000 })
+	waitFor(t, "a percent for the small heap", func() bool {
+		return near(gcPercent(), Percent(readHeap(), applied(headroom), 100))
+	})
 
 	tenant := make([]byte, 64*MiB)
 	for i := range tenant {
@@ -123,10 +165,32 @@ func TestGoalFollowsAGrowingHeap(t *testing.T) {
 	}
 	runtime.GC()
 	waitFor(t, "the goal to follow the grown heap", func() bool {
-		live, goal := readHeap().Live, heapGoal()
-		return goal >= live+headroom*9/10 && goal <= live+headroom*11/10
+		live, goal, h := readHeap().Live, heapGoal(), applied(headroom)
+		return h > 200*MiB && goal >= live+h*9/10 && goal <= live+h*11/10
 	})
 	runtime.KeepAlive(tenant)
+}
+
+// TestStartKeepsWithinTheMemoryLimit sets a Go memory limit a little above a 64 MiB heap: the tuner must give
+// the heap half of what the limit leaves, not the 256 MiB asked for.
+func TestStartKeepsWithinTheMemoryLimit(t *testing.T) {
+	base := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(base) })
+	tenant := make([]byte, 64*MiB)
+	for i := range tenant {
+		tenant[i] = byte(i)
+	}
+	defer runtime.KeepAlive(tenant)
+	runtime.GC()
+	limit := int64(readHeap().Live + 40*MiB)
+	before := debug.SetMemoryLimit(limit)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	stop := Start(256 * MiB)
+	defer stop()
+	waitFor(t, "the goal to stay under the memory limit", func() bool {
+		live, goal := readHeap().Live, heapGoal()
+		return goal > live && goal <= uint64(limit) && goal-live < 25*MiB
+	})
 }
 
 func TestStartLeavesGOGCOffAlone(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/groupgate/groupgate/internal/gctune"
 	"github.com/groupgate/groupgate/internal/listen"
+	"github.com/groupgate/groupgate/internal/memlimit"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/gateway"
@@ -142,7 +143,12 @@ func checkListenAddress(flag, addr string, allowed bool) error {
 	return fmt.Errorf("%s %s is not a loopback address: refusing to serve it without TLS or tokens (pass --insecure to do it anyway)", flag, addr)
 }
 
+// tuneGC follows the container's memory limit (before anything large is allocated) and starts the collector's
+// headroom.
 func (a *App) tuneGC(context.Context) error {
+	if a.cfg.FollowMemoryLimit {
+		memlimit.Apply(a.logger, a.cfg.GCHeadroom)
+	}
 	a.onClose(gctune.Start(a.cfg.GCHeadroom))
 	return nil
 }

@@ -77,6 +77,10 @@ type Config struct {
 	MetricsAlways bool
 	// GCHeadroom is internal/gctune's headroom; 0: GOGC alone.
 	GCHeadroom uint64
+	// FollowMemoryLimit sets the process's Go memory limit from its container's (internal/memlimit: 90% of the
+	// cgroup limit unless GOMEMLIMIT is set) and fits GCHeadroom inside it. It changes the whole process: serve
+	// sets it, an embedder that has its own limit does not.
+	FollowMemoryLimit bool
 	// ShutdownTimeout is how long Run's shutdown waits for in-flight calls; 0: 30 s.
 	ShutdownTimeout time.Duration
 	// Logger receives the server's logs; nil: slog.Default().
