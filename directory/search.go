@@ -30,9 +30,9 @@ type SearchResult struct {
 // best first: exact matches, then prefixes, then substrings, each by display name. keep, when not nil, filters
 // the principals considered. more reports that more principals matched than were returned.
 //
-// It scans the tenant (about 0.1 µs a principal: ~13 ms on the 110 000-principal medium tenant, see
-// BenchmarkSearch) rather than keeping a second index of every name, which would cost more memory than a rare
-// look-up by a person is worth to a decision point. Only the best limit matches are kept while scanning.
+// It scans the tenant (a fraction of a microsecond a principal: BenchmarkSearch, figures in docs/explorer.md)
+// rather than keeping a second index of every name, which would cost more memory than a rare look-up by a person
+// is worth to a decision point. Only the best limit matches are kept while scanning.
 func (d *Directory) Search(query string, keep func(*Node) bool, limit int) (found []SearchResult, more bool) {
 	if query == "" || limit <= 0 {
 		return nil, false

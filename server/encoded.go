@@ -154,9 +154,8 @@ type memberPager struct {
 }
 
 // prefetchIDs reads the first byte of each node's id in a loop of a few instructions, so that the loads of a
-// batch's ids, scattered over the heap, overlap; encoding them afterwards copies from cache. On the medium
-// tenant's top group (110,000 members) a stream took 21–25 ms with it and 28–44 ms without (bench --stream, 2
-// alternating runs of 5 streams each on a shared machine).
+// batch's ids, scattered over the heap, overlap; encoding them afterwards copies from cache instead of waiting on
+// each load in turn (measured with bench --stream: README, Performance).
 func (p *memberPager) prefetchIDs(nodes []*directory.Node) {
 	var x byte
 	for _, n := range nodes {

@@ -3,9 +3,9 @@
 //
 // Why: a groupgate process is mostly its tenants' directory, which lives as long as the process, and every call
 // adds a few KiB of short-lived garbage. With GOGC's default of 100 a collection starts each time the heap has
-// grown by the size of the live heap, so a medium tenant (60 MB live) was marked every ~175 ms under HTTP load,
-// ~30 ms of marking each time, and calls that met a collection paid for it in the tail: HTTP p99 2.2-2.5 ms with
-// the default against 1.6 ms with GOGC=400, in the same runs. GOGC alone cannot say "at least 256 MiB": a value
+// grown by the size of the live heap, so a medium tenant's heap is marked many times a second under load, and the
+// calls that meet a collection pay for it in the tail (the measurements: README, Design notes, "Garbage
+// collection headroom"). GOGC alone cannot say "at least 256 MiB": a value
 // high enough for a small tenant would let a large one's heap grow by several times its size. This package
 // applies max(GOGC, headroom / live heap) instead, so large tenants keep GOGC's behaviour and small ones stop
 // being collected for nothing.
