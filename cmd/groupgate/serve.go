@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"log/slog"
-	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -138,19 +136,4 @@ func (f *serveFlags) config() (app.Config, error) {
 		TLSCert: f.tlsCert, TLSKey: f.tlsKey, ClientCA: f.clientCA, Browser: f.browser,
 		Limits: f.limits, CacheBytes: f.cacheBytes, GCHeadroom: f.gcHeadroom, FollowMemoryLimit: true, ShutdownTimeout: f.shutdownTimeout, Logger: logger,
 	}, nil
-}
-
-func newLogger(level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
