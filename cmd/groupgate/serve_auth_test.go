@@ -32,21 +32,10 @@ func TestServeRefusesBadCallerFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := tt.flags
-			f.listen, f.logLevel, f.logFormat, f.shutdownTimeout = "127.0.0.1:0", "error", "text", time.Second
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			ready := make(chan string, 1)
-			done := make(chan error, 1)
-			go func() { done <- serve(ctx, &f, ready) }()
-			select {
-			case <-ready:
-				cancel()
-				<-done
-				t.Fatalf("serve started; want an error containing %q", tt.err)
-			case err := <-done:
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Errorf("serve: %v, want an error containing %q", err, tt.err)
-				}
+			f.listen = "127.0.0.1:0"
+			started, err := startOrRefuse(f)
+			if started || err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("serve: started %v, %v; want it refused with an error containing %q", started, err, tt.err)
 			}
 		})
 	}

@@ -140,24 +140,12 @@ func TestServeHTTPListenRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := tt.flags
-			f.logLevel, f.logFormat, f.shutdownTimeout = "error", "text", time.Second
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			ready := make(chan string, 1)
-			done := make(chan error, 1)
-			go func() { done <- serve(ctx, &f, ready) }()
-			select {
-			case <-ready:
-				cancel()
-				err := <-done
-				if tt.err != "" || err != nil {
-					t.Errorf("serve started and stopped with %v; want error %q", err, tt.err)
-				}
-			case err := <-done:
-				if tt.err == "" || err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Errorf("serve: %v, want an error containing %q", err, tt.err)
-				}
+			started, err := startOrRefuse(tt.flags)
+			switch {
+			case started && (tt.err != "" || err != nil):
+				t.Errorf("serve started and stopped with %v; want error %q", err, tt.err)
+			case !started && (tt.err == "" || err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Errorf("serve: %v, want an error containing %q", err, tt.err)
 			}
 		})
 	}
@@ -175,5 +163,23 @@ func TestHTTPListenFromEnvironment(t *testing.T) {
 	}
 	if get := cmd.Flags().Lookup("http-listen").Value.String(); get != "" {
 		t.Errorf("GROUPGATE_HTTP_LISTEN=\"\" gave --http-listen %q, want it disabled", get)
+	}
+}
+
+// startOrRefuse runs serve with f (quiet, a short shutdown) until it serves, then stops it: started, and the
+// error serve returned on stopping; or until serve returns first: not started, and its refusal.
+func startOrRefuse(f serveFlags) (started bool, err error) {
+	f.logLevel, f.logFormat, f.shutdownTimeout = "error", "text", time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, &f, ready) }()
+	select {
+	case <-ready:
+		cancel()
+		return true, <-done
+	case err := <-done:
+		return false, err
 	}
 }
