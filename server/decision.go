@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
@@ -22,12 +23,21 @@ type question interface {
 
 // decide answers one Can* question on the directory its consistency asks for.
 func decide[Q question](ctx context.Context, s *Server, name string, q Q, fn func(*directory.Directory, Q) (*pb.Decision, error)) (*pb.Decision, error) {
+	var start time.Time
+	if s.cfg.DecisionLog != nil {
+		start = time.Now()
+	}
 	dir, err := s.directory(ctx, q.GetTenantId(), q.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
-	d, err := fn(dir, q)
+	d, err := evaluate(ctx, s, name, dir, q, fn)
+	if d == nil {
+		return d, err
+	}
+	d.DecisionId = newDecisionID()
 	s.cfg.Metrics.observe(name, d)
+	s.logDecision(ctx, q.GetTenantId(), idsOf(q), d, start)
 	return d, err
 }
 
@@ -314,11 +324,19 @@ func (d *decisionService) CheckBatch(ctx context.Context, req *pb.CheckBatchRequ
 	}
 	resp := &pb.CheckBatchResponse{Revision: dir.Revision(), Results: make([]*pb.CheckBatchResult, len(req.GetChecks()))}
 	for i, item := range req.GetChecks() {
+		var start time.Time
+		if d.s.cfg.DecisionLog != nil {
+			start = time.Now()
+		}
 		var dec *pb.Decision
 		err := validateItem(req.GetTenantId(), item)
 		if err == nil {
-			dec, err = d.s.engine.Check(dir, item)
+			dec, err = evaluate(ctx, d.s, "check_batch", dir, item, d.s.engine.Check)
+		}
+		if dec != nil {
+			dec.DecisionId = newDecisionID()
 			d.s.cfg.Metrics.observe("check_batch", dec)
+			d.s.logDecision(ctx, req.GetTenantId(), idsOf(item), dec, start)
 		}
 		if err != nil {
 			resp.Results[i] = &pb.CheckBatchResult{Result: &pb.CheckBatchResult_Error{Error: toStatus(err).Proto()}}
@@ -334,14 +352,23 @@ func (d *decisionService) EvaluatePlan(ctx context.Context, req *pb.EvaluatePlan
 	if err != nil {
 		return nil, err
 	}
-	steps, err := d.s.engine.EvaluatePlan(dir, req)
+	var start time.Time
+	if d.s.cfg.DecisionLog != nil {
+		start = time.Now()
+	}
+	steps, err := evaluate(ctx, d.s, "evaluate_plan", dir, req, d.s.engine.EvaluatePlan)
 	if err != nil {
 		return nil, err
 	}
 	resp := &pb.EvaluatePlanResponse{Revision: dir.Revision(), Results: make([]*pb.PlanStepResult, len(steps))}
 	for i, st := range steps {
 		r := &pb.PlanStepResult{Decision: st.Decision, Applied: st.Applied}
-		d.s.cfg.Metrics.observe("evaluate_plan", st.Decision)
+		if st.Decision != nil {
+			st.Decision.DecisionId = newDecisionID()
+			d.s.cfg.Metrics.observe("evaluate_plan", st.Decision)
+			// Every step's record has the plan's latency: the steps are decided together.
+			d.s.logDecision(ctx, req.GetTenantId(), stepIDs(req.GetSteps()[i], req.GetActorId()), st.Decision, start)
+		}
 		if st.Err != nil {
 			r.Error = toStatus(st.Err).Proto()
 		}

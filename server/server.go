@@ -41,6 +41,10 @@ type Config struct {
 	Limits Limits
 	// Metrics, when set, count calls and decisions.
 	Metrics *Metrics
+	// DecisionLog, when set, receives a record of every decision (SPEC §14); DecisionLogReader, when set, answers
+	// ListDecisions (the Postgres decision log). Without it ListDecisions is FAILED_PRECONDITION.
+	DecisionLog       DecisionLog
+	DecisionLogReader DecisionLogReader
 	// ServerOptions are added to the grpc.Server's (credentials, limits). Interceptors added here would not run
 	// on the HTTP gateway's in-process calls (Invoke): add them to New's chain instead.
 	ServerOptions []grpc.ServerOption
@@ -125,6 +129,9 @@ func New(cfg Config) *Server {
 	if cfg.Metrics != nil {
 		cfg.Metrics.grpc.InitializeMetrics(s.grpc)
 		cfg.Metrics.Registry.MustRegister(s.syncs)
+		if cfg.DecisionLog != nil {
+			cfg.Metrics.Registry.MustRegister(decisionLogCollector{cfg.DecisionLog})
+		}
 	}
 	return s
 }

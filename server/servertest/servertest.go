@@ -56,6 +56,11 @@ type Options struct {
 	Browser gateway.BrowserRules
 	// Logger, when set, receives the server's logs (default: discarded).
 	Logger *slog.Logger
+	// DecisionLog and DecisionLogReader are the server's (server.Config).
+	DecisionLog       server.DecisionLog
+	DecisionLogReader server.DecisionLogReader
+	// ServerOptions are added to the server's (server.Config.ServerOptions).
+	ServerOptions []grpc.ServerOption
 	// Store, when set, opens the store to serve (its OnChange must call onChange) instead of a memory store
 	// holding the given tenants; the caller seeds it.
 	Store func(onChange store.ChangeListener) store.Store
@@ -106,6 +111,10 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		JWT:      opts.JWT,
 		Metrics:  metrics,
 		Limits:   opts.Limits,
+
+		DecisionLog:       opts.DecisionLog,
+		DecisionLogReader: opts.DecisionLogReader,
+		ServerOptions:     opts.ServerOptions,
 	}
 	var inProcess *gateway.InProcess
 	if opts.HTTP {
