@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/groupgate/groupgate/directory"
@@ -109,7 +110,10 @@ func (d *decisionService) CheckMembership(ctx context.Context, req *pb.CheckMemb
 		return nil, &directory.NotFoundError{Kind: "principal", ID: req.GetPrincipalId()}
 	}
 	resp := &pb.CheckMembershipResponse{Revision: dir.Revision()}
-	if path, ok := d.s.cfg.Resolver.At(dir).MemberPath(g.Ref(), p.Ref()); ok {
+	_, end := d.s.resolverSpan(ctx, "member_path", dir)
+	path, ok := d.s.cfg.Resolver.At(dir).MemberPath(g.Ref(), p.Ref())
+	end(len(path) - 1)
+	if ok {
 		resp.IsMember = true
 		resp.Path = dir.IDs(path)
 	}
@@ -128,8 +132,14 @@ func (d *decisionService) EffectiveMembers(req *pb.EffectiveMembersRequest, stre
 	}
 	want := memberTypeFilter(req.GetTypes())
 	members := d.s.cfg.Resolver.At(dir).Members(g.Ref())
+	_, end := d.s.resolverSpan(ctx, "members", dir)
+	var deepest atomic.Int64 // written by the walk's goroutine, read once the stream has ended
+	defer func() { end(int(deepest.Load())) }()
 	return streamPages(ctx, pageSize(req.GetPageSize(), DefaultPageSize), func(p *pager[pb.EffectiveMember]) {
 		for ref, depth := range members {
+			if int64(depth) > deepest.Load() {
+				deepest.Store(int64(depth))
+			}
 			n := dir.Node(ref)
 			if n == nil || !want(n) {
 				continue

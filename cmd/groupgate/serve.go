@@ -53,6 +53,7 @@ type serveFlags struct {
 	oidcIssuers     []string
 	oidcAudiences   []string
 	oidcRoles       []string
+	decisionLog     decisionLogFlags // --decision-log* (decisionlog.go)
 	// httpReady, when set, receives the HTTP listener's address (tests; not a flag).
 	httpReady chan<- string
 }
@@ -109,6 +110,7 @@ func newServeCmd() *cobra.Command {
 	fl.Int64Var(&f.retention.Revisions, "retain-revisions", 10_000, "postgres: keep at least the newest N revisions of each tenant's change log for Watch (the log above the newest checkpoint is always kept)")
 	fl.DurationVar(&f.retention.For, "retain-for", 24*time.Hour, "postgres: keep at least the revisions (and superseded checkpoints) written within this period")
 	fl.DurationVar(&f.retention.Every, "prune-every", time.Minute, "postgres: how often one replica prunes what --retain-revisions and --retain-for no longer keep (0: keep everything)")
+	f.decisionLog.register(fl, &f.retention)
 	annotateEnv(cmd)
 	return cmd
 }
@@ -195,8 +197,13 @@ func serve(ctx context.Context, f *serveFlags, ready chan<- string) error {
 	if f.metrics != "" {
 		metrics = server.NewMetrics(st, res.CacheStats)
 	}
+	obs, err := openObservability(ctx, &f.decisionLog, st, logger) // decision log and tracing (decisionlog.go)
+	if err != nil {
+		return err
+	}
+	defer obs.close() // after the server has stopped, before the store closes
 	srv := server.New(server.Config{Store: st, Resolver: res, Logger: logger, Tokens: tokens, JWT: jwtAuth, Limits: f.limits,
-		Metrics: metrics, ServerOptions: serverOpts})
+		Metrics: metrics, ServerOptions: serverOpts, DecisionLog: obs.decisionLog, DecisionLogReader: obs.reader, TracerProvider: obs.tracer})
 	listenOpts := listen.Options{SocketMode: socketMode}
 	lis, closeListener, err := listen.Listen(f.listen, listenOpts)
 	if err != nil {

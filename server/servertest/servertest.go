@@ -18,6 +18,7 @@ import (
 	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/memory"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -61,6 +62,8 @@ type Options struct {
 	DecisionLogReader server.DecisionLogReader
 	// ServerOptions are added to the server's (server.Config.ServerOptions).
 	ServerOptions []grpc.ServerOption
+	// TracerProvider traces the server's calls (server.Config.TracerProvider).
+	TracerProvider trace.TracerProvider
 	// Store, when set, opens the store to serve (its OnChange must call onChange) instead of a memory store
 	// holding the given tenants; the caller seeds it.
 	Store func(onChange store.ChangeListener) store.Store
@@ -115,6 +118,7 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		DecisionLog:       opts.DecisionLog,
 		DecisionLogReader: opts.DecisionLogReader,
 		ServerOptions:     opts.ServerOptions,
+		TracerProvider:    opts.TracerProvider,
 	}
 	var inProcess *gateway.InProcess
 	if opts.HTTP {
