@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/postgres"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -173,4 +175,18 @@ func setupTracing(ctx context.Context) (trace.TracerProvider, func(), error) {
 		defer cancel()
 		_ = tp.Shutdown(sctx) // exports what is queued; an unreachable collector cannot hold up the exit
 	}, nil
+}
+
+// tracedHTTPClient is groupgate sync's Graph client: with tracing on (setupTracing), every Graph request is a
+// client span (otelhttp) and carries its traceparent.
+func tracedHTTPClient(ctx context.Context, timeout time.Duration) (*http.Client, func(), error) {
+	tp, shutdown, err := setupTracing(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &http.Client{Timeout: timeout}
+	if tp != nil {
+		c.Transport = otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp))
+	}
+	return c, shutdown, nil
 }
