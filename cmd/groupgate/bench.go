@@ -40,6 +40,7 @@ func newBenchCmd() *cobra.Command {
 	var separate bool
 	var transport string
 	var gcHeadroom uint64
+	var decisionLog string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a server with decisions (and optional writes) over gRPC and HTTP/JSON, and a no-op gRPC handler in the same run",
@@ -104,7 +105,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 					servers[i] = &benchServer{addr: cfg.Addr, httpURL: httpURL, rss: func() int64 { return -1 }}
 					continue
 				}
-				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && i == 0, gcHeadroom)
+				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && i == 0, gcHeadroom, decisionLog)
 				if err != nil {
 					return err
 				}
@@ -216,6 +217,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.StringVar(&transport, "transport", "tcp", "without --addr: serve and load over tcp (loopback), unix (a socket in a temporary directory), or both (tcp,unix; unix,tcp runs the socket first), compared in one run")
 	fl.BoolVar(&separate, "separate", false, "run groupgate and the no-op handler each in a process of its own (default: in this process)")
 	fl.Uint64Var(&gcHeadroom, "gc-headroom-bytes", defaultGCHeadroom, "the servers' (and this process's) --gc-headroom-bytes: "+gcHeadroomUsage)
+	fl.StringVar(&decisionLog, "decision-log", "", "without --addr: the servers' --decision-log (stdout, file:PATH); tracing follows the OTEL_* variables as serve's does")
 	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
 	return cmd
@@ -421,7 +423,7 @@ type benchServer struct {
 // startBenchServer starts groupgate on the snapshot file, listening on loopback TCP or on a unix socket in a
 // temporary directory, in this process or (separate) in a process of its own; withHTTP also serves its HTTP/JSON
 // API on a free loopback port.
-func startBenchServer(ctx context.Context, transport, snapshot string, separate, withHTTP bool, gcHeadroom uint64) (*benchServer, error) {
+func startBenchServer(ctx context.Context, transport, snapshot string, separate, withHTTP bool, gcHeadroom uint64, decisionLog string) (*benchServer, error) {
 	httpListen := ""
 	if separate {
 		if withHTTP {
@@ -431,7 +433,7 @@ func startBenchServer(ctx context.Context, transport, snapshot string, separate,
 			}
 		}
 		child, err := spawnServer(ctx, transport, "serve", "--snapshot", snapshot, "--log-level", "warn", "--http-listen", httpListen,
-			"--gc-headroom-bytes", strconv.FormatUint(gcHeadroom, 10))
+			"--gc-headroom-bytes", strconv.FormatUint(gcHeadroom, 10), "--decision-log", decisionLog)
 		if err != nil {
 			return nil, err
 		}
@@ -448,7 +450,7 @@ func startBenchServer(ctx context.Context, transport, snapshot string, separate,
 	ctx, cancel := context.WithCancel(ctx)
 	ready, httpReady := make(chan string, 1), make(chan string, 1)
 	f := &serveFlags{listen: listenAddr, socketMode: "0600", snapshots: []string{snapshot}, logLevel: "warn", logFormat: "text",
-		shutdownTimeout: time.Second, gcHeadroom: gcHeadroom}
+		shutdownTimeout: time.Second, gcHeadroom: gcHeadroom, decisionLog: decisionLogFlags{sink: decisionLog, maxBytes: 100 << 20, keep: 10}}
 	if withHTTP {
 		f.httpListen, f.httpReady = "127.0.0.1:0", httpReady
 	}
