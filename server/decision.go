@@ -5,6 +5,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/resolver"
@@ -37,6 +40,12 @@ func decide[Q question](ctx context.Context, s *Server, name string, q Q, fn fun
 		return d, err
 	}
 	d.DecisionId = newDecisionID()
+	if s.tracing != nil {
+		// The call's span names its decision: a trace leads to the record, as the record's trace_id to the trace.
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(attribute.String("groupgate.decision_id", d.DecisionId))
+		}
+	}
 	s.cfg.Metrics.observe(name, d)
 	s.logDecision(ctx, q.GetTenantId(), idsOf(q), d, start)
 	return d, err
@@ -333,6 +342,10 @@ func (d *decisionService) CheckBatch(ctx context.Context, req *pb.CheckBatchRequ
 		return nil, err
 	}
 	resp := &pb.CheckBatchResponse{Revision: dir.Revision(), Results: make([]*pb.CheckBatchResult, len(req.GetChecks()))}
+	// One policy span for the whole batch, not one per item: spans are the costly part of tracing.
+	_, span := d.s.child(ctx, "policy.check_batch", attribute.String("groupgate.tenant", dir.TenantID()),
+		attribute.Int64("groupgate.revision", dir.Revision()), attribute.Int("groupgate.items", len(req.GetChecks())))
+	violations := 0
 	for i, item := range req.GetChecks() {
 		var start time.Time
 		if d.s.cfg.DecisionLog != nil {
@@ -341,9 +354,10 @@ func (d *decisionService) CheckBatch(ctx context.Context, req *pb.CheckBatchRequ
 		var dec *pb.Decision
 		err := validateItem(req.GetTenantId(), item)
 		if err == nil {
-			dec, err = evaluate(ctx, d.s, "check_batch", dir, item, d.s.engine.Check)
+			dec, err = d.s.engine.Check(dir, item)
 		}
 		if dec != nil {
+			violations += len(dec.GetViolations()) + len(dec.GetWarnings())
 			dec.DecisionId = newDecisionID()
 			d.s.cfg.Metrics.observe("check_batch", dec)
 			d.s.logDecision(ctx, req.GetTenantId(), idsOf(item), dec, start)
@@ -353,6 +367,10 @@ func (d *decisionService) CheckBatch(ctx context.Context, req *pb.CheckBatchRequ
 		} else {
 			resp.Results[i] = &pb.CheckBatchResult{Result: &pb.CheckBatchResult_Decision{Decision: dec}}
 		}
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int("groupgate.rule_count", violations))
+		span.End()
 	}
 	return resp, nil
 }

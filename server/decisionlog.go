@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/groupgate/groupgate/decisionlog"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -118,13 +117,6 @@ func stepIDs(step *pb.PlanStep, planActor string) requestIDs {
 // logDecision hands the record of decision d to the decision log, if there is one. start is when the question
 // arrived (its latency runs from there).
 func (s *Server) logDecision(ctx context.Context, tenantID string, ids requestIDs, d *pb.Decision, start time.Time) {
-	if s.tracing != nil {
-		// The call's span names its decisions, so that a trace leads to the records and a record to its trace.
-		if span := trace.SpanFromContext(ctx); span.IsRecording() {
-			span.AddEvent("decision", trace.WithAttributes(attribute.String("groupgate.decision_id", d.GetDecisionId()),
-				attribute.String("groupgate.verdict", d.GetVerdict().String())))
-		}
-	}
 	if s.cfg.DecisionLog == nil || d == nil {
 		return
 	}

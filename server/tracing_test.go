@@ -94,12 +94,15 @@ func TestTracing(t *testing.T) {
 	if _, err := srv.Client.CheckMembership(ctx, "contoso", "grp-finance", "u-dave"); err != nil {
 		t.Fatal(err)
 	}
-	root := recv.WaitFor(t, "", "groupgate.v1.DecisionService/CheckMembership")
-	for _, s := range recv.Spans() {
-		if s.Name == "groupgate.v1.DecisionService/CheckMembership" && s.TraceID != traceID {
-			root = s
+	var root *otlptest.Span
+	waitFor(t, func() bool { // the server span ends (and is exported) just after the answer is sent
+		for _, s := range recv.Spans() {
+			if s.Name == "groupgate.v1.DecisionService/CheckMembership" && s.TraceID != traceID {
+				root = s
+			}
 		}
-	}
+		return root != nil
+	})
 	if root.TraceID == traceID || root.ParentSpanID != "" {
 		t.Errorf("a call without traceparent: span %+v, want a root span of a new trace", root)
 	}
