@@ -2,6 +2,11 @@ package server
 
 import (
 	"context"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
@@ -22,12 +27,27 @@ type question interface {
 
 // decide answers one Can* question on the directory its consistency asks for.
 func decide[Q question](ctx context.Context, s *Server, name string, q Q, fn func(*directory.Directory, Q) (*pb.Decision, error)) (*pb.Decision, error) {
+	var start time.Time
+	if s.cfg.DecisionLog != nil {
+		start = time.Now()
+	}
 	dir, err := s.directory(ctx, q.GetTenantId(), q.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
-	d, err := fn(dir, q)
+	d, err := evaluate(ctx, s, name, dir, q, fn)
+	if d == nil {
+		return d, err
+	}
+	d.DecisionId = newDecisionID()
+	if s.tracing != nil {
+		// The call's span names its decision: a trace leads to the record, as the record's trace_id to the trace.
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(attribute.String("groupgate.decision_id", d.DecisionId))
+		}
+	}
 	s.cfg.Metrics.observe(name, d)
+	s.logDecision(ctx, q.GetTenantId(), idsOf(q), d, start)
 	return d, err
 }
 
@@ -99,7 +119,10 @@ func (d *decisionService) CheckMembership(ctx context.Context, req *pb.CheckMemb
 		return nil, &directory.NotFoundError{Kind: "principal", ID: req.GetPrincipalId()}
 	}
 	resp := &pb.CheckMembershipResponse{Revision: dir.Revision()}
-	if path, ok := d.s.cfg.Resolver.At(dir).MemberPath(g.Ref(), p.Ref()); ok {
+	_, end := d.s.resolverSpan(ctx, "member_path", dir)
+	path, ok := d.s.cfg.Resolver.At(dir).MemberPath(g.Ref(), p.Ref())
+	end(len(path) - 1)
+	if ok {
 		resp.IsMember = true
 		resp.Path = dir.IDs(path)
 	}
@@ -118,9 +141,15 @@ func (d *decisionService) EffectiveMembers(req *pb.EffectiveMembersRequest, stre
 	}
 	want := memberTypeFilter(req.GetTypes())
 	batches := d.s.cfg.Resolver.At(dir).MemberBatches(g.Ref())
+	_, end := d.s.resolverSpan(ctx, "members", dir)
+	var deepest atomic.Int64 // written by the walk's goroutine, read once the stream has ended
+	defer func() { end(int(deepest.Load())) }()
 	return streamMembers(ctx, stream, pageSize(req.GetPageSize(), DefaultPageSize), dir.Revision(), func(p *memberPager) {
 		var nodes []*directory.Node
 		for batch, depth := range batches {
+			if int64(depth) > deepest.Load() {
+				deepest.Store(int64(depth))
+			}
 			nodes = nodes[:0]
 			for _, ref := range batch {
 				if n := dir.Node(ref); n != nil && want(n) {
@@ -302,18 +331,35 @@ func (d *decisionService) CheckBatch(ctx context.Context, req *pb.CheckBatchRequ
 		return nil, err
 	}
 	resp := &pb.CheckBatchResponse{Revision: dir.Revision(), Results: make([]*pb.CheckBatchResult, len(req.GetChecks()))}
+	// One policy span for the whole batch, not one per item: spans are the costly part of tracing.
+	_, span := d.s.child(ctx, "policy.check_batch", attribute.String("groupgate.tenant", dir.TenantID()),
+		attribute.Int64("groupgate.revision", dir.Revision()), attribute.Int("groupgate.items", len(req.GetChecks())))
+	violations := 0
 	for i, item := range req.GetChecks() {
+		var start time.Time
+		if d.s.cfg.DecisionLog != nil {
+			start = time.Now()
+		}
 		var dec *pb.Decision
 		err := validateItem(req.GetTenantId(), item)
 		if err == nil {
 			dec, err = d.s.engine.Check(dir, item)
+		}
+		if dec != nil {
+			violations += len(dec.GetViolations()) + len(dec.GetWarnings())
+			dec.DecisionId = newDecisionID()
 			d.s.cfg.Metrics.observe("check_batch", dec)
+			d.s.logDecision(ctx, req.GetTenantId(), idsOf(item), dec, start)
 		}
 		if err != nil {
 			resp.Results[i] = &pb.CheckBatchResult{Result: &pb.CheckBatchResult_Error{Error: toStatus(err).Proto()}}
 		} else {
 			resp.Results[i] = &pb.CheckBatchResult{Result: &pb.CheckBatchResult_Decision{Decision: dec}}
 		}
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int("groupgate.rule_count", violations))
+		span.End()
 	}
 	return resp, nil
 }
@@ -323,14 +369,23 @@ func (d *decisionService) EvaluatePlan(ctx context.Context, req *pb.EvaluatePlan
 	if err != nil {
 		return nil, err
 	}
-	steps, err := d.s.engine.EvaluatePlan(dir, req)
+	var start time.Time
+	if d.s.cfg.DecisionLog != nil {
+		start = time.Now()
+	}
+	steps, err := evaluate(ctx, d.s, "evaluate_plan", dir, req, d.s.engine.EvaluatePlan)
 	if err != nil {
 		return nil, err
 	}
 	resp := &pb.EvaluatePlanResponse{Revision: dir.Revision(), Results: make([]*pb.PlanStepResult, len(steps))}
 	for i, st := range steps {
 		r := &pb.PlanStepResult{Decision: st.Decision, Applied: st.Applied}
-		d.s.cfg.Metrics.observe("evaluate_plan", st.Decision)
+		if st.Decision != nil {
+			st.Decision.DecisionId = newDecisionID()
+			d.s.cfg.Metrics.observe("evaluate_plan", st.Decision)
+			// Every step's record has the plan's latency: the steps are decided together.
+			d.s.logDecision(ctx, req.GetTenantId(), stepIDs(req.GetSteps()[i], req.GetActorId()), st.Decision, start)
+		}
 		if st.Err != nil {
 			r.Error = toStatus(st.Err).Proto()
 		}

@@ -66,6 +66,10 @@ func TestInvokeRunsTheInterceptorChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got.GetDecision().GetDecisionId() == "" || want.GetDecision().GetDecisionId() == "" {
+		t.Errorf("decisions without an id: in-process %v, gRPC %v", got, want)
+	}
+	got.Decision.DecisionId, want.Decision.DecisionId = "", ""
 	if !proto.Equal(got, want) {
 		t.Errorf("in-process\n%v\ngRPC\n%v", got, want)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -47,6 +48,9 @@ func loggingInterceptors(l *slog.Logger) (grpc.UnaryServerInterceptor, grpc.Stre
 				}
 				if caller, ok := loggedCaller(ctx); ok {
 					fields = append(fields, "caller", caller.String())
+				}
+				if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+					fields = append(fields, "trace_id", sc.TraceID().String())
 				}
 				return fields
 			}),
@@ -100,6 +104,9 @@ func logFailedCall(ctx context.Context, l *slog.Logger, fullMethod, kind string,
 	}
 	if caller, ok := loggedCaller(ctx); ok {
 		fields = append(fields, "caller", caller.String())
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		fields = append(fields, "trace_id", sc.TraceID().String())
 	}
 	fields = append(fields, "grpc.start_time", start.Format(time.RFC3339), "grpc.code", st.Code().String(),
 		"grpc.error", st.Message(), "grpc.time_ms", float64(time.Since(start).Microseconds())/1000)

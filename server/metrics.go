@@ -129,3 +129,26 @@ func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
+
+// decisionLogCollector reports what the decision log did with its records at scrape time.
+type decisionLogCollector struct{ log DecisionLog }
+
+var (
+	decisionLogWrittenDesc = prometheus.NewDesc("groupgate_decision_log_written_total",
+		"Decision records written to the decision log.", nil, nil)
+	decisionLogDroppedDesc = prometheus.NewDesc("groupgate_decision_log_dropped_total",
+		"Decision records lost: reason buffer_full (the sink fell behind; the decisions went on) or write_failed (a full disk, a lost database).",
+		[]string{"reason"}, nil)
+)
+
+func (c decisionLogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- decisionLogWrittenDesc
+	ch <- decisionLogDroppedDesc
+}
+
+func (c decisionLogCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.log.Stats()
+	ch <- prometheus.MustNewConstMetric(decisionLogWrittenDesc, prometheus.CounterValue, float64(st.Written))
+	ch <- prometheus.MustNewConstMetric(decisionLogDroppedDesc, prometheus.CounterValue, float64(st.Dropped), "buffer_full")
+	ch <- prometheus.MustNewConstMetric(decisionLogDroppedDesc, prometheus.CounterValue, float64(st.Failed), "write_failed")
+}

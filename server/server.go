@@ -18,6 +18,7 @@ import (
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -41,6 +42,14 @@ type Config struct {
 	Limits Limits
 	// Metrics, when set, count calls and decisions.
 	Metrics *Metrics
+	// DecisionLog, when set, receives a record of every decision (SPEC §14); DecisionLogReader, when set, answers
+	// ListDecisions (the Postgres decision log). Without it ListDecisions is FAILED_PRECONDITION.
+	DecisionLog       DecisionLog
+	DecisionLogReader DecisionLogReader
+	// TracerProvider, when set, traces every call (SPEC §14): a server span continuing the caller's traceparent,
+	// over gRPC and through the HTTP gateway alike, with child spans for policy and resolver work. nil: no spans,
+	// and no cost.
+	TracerProvider trace.TracerProvider
 	// ServerOptions are added to the grpc.Server's (credentials, limits). Interceptors added here would not run
 	// on the HTTP gateway's in-process calls (Invoke): add them to New's chain instead.
 	ServerOptions []grpc.ServerOption
@@ -59,6 +68,7 @@ type Server struct {
 	stream        grpc.StreamServerInterceptor
 	streamMethods map[string]streamMethod
 	syncs         *syncRounds
+	tracing       *tracing
 }
 
 // New builds a server; call Serve to accept connections.
@@ -85,6 +95,13 @@ func New(cfg Config) *Server {
 	// they take a concurrency slot; recovery turns a panic into INTERNAL; validation runs just before handlers.
 	var unary []grpc.UnaryServerInterceptor
 	var stream []grpc.StreamServerInterceptor
+	var tracingOpts []grpc.ServerOption
+	if s.tracing = newTracing(cfg.TracerProvider); s.tracing != nil {
+		// Outermost, so that the span covers everything else, and the logs and records inside know its trace id.
+		unary = append(unary, s.tracing.unaryInterceptor)
+		stream = append(stream, s.tracing.streamInterceptor)
+		tracingOpts = append(tracingOpts, grpc.StatsHandler(s.tracing.statsHandler(cfg.TracerProvider)))
+	}
 	if cfg.Metrics != nil {
 		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())
@@ -115,6 +132,7 @@ func New(cfg Config) *Server {
 	s.stream = chainStream(stream)
 	opts := append(limits.serverOptions(), grpc.UnaryInterceptor(s.unary), grpc.StreamInterceptor(s.stream),
 		grpc.ForceServerCodecV2(newCodec())) // sends EffectiveMembers' pre-encoded pages (encoded.go)
+	opts = append(opts, tracingOpts...)
 	s.grpc = grpc.NewServer(append(opts, cfg.ServerOptions...)...)
 	decisions, directory := &decisionService{s: s}, &directoryService{s: s}
 	s.register(&pb.DecisionService_ServiceDesc, decisions)
@@ -124,6 +142,9 @@ func New(cfg Config) *Server {
 	if cfg.Metrics != nil {
 		cfg.Metrics.grpc.InitializeMetrics(s.grpc)
 		cfg.Metrics.Registry.MustRegister(s.syncs)
+		if cfg.DecisionLog != nil {
+			cfg.Metrics.Registry.MustRegister(decisionLogCollector{cfg.DecisionLog})
+		}
 	}
 	return s
 }

@@ -195,6 +195,16 @@ func validate(req any) error {
 		for i, id := range r.GetAncestorIds() {
 			v.id(fmt.Sprintf("ancestor_ids[%d]", i), id)
 		}
+	case *pb.ListDecisionsRequest:
+		v.id("tenant_id", r.GetTenantId())
+		v.optionalID("group_id", r.GetGroupId())
+		v.optionalID("actor_id", r.GetActorId())
+		if r.GetGroupId() == "" && r.GetActorId() == "" {
+			v.add("group_id", "required: group_id or actor_id")
+		}
+		if l := r.GetLimit(); l < 0 || l > MaxDecisionsLimit {
+			v.add("limit", "must be between 0 (default %d) and %d, got %d", DefaultDecisionsLimit, MaxDecisionsLimit, l)
+		}
 	case *pb.ListLabelsRequest:
 		v.id("tenant_id", r.GetTenantId())
 		v.consistency(r.GetConsistency())

@@ -43,6 +43,7 @@ func newBenchCmd() *cobra.Command {
 	var transport string
 	var gcHeadroom uint64
 	var stream streamFlags
+	var decisionLog string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a server with decisions (and optional writes) over gRPC and HTTP/JSON, and a no-op gRPC handler in the same run",
@@ -113,7 +114,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 					servers[i] = &benchServer{addr: cfg.Addr, httpURL: httpURL, rss: func() int64 { return -1 }}
 					continue
 				}
-				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && !stream.on && i == 0, gcHeadroom)
+				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && !stream.on && i == 0, gcHeadroom, decisionLog)
 				if err != nil {
 					return err
 				}
@@ -232,6 +233,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.StringVar(&stream.group, "stream-group", workload.TopGroupID, "with --stream: the group whose effective members are streamed")
 	fl.IntVar(&stream.repeat, "stream-repeat", 3, "with --stream: timed streams from each server (after one untimed); the median is reported")
 	fl.Int32Var(&stream.pageSize, "stream-page-size", 0, "with --stream: the request's page_size (0: the server's default)")
+	fl.StringVar(&decisionLog, "decision-log", "", "without --addr: the servers' --decision-log (stdout, file:PATH); tracing follows the OTEL_* variables as serve's does")
 	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
 	return cmd
@@ -437,7 +439,7 @@ type benchServer struct {
 // startBenchServer starts groupgate on the snapshot file, listening on loopback TCP or on a unix socket in a
 // temporary directory, in this process or (separate) in a process of its own; withHTTP also serves its HTTP/JSON
 // API on a free loopback port.
-func startBenchServer(ctx context.Context, transport, snapshot string, separate, withHTTP bool, gcHeadroom uint64) (*benchServer, error) {
+func startBenchServer(ctx context.Context, transport, snapshot string, separate, withHTTP bool, gcHeadroom uint64, decisionLog string) (*benchServer, error) {
 	httpListen := ""
 	if separate {
 		if withHTTP {
@@ -447,7 +449,7 @@ func startBenchServer(ctx context.Context, transport, snapshot string, separate,
 			}
 		}
 		child, err := spawnServer(ctx, transport, "serve", "--snapshot", snapshot, "--log-level", "warn", "--http-listen", httpListen,
-			"--gc-headroom-bytes", strconv.FormatUint(gcHeadroom, 10))
+			"--gc-headroom-bytes", strconv.FormatUint(gcHeadroom, 10), "--decision-log", decisionLog)
 		if err != nil {
 			return nil, err
 		}
@@ -467,7 +469,8 @@ func startBenchServer(ctx context.Context, transport, snapshot string, separate,
 		return nil, err
 	}
 	cfg := app.Config{Listen: listenAddr, SocketMode: 0o600, Snapshots: []string{snapshot}, Logger: logger,
-		ShutdownTimeout: time.Second, GCHeadroom: gcHeadroom}
+		ShutdownTimeout: time.Second, GCHeadroom: gcHeadroom,
+		DecisionLog: app.DecisionLogConfig{Sink: decisionLog, MaxBytes: 100 << 20, Keep: 10}}
 	if withHTTP {
 		cfg.HTTPListen = "127.0.0.1:0"
 	}

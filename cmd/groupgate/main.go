@@ -31,6 +31,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newCheckCmd(), newMembersCmd(), newGroupsCmd(), newAuditCmd())
 	root.AddCommand(newPlanCmd(), newApplyCmd(), newImportCmd(), newStatusCmd())
 	root.AddCommand(newGenCmd(), newBenchCmd(), newNoOpServeCmd())
-	root.AddCommand(newSyncCmd())
+	root.AddCommand(newSyncCmd(), newDecisionsCmd())
 	return root
 }

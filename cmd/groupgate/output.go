@@ -17,6 +17,9 @@ func printDecision(w io.Writer, d *pb.Decision) {
 	fmt.Fprintf(w, "verdict:        %s   (groupgate strict policy)\n", verdictWord(d.GetVerdict()))
 	fmt.Fprintf(w, "entra_verdict:  %s   (what Entra ID itself would do today)\n", verdictWord(d.GetEntraVerdict()))
 	fmt.Fprintf(w, "revision:       %d\n", d.GetRevision())
+	if id := d.GetDecisionId(); id != "" {
+		fmt.Fprintf(w, "decision_id:    %s   (groupgate decisions --id %s)\n", id, id)
+	}
 	printViolations(w, "violations", d.GetViolations())
 	printViolations(w, "warnings", d.GetWarnings())
 }

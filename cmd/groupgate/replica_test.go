@@ -205,7 +205,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		if err != nil {
 			t.Fatalf("replica %s: %v", name, err)
 		}
-		got.Decision.Revision = want.Decision.Revision
+		got.Decision.Revision, got.Decision.DecisionId = want.Decision.Revision, want.Decision.DecisionId
 		if !proto.Equal(got, want) {
 			t.Errorf("replica %s decides\n%v\nthe memory store\n%v", name, got, want)
 		}

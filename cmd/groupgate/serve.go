@@ -39,6 +39,7 @@ type serveFlags struct {
 	oidcIssuers     []string
 	oidcAudiences   []string
 	oidcRoles       []string
+	decisionLog     decisionLogFlags // --decision-log* (decisionlog.go)
 	// httpReady, when set, receives the HTTP listener's address (tests; not a flag).
 	httpReady chan<- string
 }
@@ -96,6 +97,7 @@ func newServeCmd() *cobra.Command {
 	fl.Int64Var(&f.retention.Revisions, "retain-revisions", 10_000, "postgres: keep at least the newest N revisions of each tenant's change log for Watch (the log above the newest checkpoint is always kept)")
 	fl.DurationVar(&f.retention.For, "retain-for", 24*time.Hour, "postgres: keep at least the revisions (and superseded checkpoints) written within this period")
 	fl.DurationVar(&f.retention.Every, "prune-every", time.Minute, "postgres: how often one replica prunes what --retain-revisions and --retain-for no longer keep (0: keep everything)")
+	f.decisionLog.register(fl, &f.retention)
 	annotateEnv(cmd)
 	return cmd
 }
@@ -134,6 +136,7 @@ func (f *serveFlags) config() (app.Config, error) {
 		Snapshots: f.snapshots, StoreURL: f.storeURL, Retention: f.retention, CheckpointEvery: f.checkpointEvery,
 		TokenFile: f.tokenFile, OIDC: app.OIDC{Issuers: f.oidcIssuers, Audiences: f.oidcAudiences, Roles: f.oidcRoles},
 		TLSCert: f.tlsCert, TLSKey: f.tlsKey, ClientCA: f.clientCA, Browser: f.browser,
-		Limits: f.limits, CacheBytes: f.cacheBytes, GCHeadroom: f.gcHeadroom, FollowMemoryLimit: true, ShutdownTimeout: f.shutdownTimeout, Logger: logger,
+		Limits: f.limits, CacheBytes: f.cacheBytes, GCHeadroom: f.gcHeadroom, FollowMemoryLimit: true,
+		DecisionLog: app.DecisionLogConfig{Sink: f.decisionLog.sink, MaxBytes: f.decisionLog.maxBytes, Keep: f.decisionLog.keep}, ShutdownTimeout: f.shutdownTimeout, Logger: logger,
 	}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -72,9 +71,14 @@ See docs/sync.md for the Graph permissions it needs.`,
 			} else if tokens, err = entra.DefaultAzureTokens(f.endpoint); err != nil {
 				return fmt.Errorf("no Azure credential (use --token-env, or see docs/sync.md): %w", err)
 			}
+			graphHTTP, stopTracing, err := tracedHTTPClient(ctx, 2*time.Minute) // OTEL_* (decisionlog.go)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			s := &entra.Syncer{
 				Tenant: f.tenant,
-				Graph:  &entra.Client{Endpoint: f.endpoint, Tokens: tokens, HTTP: &http.Client{Timeout: 2 * time.Minute}, Logger: logger},
+				Graph:  &entra.Client{Endpoint: f.endpoint, Tokens: tokens, HTTP: graphHTTP, Logger: logger},
 				Logger: logger,
 			}
 			if f.labels != "" {

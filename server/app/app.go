@@ -16,6 +16,7 @@ import (
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/groupgate/groupgate/store"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -28,18 +29,21 @@ type App struct {
 	closeMu sync.Mutex
 	closers []func() // Close runs them last first
 
-	tls      *tls.Config
-	tokens   *server.Tokens
-	jwt      *server.JWTAuth
-	resolver *resolver.Resolver
-	store    store.Store
-	metrics  *server.Metrics
-	srv      *server.Server
-	grpcLis  net.Listener
-	httpLis  net.Listener
-	httpAddr string // the HTTP listener's address and base URL (gateway.Endpoint)
-	httpURL  string
-	serving  chan struct{}
+	tls               *tls.Config
+	decisionLog       server.DecisionLog
+	decisionLogReader server.DecisionLogReader
+	tracer            trace.TracerProvider
+	tokens            *server.Tokens
+	jwt               *server.JWTAuth
+	resolver          *resolver.Resolver
+	store             store.Store
+	metrics           *server.Metrics
+	srv               *server.Server
+	grpcLis           net.Listener
+	httpLis           net.Listener
+	httpAddr          string // the HTTP listener's address and base URL (gateway.Endpoint)
+	httpURL           string
+	serving           chan struct{}
 }
 
 // Open checks cfg, loads the tenants and binds every listener, one step after another; a failed step undoes the
@@ -53,6 +57,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		a.openCallers,
 		a.openTLS,
 		a.openStore,
+		a.openObservability,
 		a.buildServer,
 		a.listen,
 		a.serveMetrics,
@@ -179,7 +184,8 @@ func (a *App) buildServer(context.Context) error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(a.tls)))
 	}
 	a.srv = server.New(server.Config{Store: a.store, Resolver: a.resolver, Logger: a.logger, Tokens: a.tokens, JWT: a.jwt,
-		Limits: a.cfg.Limits, Metrics: a.metrics, ServerOptions: opts})
+		Limits: a.cfg.Limits, Metrics: a.metrics, ServerOptions: append(opts, a.cfg.ServerOptions...),
+		DecisionLog: a.decisionLog, DecisionLogReader: a.decisionLogReader, TracerProvider: a.tracer})
 	a.onClose(a.srv.GRPC().Stop) // when Run did not stop it gracefully
 	return nil
 }

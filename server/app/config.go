@@ -21,6 +21,8 @@ import (
 	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/postgres"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 )
 
 // Config is everything a groupgate server is made of. The zero value serves the demo tenant from memory on
@@ -67,6 +69,15 @@ type Config struct {
 	Browser gateway.BrowserRules
 	// HTTPRoot serves the HTTP listener's paths outside the API; nil: the explorer page (package web).
 	HTTPRoot http.Handler
+
+	// DecisionLog records every decision (SPEC §14); DecisionLogger and DecisionLogReader are the same already
+	// built (tests). Tracing follows the OTEL_* environment variables (SetupTracing) unless TracerProvider is set.
+	DecisionLog       DecisionLogConfig
+	DecisionLogger    server.DecisionLog
+	DecisionLogReader server.DecisionLogReader
+	TracerProvider    trace.TracerProvider
+	// ServerOptions are added to the gRPC server's (tests).
+	ServerOptions []grpc.ServerOption
 
 	// Limits bound requests and concurrency (zero fields: server's defaults).
 	Limits server.Limits

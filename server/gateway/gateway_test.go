@@ -217,6 +217,11 @@ func TestHTTPAnswersLikeGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each decision has its own id: the rest is the same.
+	if got.GetDecision().GetDecisionId() == "" || got.GetDecision().GetDecisionId() == want.GetDecision().GetDecisionId() {
+		t.Errorf("decision ids %q over HTTP and %q over gRPC: want two different ones", got.GetDecision().GetDecisionId(), want.GetDecision().GetDecisionId())
+	}
+	got.Decision.DecisionId, want.Decision.DecisionId = "", ""
 	if !proto.Equal(&got, want) {
 		t.Errorf("HTTP answered\n%v\ngRPC answered\n%v", &got, want)
 	}

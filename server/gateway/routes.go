@@ -85,11 +85,16 @@ func New(srv *server.Server, opts Options) (*Gateway, error) {
 }
 
 // forwardedHeader says which request headers become the call's metadata: Grpc-Metadata-{key} as {key} (gRPC
-// metadata an HTTP client sends explicitly), except the key the gateway sets itself. The Authorization header
+// metadata an HTTP client sends explicitly), except the key the gateway sets itself, and the W3C trace context
+// headers traceparent and tracestate under their own names. The Authorization header
 // is always forwarded (grpc-gateway does so before asking). grpc-gateway's default would also forward the
 // standard headers (Content-Type, User-Agent, Accept, …) as grpcgateway-{name}; nothing in the server reads
 // them, and building them was a tenth of the gateway's allocations per call.
 func forwardedHeader(key string) (string, bool) {
+	// W3C trace context: the server's span continues the HTTP client's trace (SPEC §14), as a gRPC client's.
+	if strings.EqualFold(key, "traceparent") || strings.EqualFold(key, "tracestate") {
+		return strings.ToLower(key), true
+	}
 	if len(key) <= len(runtime.MetadataHeaderPrefix) || !strings.EqualFold(key[:len(runtime.MetadataHeaderPrefix)], runtime.MetadataHeaderPrefix) {
 		return "", false
 	}

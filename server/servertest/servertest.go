@@ -16,6 +16,8 @@ import (
 	"github.com/groupgate/groupgate/server/app"
 	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/groupgate/groupgate/store"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 )
 
 // Server is a running test server.
@@ -52,6 +54,13 @@ type Options struct {
 	Browser gateway.BrowserRules
 	// Logger, when set, receives the server's logs (default: discarded).
 	Logger *slog.Logger
+	// DecisionLog and DecisionLogReader are the server's (server.Config).
+	DecisionLog       server.DecisionLog
+	DecisionLogReader server.DecisionLogReader
+	// ServerOptions are added to the server's (server.Config.ServerOptions).
+	ServerOptions []grpc.ServerOption
+	// TracerProvider traces the server's calls (server.Config.TracerProvider).
+	TracerProvider trace.TracerProvider
 	// Store, when set, opens the store to serve (its OnChange must call onChange) instead of a memory store
 	// holding the given tenants; the caller seeds it.
 	Store func(onChange store.ChangeListener) store.Store
@@ -80,6 +89,11 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		MetricsAlways: opts.Metrics,
 		Logger:        opts.Logger,
 		Browser:       opts.Browser,
+
+		DecisionLogger:    opts.DecisionLog,
+		DecisionLogReader: opts.DecisionLogReader,
+		ServerOptions:     opts.ServerOptions,
+		TracerProvider:    opts.TracerProvider,
 		// GCHeadroom zero: a test's server leaves the collector to Go, as before the headroom existed.
 		ShutdownTimeout: 5 * time.Second,
 	}

@@ -23,6 +23,8 @@ import (
 type Retention struct {
 	Revisions int64
 	For       time.Duration
+	// DecisionLog is how long decision_log records are kept (serve --decision-log-retain-for); 0 keeps them all.
+	DecisionLog time.Duration
 	// Every is how often a replica tries to prune; 0 never prunes. Replicas sharing a database take turns
 	// through an advisory lock: at most one prunes at a time, the others skip that round.
 	Every time.Duration
@@ -35,6 +37,7 @@ type PruneStats struct {
 	Tenants   int
 	Changes   int64 // log rows deleted
 	Snapshots int64 // snapshots deleted
+	Decisions int64 // decision_log records deleted
 }
 
 // pruneLock is the advisory lock key held by the one replica pruning.
@@ -87,6 +90,13 @@ func (s *Store) Prune(ctx context.Context) (PruneStats, error) {
 			if ctx.Err() != nil {
 				break
 			}
+		}
+	}
+	if keep := s.opts.Retention.DecisionLog; keep > 0 && ctx.Err() == nil {
+		n, err := pruneDecisionLog(ctx, conn, keep)
+		st.Decisions = n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("decision log: %w", err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -154,8 +164,9 @@ func (s *Store) pruneEvery(ctx context.Context, every time.Duration) {
 		if err != nil && ctx.Err() == nil {
 			s.logError("pruning the change log", err)
 		}
-		if st.Changes > 0 || st.Snapshots > 0 {
-			s.log.Debug("pruned the change log", "store", "postgres", "tenants", st.Tenants, "changes", st.Changes, "snapshots", st.Snapshots)
+		if st.Changes > 0 || st.Snapshots > 0 || st.Decisions > 0 {
+			s.log.Debug("pruned the change log", "store", "postgres", "tenants", st.Tenants, "changes", st.Changes, "snapshots", st.Snapshots,
+				"decisions", st.Decisions)
 		}
 	}
 }

@@ -162,6 +162,7 @@ async function groupView(resp, params, signal) {
     h('dt', {}, 'Members'), h('dd', {}, `${num(g.directMemberCount).toLocaleString('en')} direct, `,
       `${g.effectiveMemberCountExact ? '' : 'at least '}${num(g.effectiveMemberCount).toLocaleString('en')} effective (every level of nesting)`));
   const guests = h('section', {class: 'panel', 'aria-labelledby': 'guests-h'}, h('h2', {id: 'guests-h'}, 'Guests at any depth'), loadingLine());
+  const decisions = h('section', {class: 'panel', id: 'decisions', 'aria-labelledby': 'decisions-h'}, h('h2', {id: 'decisions-h'}, 'Recent decisions'), loadingLine());
   const tree = memberList(o, g, rootCtx, 1, onPath, signal);
   replace(main,
     h('p', {class: 'crumbs'}, h('a', {href: link('/search')}, 'Search'), ' › group'),
@@ -175,12 +176,41 @@ async function groupView(resp, params, signal) {
         'Guests are marked ', h('span', {class: 'badge guest'}, '⚠ guest'), '; rules broken under a label are marked ',
         h('span', {class: 'flag bad'}, '✖'), '.'),
       h('div', {class: 'tree-scroll', tabindex: '0', role: 'region', 'aria-label': 'member tree'}, tree)),
-    guests);
+    guests, decisions);
   if (onPath) {
     await names(path, signal).catch(() => {});
     expandAlong(tree, onPath);
   }
-  await guestPanel(o, guests, signal);
+  await Promise.all([guestPanel(o, guests, signal), decisionsPanel(o, decisions, signal)]);
+}
+
+// decisionsPanel lists the group's newest decisions from the server's decision log (ListDecisions, SPEC §14);
+// a server without a Postgres decision log answers FAILED_PRECONDITION, and the panel goes away.
+async function decisionsPanel(o, box, signal) {
+  let resp;
+  try {
+    resp = await call('listDecisions', {tenantId: state.tenant, groupId: o.id, limit: 20}, signal);
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    if (e.code === 'FAILED_PRECONDITION') { box.remove(); return; }
+    replace(box, h('h2', {id: 'decisions-h'}, 'Recent decisions'));
+    showError(e, box);
+    return;
+  }
+  const rows = list(resp.records);
+  const word = (v) => (v || '').replace('VERDICT_', '');
+  replace(box, h('h2', {id: 'decisions-h'}, 'Recent decisions'),
+    rows.length ? h('table', {class: 'grid', id: 'decisions-table'},
+      h('thead', {}, h('tr', {}, ['Time', 'Verdict', 'Question', 'Actor', 'Rules', 'Decision id'].map((c) => h('th', {scope: 'col'}, c)))),
+      h('tbody', {}, rows.map((r) => h('tr', {class: word(r.verdict) === 'DENY' ? 'deny' : 'allow'},
+        h('td', {}, new Date(r.time).toISOString().replace('T', ' ').slice(0, 19)),
+        h('td', {}, h('span', {class: word(r.verdict) === 'DENY' ? 'flag bad' : 'flag'}, word(r.verdict)), ' (Entra ', word(r.entraVerdict), ')'),
+        h('td', {}, r.rpc, ' ', [r.memberId, r.labelId, r.action].filter(Boolean).join(' ')),
+        h('td', {}, r.actorId ? h('a', {href: objectLink(r.actorId)}, r.actorId) : '', r.caller ? h('span', {class: 'hint'}, ' via ', r.caller) : ''),
+        h('td', {}, list(r.violations).concat(list(r.warnings)).map((x) => ruleTitle(x)).join('; ') || '—'),
+        h('td', {}, h('code', {class: 'id'}, r.decisionId)))))) :
+      h('p', {}, 'No decision about this group is in the log yet.'),
+    h('p', {class: 'hint'}, 'From the decision log; ', h('code', {}, 'groupgate decisions --group ' + o.id), ' shows more.'));
 }
 
 async function guestPanel(o, box, signal) {

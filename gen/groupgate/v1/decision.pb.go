@@ -12,6 +12,7 @@ import (
 	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -469,6 +470,9 @@ type Decision struct {
 	Warnings []*Violation `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	// The directory revision the decision was made on.
 	Revision int64 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	// This decision's id, a UUIDv7 (time-ordered) string, also in its decision log record (SPEC §14): quote it to
+	// find out later why a change was allowed. Each CheckBatch item and EvaluatePlan step has its own.
+	DecisionId string `protobuf:"bytes,6,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
 	// How the actor holds each right the decision relied on (SPEC §18), whatever the verdicts.
 	Privileges    []*Privilege `protobuf:"bytes,16,rep,name=privileges,proto3" json:"privileges,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -538,6 +542,13 @@ func (x *Decision) GetRevision() int64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *Decision) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
 }
 
 func (x *Decision) GetPrivileges() []*Privilege {
@@ -3721,16 +3732,309 @@ func (x *ListLabelsResponse) GetRevision() int64 {
 	return 0
 }
 
+type ListDecisionsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The decisions about this group (its group_id); at least one of group_id and actor_id is required.
+	GroupId string `protobuf:"bytes,2,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// The decisions asked for this actor.
+	ActorId string `protobuf:"bytes,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// How many of the newest to return; 0 means 20, at most 200.
+	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDecisionsRequest) Reset() {
+	*x = ListDecisionsRequest{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDecisionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDecisionsRequest) ProtoMessage() {}
+
+func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
+func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListDecisionsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListDecisionsRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *ListDecisionsRequest) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *ListDecisionsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// DecisionRecord is one decision log record (SPEC §14).
+type DecisionRecord struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	DecisionId string                 `protobuf:"bytes,1,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	Time       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	TenantId   string                 `protobuf:"bytes,3,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Revision   int64                  `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The RPC that made it: CanAddMember, CheckBatch, EvaluatePlan, …
+	Rpc      string `protobuf:"bytes,5,opt,name=rpc,proto3" json:"rpc,omitempty"`
+	GroupId  string `protobuf:"bytes,6,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	MemberId string `protobuf:"bytes,7,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	LabelId  string `protobuf:"bytes,8,opt,name=label_id,json=labelId,proto3" json:"label_id,omitempty"`
+	ActorId  string `protobuf:"bytes,9,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// CanModifyUser's action, or the change an EvaluatePlan step made (add_member, upsert_group, …).
+	Action       string  `protobuf:"bytes,10,opt,name=action,proto3" json:"action,omitempty"`
+	Verdict      Verdict `protobuf:"varint,11,opt,name=verdict,proto3,enum=groupgate.v1.Verdict" json:"verdict,omitempty"`
+	EntraVerdict Verdict `protobuf:"varint,12,opt,name=entra_verdict,json=entraVerdict,proto3,enum=groupgate.v1.Verdict" json:"entra_verdict,omitempty"`
+	Violations   []Rule  `protobuf:"varint,13,rep,packed,name=violations,proto3,enum=groupgate.v1.Rule" json:"violations,omitempty"`
+	Warnings     []Rule  `protobuf:"varint,14,rep,packed,name=warnings,proto3,enum=groupgate.v1.Rule" json:"warnings,omitempty"`
+	// Who asked: token:NAME, jwt:TID/OID (app APPID), or empty when authentication is off. Never a token.
+	Caller string `protobuf:"bytes,15,opt,name=caller,proto3" json:"caller,omitempty"`
+	// The OpenTelemetry trace the decision was made in, when tracing is on.
+	TraceId       string  `protobuf:"bytes,16,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	LatencyMs     float64 `protobuf:"fixed64,17,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecisionRecord) Reset() {
+	*x = DecisionRecord{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecisionRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecisionRecord) ProtoMessage() {}
+
+func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecisionRecord.ProtoReflect.Descriptor instead.
+func (*DecisionRecord) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *DecisionRecord) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+func (x *DecisionRecord) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *DecisionRecord) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DecisionRecord) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *DecisionRecord) GetRpc() string {
+	if x != nil {
+		return x.Rpc
+	}
+	return ""
+}
+
+func (x *DecisionRecord) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *DecisionRecord) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *DecisionRecord) GetLabelId() string {
+	if x != nil {
+		return x.LabelId
+	}
+	return ""
+}
+
+func (x *DecisionRecord) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *DecisionRecord) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *DecisionRecord) GetVerdict() Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
+func (x *DecisionRecord) GetEntraVerdict() Verdict {
+	if x != nil {
+		return x.EntraVerdict
+	}
+	return Verdict_VERDICT_UNSPECIFIED
+}
+
+func (x *DecisionRecord) GetViolations() []Rule {
+	if x != nil {
+		return x.Violations
+	}
+	return nil
+}
+
+func (x *DecisionRecord) GetWarnings() []Rule {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *DecisionRecord) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+func (x *DecisionRecord) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
+	}
+	return ""
+}
+
+func (x *DecisionRecord) GetLatencyMs() float64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+type ListDecisionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Records       []*DecisionRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDecisionsResponse) Reset() {
+	*x = ListDecisionsResponse{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDecisionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDecisionsResponse) ProtoMessage() {}
+
+func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
+func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListDecisionsResponse) GetRecords() []*DecisionRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_groupgate_v1_decision_proto protoreflect.FileDescriptor
 
 const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\n" +
-	"\x1bgroupgate/v1/decision.proto\x12\fgroupgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x18groupgate/v1/model.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x8d\x01\n" +
+	"\x1bgroupgate/v1/decision.proto\x12\fgroupgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x18groupgate/v1/model.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x8d\x01\n" +
 	"\tViolation\x12&\n" +
 	"\x04rule\x18\x01 \x01(\x0e2\x12.groupgate.v1.RuleR\x04rule\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12*\n" +
 	"\x11enforced_by_entra\x18\x03 \x01(\bR\x0fenforcedByEntra\x12\x12\n" +
-	"\x04path\x18\x04 \x03(\tR\x04path\"\xba\x02\n" +
+	"\x04path\x18\x04 \x03(\tR\x04path\"\xdb\x02\n" +
 	"\bDecision\x12/\n" +
 	"\averdict\x18\x01 \x01(\x0e2\x15.groupgate.v1.VerdictR\averdict\x12:\n" +
 	"\rentra_verdict\x18\x02 \x01(\x0e2\x15.groupgate.v1.VerdictR\fentraVerdict\x127\n" +
@@ -3738,7 +4042,9 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"violations\x18\x03 \x03(\v2\x17.groupgate.v1.ViolationR\n" +
 	"violations\x123\n" +
 	"\bwarnings\x18\x04 \x03(\v2\x17.groupgate.v1.ViolationR\bwarnings\x12\x1a\n" +
-	"\brevision\x18\x05 \x01(\x03R\brevision\x127\n" +
+	"\brevision\x18\x05 \x01(\x03R\brevision\x12\x1f\n" +
+	"\vdecision_id\x18\x06 \x01(\tR\n" +
+	"decisionId\x127\n" +
 	"\n" +
 	"privileges\x18\x10 \x03(\v2\x17.groupgate.v1.PrivilegeR\n" +
 	"privileges\"\xcb\x02\n" +
@@ -3968,7 +4274,37 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\"]\n" +
 	"\x12ListLabelsResponse\x12+\n" +
 	"\x06labels\x18\x01 \x03(\v2\x13.groupgate.v1.LabelR\x06labels\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision*G\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x7f\n" +
+	"\x14ListDecisionsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x19\n" +
+	"\bgroup_id\x18\x02 \x01(\tR\agroupId\x12\x19\n" +
+	"\bactor_id\x18\x03 \x01(\tR\aactorId\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"\xd5\x04\n" +
+	"\x0eDecisionRecord\x12\x1f\n" +
+	"\vdecision_id\x18\x01 \x01(\tR\n" +
+	"decisionId\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
+	"\ttenant_id\x18\x03 \x01(\tR\btenantId\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x12\x10\n" +
+	"\x03rpc\x18\x05 \x01(\tR\x03rpc\x12\x19\n" +
+	"\bgroup_id\x18\x06 \x01(\tR\agroupId\x12\x1b\n" +
+	"\tmember_id\x18\a \x01(\tR\bmemberId\x12\x19\n" +
+	"\blabel_id\x18\b \x01(\tR\alabelId\x12\x19\n" +
+	"\bactor_id\x18\t \x01(\tR\aactorId\x12\x16\n" +
+	"\x06action\x18\n" +
+	" \x01(\tR\x06action\x12/\n" +
+	"\averdict\x18\v \x01(\x0e2\x15.groupgate.v1.VerdictR\averdict\x12:\n" +
+	"\rentra_verdict\x18\f \x01(\x0e2\x15.groupgate.v1.VerdictR\fentraVerdict\x122\n" +
+	"\n" +
+	"violations\x18\r \x03(\x0e2\x12.groupgate.v1.RuleR\n" +
+	"violations\x12.\n" +
+	"\bwarnings\x18\x0e \x03(\x0e2\x12.groupgate.v1.RuleR\bwarnings\x12\x16\n" +
+	"\x06caller\x18\x0f \x01(\tR\x06caller\x12\x19\n" +
+	"\btrace_id\x18\x10 \x01(\tR\atraceId\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\x11 \x01(\x01R\tlatencyMs\"O\n" +
+	"\x15ListDecisionsResponse\x126\n" +
+	"\arecords\x18\x01 \x03(\v2\x1c.groupgate.v1.DecisionRecordR\arecords*G\n" +
 	"\aVerdict\x12\x17\n" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rVERDICT_ALLOW\x10\x01\x12\x10\n" +
@@ -4025,7 +4361,7 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x10MEMBER_TYPE_USER\x10\x01\x12\x15\n" +
 	"\x11MEMBER_TYPE_GUEST\x10\x02\x12\x15\n" +
 	"\x11MEMBER_TYPE_GROUP\x10\x03\x12!\n" +
-	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\x8a\x0f\n" +
+	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\x82\x10\n" +
 	"\x0fDecisionService\x12r\n" +
 	"\fCanAddMember\x12!.groupgate.v1.CanAddMemberRequest\x1a\".groupgate.v1.CanAddMemberResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/canAddMember\x12v\n" +
 	"\rCanApplyLabel\x12\".groupgate.v1.CanApplyLabelRequest\x1a#.groupgate.v1.CanApplyLabelResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/canApplyLabel\x12z\n" +
@@ -4044,7 +4380,8 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\rLookupObjects\x12\".groupgate.v1.LookupObjectsRequest\x1a#.groupgate.v1.LookupObjectsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/lookupObjects\x12z\n" +
 	"\x0eDescribeObject\x12#.groupgate.v1.DescribeObjectRequest\x1a$.groupgate.v1.DescribeObjectResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/describeObject\x12j\n" +
 	"\n" +
-	"ListLabels\x12\x1f.groupgate.v1.ListLabelsRequest\x1a .groupgate.v1.ListLabelsResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/listLabelsB\xf5\x04\x92A\xb4\x04\x12\xe2\x02\n" +
+	"ListLabels\x12\x1f.groupgate.v1.ListLabelsRequest\x1a .groupgate.v1.ListLabelsResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/listLabels\x12v\n" +
+	"\rListDecisions\x12\".groupgate.v1.ListDecisionsRequest\x1a#.groupgate.v1.ListDecisionsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/listDecisionsB\xf5\x04\x92A\xb4\x04\x12\xe2\x02\n" +
 	"\tgroupgate\x12\xd0\x02Policy decisions for Microsoft Entra ID group governance: ask whether a directory change is allowed before making it. Every route is POST /v1/{rpc} with the request message as protobuf JSON; server streams answer newline-delimited JSON, one {\"result\": ...} per line. Errors are a google.rpc.Status with the HTTP status of its gRPC code.2\x02v1*\x02\x02\x012\x10application/json:\x10application/jsonZ\x96\x01\n" +
 	"\x93\x01\n" +
 	"\x06bearer\x12\x88\x01\b\x02\x12s\"Bearer TOKEN\" with a token of the server's --token-file (checker: DecisionService; writer: also DirectoryService).\x1a\rAuthorization \x02b\f\n" +
@@ -4065,7 +4402,7 @@ func file_groupgate_v1_decision_proto_rawDescGZIP() []byte {
 }
 
 var file_groupgate_v1_decision_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_groupgate_v1_decision_proto_goTypes = []any{
 	(Verdict)(0),                       // 0: groupgate.v1.Verdict
 	(Rule)(0),                          // 1: groupgate.v1.Rule
@@ -4119,14 +4456,18 @@ var file_groupgate_v1_decision_proto_goTypes = []any{
 	(*DescribeObjectResponse)(nil),     // 49: groupgate.v1.DescribeObjectResponse
 	(*ListLabelsRequest)(nil),          // 50: groupgate.v1.ListLabelsRequest
 	(*ListLabelsResponse)(nil),         // 51: groupgate.v1.ListLabelsResponse
-	(*Consistency)(nil),                // 52: groupgate.v1.Consistency
-	(*Group)(nil),                      // 53: groupgate.v1.Group
-	(UserType)(0),                      // 54: groupgate.v1.UserType
-	(*status.Status)(nil),              // 55: google.rpc.Status
-	(*Change)(nil),                     // 56: groupgate.v1.Change
-	(GroupKind)(0),                     // 57: groupgate.v1.GroupKind
-	(Membership)(0),                    // 58: groupgate.v1.Membership
-	(*Label)(nil),                      // 59: groupgate.v1.Label
+	(*ListDecisionsRequest)(nil),       // 52: groupgate.v1.ListDecisionsRequest
+	(*DecisionRecord)(nil),             // 53: groupgate.v1.DecisionRecord
+	(*ListDecisionsResponse)(nil),      // 54: groupgate.v1.ListDecisionsResponse
+	(*Consistency)(nil),                // 55: groupgate.v1.Consistency
+	(*Group)(nil),                      // 56: groupgate.v1.Group
+	(UserType)(0),                      // 57: groupgate.v1.UserType
+	(*status.Status)(nil),              // 58: google.rpc.Status
+	(*Change)(nil),                     // 59: groupgate.v1.Change
+	(GroupKind)(0),                     // 60: groupgate.v1.GroupKind
+	(Membership)(0),                    // 61: groupgate.v1.Membership
+	(*Label)(nil),                      // 62: groupgate.v1.Label
+	(*timestamppb.Timestamp)(nil),      // 63: google.protobuf.Timestamp
 }
 var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	1,  // 0: groupgate.v1.Violation.rule:type_name -> groupgate.v1.Rule
@@ -4135,107 +4476,115 @@ var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	5,  // 3: groupgate.v1.Decision.violations:type_name -> groupgate.v1.Violation
 	5,  // 4: groupgate.v1.Decision.warnings:type_name -> groupgate.v1.Violation
 	7,  // 5: groupgate.v1.Decision.privileges:type_name -> groupgate.v1.Privilege
-	52, // 6: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 6: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 7: groupgate.v1.CanAddMemberResponse.decision:type_name -> groupgate.v1.Decision
-	52, // 8: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 8: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 9: groupgate.v1.CanApplyLabelResponse.decision:type_name -> groupgate.v1.Decision
-	52, // 10: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 10: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
 	6,  // 11: groupgate.v1.CanChangeLabelResponse.decision:type_name -> groupgate.v1.Decision
-	52, // 12: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
-	53, // 13: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
+	55, // 12: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
+	56, // 13: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
 	6,  // 14: groupgate.v1.CanCreateRoleGroupResponse.decision:type_name -> groupgate.v1.Decision
-	52, // 15: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 15: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
 	2,  // 16: groupgate.v1.CanModifyUserRequest.action:type_name -> groupgate.v1.UserAction
 	6,  // 17: groupgate.v1.CanModifyUserResponse.decision:type_name -> groupgate.v1.Decision
-	52, // 18: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
-	52, // 19: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 18: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 19: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
 	4,  // 20: groupgate.v1.EffectiveMembersRequest.types:type_name -> groupgate.v1.MemberType
 	3,  // 21: groupgate.v1.EffectiveMember.kind:type_name -> groupgate.v1.ObjectKind
-	54, // 22: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
+	57, // 22: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
 	21, // 23: groupgate.v1.EffectiveMembersResponse.members:type_name -> groupgate.v1.EffectiveMember
 	8,  // 24: groupgate.v1.CheckBatchItem.can_add_member:type_name -> groupgate.v1.CanAddMemberRequest
 	10, // 25: groupgate.v1.CheckBatchItem.can_apply_label:type_name -> groupgate.v1.CanApplyLabelRequest
 	12, // 26: groupgate.v1.CheckBatchItem.can_change_label:type_name -> groupgate.v1.CanChangeLabelRequest
 	14, // 27: groupgate.v1.CheckBatchItem.can_create_role_group:type_name -> groupgate.v1.CanCreateRoleGroupRequest
 	16, // 28: groupgate.v1.CheckBatchItem.can_modify_user:type_name -> groupgate.v1.CanModifyUserRequest
-	52, // 29: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 29: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
 	23, // 30: groupgate.v1.CheckBatchRequest.checks:type_name -> groupgate.v1.CheckBatchItem
 	6,  // 31: groupgate.v1.CheckBatchResult.decision:type_name -> groupgate.v1.Decision
-	55, // 32: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
+	58, // 32: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
 	25, // 33: groupgate.v1.CheckBatchResponse.results:type_name -> groupgate.v1.CheckBatchResult
-	56, // 34: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
-	52, // 35: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
+	59, // 34: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
+	55, // 35: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
 	27, // 36: groupgate.v1.EvaluatePlanRequest.steps:type_name -> groupgate.v1.PlanStep
 	6,  // 37: groupgate.v1.PlanStepResult.decision:type_name -> groupgate.v1.Decision
-	55, // 38: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
+	58, // 38: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
 	29, // 39: groupgate.v1.EvaluatePlanResponse.results:type_name -> groupgate.v1.PlanStepResult
-	52, // 40: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 40: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
 	1,  // 41: groupgate.v1.AuditRequest.rules:type_name -> groupgate.v1.Rule
 	1,  // 42: groupgate.v1.Finding.rule:type_name -> groupgate.v1.Rule
 	32, // 43: groupgate.v1.AuditResponse.findings:type_name -> groupgate.v1.Finding
-	52, // 44: groupgate.v1.EffectiveGroupsRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 44: groupgate.v1.EffectiveGroupsRequest.consistency:type_name -> groupgate.v1.Consistency
 	35, // 45: groupgate.v1.EffectiveGroupsResponse.groups:type_name -> groupgate.v1.EffectiveGroup
 	38, // 46: groupgate.v1.ListTenantsResponse.tenants:type_name -> groupgate.v1.TenantInfo
 	3,  // 47: groupgate.v1.ObjectSummary.kind:type_name -> groupgate.v1.ObjectKind
-	54, // 48: groupgate.v1.ObjectSummary.user_type:type_name -> groupgate.v1.UserType
-	57, // 49: groupgate.v1.ObjectSummary.group_kind:type_name -> groupgate.v1.GroupKind
-	58, // 50: groupgate.v1.ObjectSummary.membership:type_name -> groupgate.v1.Membership
-	52, // 51: groupgate.v1.SearchObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
+	57, // 48: groupgate.v1.ObjectSummary.user_type:type_name -> groupgate.v1.UserType
+	60, // 49: groupgate.v1.ObjectSummary.group_kind:type_name -> groupgate.v1.GroupKind
+	61, // 50: groupgate.v1.ObjectSummary.membership:type_name -> groupgate.v1.Membership
+	55, // 51: groupgate.v1.SearchObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
 	3,  // 52: groupgate.v1.SearchObjectsRequest.kinds:type_name -> groupgate.v1.ObjectKind
 	40, // 53: groupgate.v1.SearchObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
-	52, // 54: groupgate.v1.LookupObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 54: groupgate.v1.LookupObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
 	40, // 55: groupgate.v1.LookupObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
-	52, // 56: groupgate.v1.DescribeObjectRequest.consistency:type_name -> groupgate.v1.Consistency
+	55, // 56: groupgate.v1.DescribeObjectRequest.consistency:type_name -> groupgate.v1.Consistency
 	40, // 57: groupgate.v1.DirectMember.object:type_name -> groupgate.v1.ObjectSummary
 	32, // 58: groupgate.v1.DirectMember.findings:type_name -> groupgate.v1.Finding
-	57, // 59: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
-	58, // 60: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
-	59, // 61: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
+	60, // 59: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
+	61, // 60: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
+	62, // 61: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
 	40, // 62: groupgate.v1.GroupDetails.owners:type_name -> groupgate.v1.ObjectSummary
 	46, // 63: groupgate.v1.GroupDetails.members:type_name -> groupgate.v1.DirectMember
-	59, // 64: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
+	62, // 64: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
 	40, // 65: groupgate.v1.DescribeObjectResponse.object:type_name -> groupgate.v1.ObjectSummary
 	47, // 66: groupgate.v1.DescribeObjectResponse.group:type_name -> groupgate.v1.GroupDetails
 	48, // 67: groupgate.v1.DescribeObjectResponse.principal:type_name -> groupgate.v1.PrincipalDetails
-	52, // 68: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
-	59, // 69: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
-	8,  // 70: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
-	10, // 71: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
-	12, // 72: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
-	14, // 73: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
-	16, // 74: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
-	18, // 75: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
-	20, // 76: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
-	24, // 77: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
-	28, // 78: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
-	31, // 79: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
-	34, // 80: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
-	37, // 81: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
-	41, // 82: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
-	43, // 83: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
-	45, // 84: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
-	50, // 85: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
-	9,  // 86: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
-	11, // 87: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
-	13, // 88: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
-	15, // 89: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
-	17, // 90: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
-	19, // 91: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
-	22, // 92: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
-	26, // 93: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
-	30, // 94: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
-	33, // 95: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
-	36, // 96: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
-	39, // 97: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
-	42, // 98: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
-	44, // 99: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
-	49, // 100: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
-	51, // 101: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
-	86, // [86:102] is the sub-list for method output_type
-	70, // [70:86] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	55, // 68: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
+	62, // 69: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
+	63, // 70: groupgate.v1.DecisionRecord.time:type_name -> google.protobuf.Timestamp
+	0,  // 71: groupgate.v1.DecisionRecord.verdict:type_name -> groupgate.v1.Verdict
+	0,  // 72: groupgate.v1.DecisionRecord.entra_verdict:type_name -> groupgate.v1.Verdict
+	1,  // 73: groupgate.v1.DecisionRecord.violations:type_name -> groupgate.v1.Rule
+	1,  // 74: groupgate.v1.DecisionRecord.warnings:type_name -> groupgate.v1.Rule
+	53, // 75: groupgate.v1.ListDecisionsResponse.records:type_name -> groupgate.v1.DecisionRecord
+	8,  // 76: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
+	10, // 77: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
+	12, // 78: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
+	14, // 79: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
+	16, // 80: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
+	18, // 81: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
+	20, // 82: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
+	24, // 83: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
+	28, // 84: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
+	31, // 85: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
+	34, // 86: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
+	37, // 87: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
+	41, // 88: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
+	43, // 89: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
+	45, // 90: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
+	50, // 91: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
+	52, // 92: groupgate.v1.DecisionService.ListDecisions:input_type -> groupgate.v1.ListDecisionsRequest
+	9,  // 93: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
+	11, // 94: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
+	13, // 95: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
+	15, // 96: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
+	17, // 97: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
+	19, // 98: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
+	22, // 99: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
+	26, // 100: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
+	30, // 101: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
+	33, // 102: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
+	36, // 103: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
+	39, // 104: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
+	42, // 105: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
+	44, // 106: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
+	49, // 107: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
+	51, // 108: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
+	54, // 109: groupgate.v1.DecisionService.ListDecisions:output_type -> groupgate.v1.ListDecisionsResponse
+	93, // [93:110] is the sub-list for method output_type
+	76, // [76:93] is the sub-list for method input_type
+	76, // [76:76] is the sub-list for extension type_name
+	76, // [76:76] is the sub-list for extension extendee
+	0,  // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_groupgate_v1_decision_proto_init() }
@@ -4265,7 +4614,7 @@ func file_groupgate_v1_decision_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groupgate_v1_decision_proto_rawDesc), len(file_groupgate_v1_decision_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   47,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,7 @@ const (
 	DecisionService_LookupObjects_FullMethodName      = "/groupgate.v1.DecisionService/LookupObjects"
 	DecisionService_DescribeObject_FullMethodName     = "/groupgate.v1.DecisionService/DescribeObject"
 	DecisionService_ListLabels_FullMethodName         = "/groupgate.v1.DecisionService/ListLabels"
+	DecisionService_ListDecisions_FullMethodName      = "/groupgate.v1.DecisionService/ListDecisions"
 )
 
 // DecisionServiceClient is the client API for DecisionService service.
@@ -109,6 +110,12 @@ type DecisionServiceClient interface {
 	//
 	// The tenant's sensitivity labels, by priority.
 	ListLabels(ctx context.Context, in *ListLabelsRequest, opts ...grpc.CallOption) (*ListLabelsResponse, error)
+	// List the recent decisions about a group or by an actor
+	//
+	// The newest records of the server's decision log (SPEC §14) that name group_id or actor_id: why was this
+	// allowed? Only a server with a Postgres decision log (serve --decision-log postgres) can answer; others say
+	// FAILED_PRECONDITION. Reading the log is not itself a decision and is not logged.
+	ListDecisions(ctx context.Context, in *ListDecisionsRequest, opts ...grpc.CallOption) (*ListDecisionsResponse, error)
 }
 
 type decisionServiceClient struct {
@@ -306,6 +313,16 @@ func (c *decisionServiceClient) ListLabels(ctx context.Context, in *ListLabelsRe
 	return out, nil
 }
 
+func (c *decisionServiceClient) ListDecisions(ctx context.Context, in *ListDecisionsRequest, opts ...grpc.CallOption) (*ListDecisionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDecisionsResponse)
+	err := c.cc.Invoke(ctx, DecisionService_ListDecisions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DecisionServiceServer is the server API for DecisionService service.
 // All implementations must embed UnimplementedDecisionServiceServer
 // for forward compatibility.
@@ -378,6 +395,12 @@ type DecisionServiceServer interface {
 	//
 	// The tenant's sensitivity labels, by priority.
 	ListLabels(context.Context, *ListLabelsRequest) (*ListLabelsResponse, error)
+	// List the recent decisions about a group or by an actor
+	//
+	// The newest records of the server's decision log (SPEC §14) that name group_id or actor_id: why was this
+	// allowed? Only a server with a Postgres decision log (serve --decision-log postgres) can answer; others say
+	// FAILED_PRECONDITION. Reading the log is not itself a decision and is not logged.
+	ListDecisions(context.Context, *ListDecisionsRequest) (*ListDecisionsResponse, error)
 	mustEmbedUnimplementedDecisionServiceServer()
 }
 
@@ -435,6 +458,9 @@ func (UnimplementedDecisionServiceServer) DescribeObject(context.Context, *Descr
 }
 func (UnimplementedDecisionServiceServer) ListLabels(context.Context, *ListLabelsRequest) (*ListLabelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListLabels not implemented")
+}
+func (UnimplementedDecisionServiceServer) ListDecisions(context.Context, *ListDecisionsRequest) (*ListDecisionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDecisions not implemented")
 }
 func (UnimplementedDecisionServiceServer) mustEmbedUnimplementedDecisionServiceServer() {}
 func (UnimplementedDecisionServiceServer) testEmbeddedByValue()                         {}
@@ -724,6 +750,24 @@ func _DecisionService_ListLabels_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DecisionService_ListDecisions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDecisionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionServiceServer).ListDecisions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionService_ListDecisions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionServiceServer).ListDecisions(ctx, req.(*ListDecisionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DecisionService_ServiceDesc is the grpc.ServiceDesc for DecisionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -782,6 +826,10 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListLabels",
 			Handler:    _DecisionService_ListLabels_Handler,
+		},
+		{
+			MethodName: "ListDecisions",
+			Handler:    _DecisionService_ListDecisions_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

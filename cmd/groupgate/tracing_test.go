@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/groupgate/groupgate/entra/graphtest"
+	"github.com/groupgate/groupgate/internal/otlptest"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+)
+
+// TestServeTracesFromTheEnvironment: serve with OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_PROTOCOL=grpc
+// exports the spans of an HTTP call to the receiver, continuing the caller's traceparent, and the decision record
+// carries the trace id.
+func TestServeTracesFromTheEnvironment(t *testing.T) {
+	recv := otlptest.Start(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+recv.Endpoint)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_SERVICE_NAME", "groupgate-test")
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, httpReady, done := make(chan string, 1), make(chan string, 1), make(chan error, 1)
+	f := &serveFlags{listen: "127.0.0.1:0", httpListen: "127.0.0.1:0", httpReady: httpReady, logLevel: "error", logFormat: "text",
+		shutdownTimeout: time.Second, decisionLog: decisionLogFlags{sink: "file:" + path, maxBytes: 1 << 20, keep: 1}}
+	go func() { done <- serve(ctx, f, ready) }()
+	<-ready
+	httpAddr := <-httpReady
+	const traceID, parentID = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
+	req, _ := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/canAddMember",
+		strings.NewReader(`{"tenantId":"contoso","groupId":"grp-finance","memberId":"u-gina","actorId":"u-oscar"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-"+traceID+"-"+parentID+"-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	rpc := recv.WaitFor(t, traceID, "groupgate.v1.DecisionService/CanAddMember")
+	if rpc.ParentSpanID != parentID || rpc.Service != "groupgate-test" {
+		t.Fatalf("server span %+v: want the child of %s from service groupgate-test", rpc, parentID)
+	}
+	recv.WaitFor(t, traceID, "policy.can_add_member")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out := runCLI(t, "decisions", "--file", path)
+	if !strings.Contains(out, "trace "+traceID) {
+		t.Fatalf("decisions:\n%s\nwant the record in trace %s", out, traceID)
+	}
+}
+
+// TestSyncTracesGraphRequests: groupgate sync with OTEL_* set makes a client span of every Graph request.
+func TestSyncTracesGraphRequests(t *testing.T) {
+	recv := otlptest.Start(t)
+	g := graphtest.New(graphtest.Crafted())
+	defer g.Close()
+	cmd, out := syncCmd(t, g, g.Token, "-o", filepath.Join(t.TempDir(), "s.pb.gz"))
+	cmd.Env = append(cmd.Env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://"+recv.Endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sync: %v\n%s", err, out)
+	}
+	var graph int
+	for _, s := range recv.Spans() {
+		if s.Kind == tracepb.Span_SPAN_KIND_CLIENT && strings.Contains(s.Attributes["url.full"], "/v1.0/") {
+			graph++
+		}
+	}
+	if graph < 2 {
+		var names []string
+		for _, s := range recv.Spans() {
+			names = append(names, s.Name)
+		}
+		t.Fatalf("%d Graph client spans, want one per request (users, groups, …); received %v", graph, names)
+	}
+}

@@ -1,0 +1,116 @@
+// Package otlptest is an OTLP trace receiver for tests: a gRPC server on 127.0.0.1 that implements the
+// collector's TraceService and keeps every span it is sent.
+package otlptest
+
+import (
+	"context"
+	"encoding/hex"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+)
+
+// Receiver collects spans. Endpoint is its host:port.
+type Receiver struct {
+	coltracepb.UnimplementedTraceServiceServer
+	Endpoint string
+	mu       sync.Mutex
+	spans    []*Span
+}
+
+// Span is a received span, with its ids in hex and its attributes as strings.
+type Span struct {
+	Name, TraceID, SpanID, ParentSpanID string
+	Kind                                tracepb.Span_SpanKind
+	Service                             string
+	Attributes                          map[string]string
+}
+
+// Start serves a receiver until the test ends.
+func Start(t testing.TB) *Receiver {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Receiver{Endpoint: lis.Addr().String()}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, r)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return r
+}
+
+func (r *Receiver) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rs := range req.GetResourceSpans() {
+		service := ""
+		for _, kv := range rs.GetResource().GetAttributes() {
+			if kv.GetKey() == "service.name" {
+				service = kv.GetValue().GetStringValue()
+			}
+		}
+		for _, ss := range rs.GetScopeSpans() {
+			for _, s := range ss.GetSpans() {
+				r.spans = append(r.spans, &Span{Name: s.GetName(), TraceID: hex.EncodeToString(s.GetTraceId()),
+					SpanID: hex.EncodeToString(s.GetSpanId()), ParentSpanID: hex.EncodeToString(s.GetParentSpanId()),
+					Kind: s.GetKind(), Service: service, Attributes: attributes(s.GetAttributes())})
+			}
+		}
+	}
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+func attributes(kvs []*commonpb.KeyValue) map[string]string {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		v := kv.GetValue()
+		switch v.GetValue().(type) {
+		case *commonpb.AnyValue_StringValue:
+			m[kv.GetKey()] = v.GetStringValue()
+		case *commonpb.AnyValue_IntValue:
+			m[kv.GetKey()] = strconv.FormatInt(v.GetIntValue(), 10)
+		case *commonpb.AnyValue_BoolValue:
+			m[kv.GetKey()] = strconv.FormatBool(v.GetBoolValue())
+		default:
+			m[kv.GetKey()] = v.String()
+		}
+	}
+	return m
+}
+
+// Spans are the spans received so far.
+func (r *Receiver) Spans() []*Span {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*Span(nil), r.spans...)
+}
+
+// WaitFor waits up to 10 s for a span named name in trace traceID ("" for any) and returns it.
+func (r *Receiver) WaitFor(t testing.TB, traceID, name string) *Span {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, s := range r.Spans() {
+			if s.Name == name && (traceID == "" || s.TraceID == traceID) {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for _, s := range r.Spans() {
+				names = append(names, s.Name+"@"+s.TraceID)
+			}
+			t.Fatalf("no span %q in trace %q after 10 s; received %v", name, traceID, names)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
