@@ -28,7 +28,7 @@ func (f *decisionLogFlags) register(fl *pflag.FlagSet, retention *postgres.Reten
 	fl.DurationVar(&retention.DecisionLog, "decision-log-retain-for", 90*24*time.Hour, "postgres: delete decision log records older than this (with the change log's pruner, every --prune-every; 0: keep them all)")
 }
 
-// tracedHTTPClient is groupgate sync's Graph client: with tracing on (setupTracing), every Graph request is a
+// tracedHTTPClient is groupgate sync's Graph client: with tracing on (app.SetupTracing), every Graph request is a
 // client span (otelhttp) and carries its traceparent.
 func tracedHTTPClient(ctx context.Context, timeout time.Duration) (*http.Client, func(), error) {
 	tp, shutdown, err := app.SetupTracing(ctx)
