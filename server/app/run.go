@@ -54,7 +54,8 @@ func (a *App) startHTTP() (*gateway.Server, error) {
 		root = webui.Handler()
 	}
 	web, err := gateway.Start(a.httpLis, a.srv, a.tls,
-		gateway.Options{MaxBodyBytes: int64(a.cfg.Limits.MaxRecvBytes), Root: root, Browser: a.cfg.Browser},
+		gateway.Options{MaxBodyBytes: int64(a.cfg.Limits.MaxRecvBytes), Root: root, Browser: a.cfg.Browser,
+			AuthZENBaseURL: a.cfg.AuthZENBaseURL},
 		slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn))
 	if err != nil {
 		return nil, fmt.Errorf("--http-listen: %w", err)
