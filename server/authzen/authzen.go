@@ -15,11 +15,13 @@
 package authzen
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -237,14 +239,19 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, rest string)
 	})
 }
 
+// writeJSON writes v as the 200 answer, with its Content-Length; messages keep their arrows and quotes unescaped
+// (no HTML-safe escaping: the answer is JSON for a program, not a page).
 func writeJSON(w http.ResponseWriter, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		http.Error(w, `{"code":13,"message":"failed to marshal the answer"}`, http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(append(b, '\n'))
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, _ = w.Write(buf.Bytes())
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -232,7 +232,7 @@ func (h *Handler) ask(ctx context.Context, tenant string, e *evaluationRequest) 
 		c := map[string]any{"revision": resp.GetRevision()}
 		if resp.GetIsMember() {
 			c["path"] = resp.GetPath()
-			c["reason_admin"] = map[string]string{"en": fmt.Sprintf("%s is a member of %s through %s", subject, resource, strings.Join(resp.GetPath(), " > "))}
+			c["reason_admin"] = map[string]string{"en": fmt.Sprintf("%s is a member of %s through %s", subject, resource, strings.Join(resp.GetPath(), " → "))}
 		} else {
 			c["reason_admin"] = map[string]string{"en": fmt.Sprintf("%s is not a member of %s, directly or through nested groups", subject, resource)}
 		}
