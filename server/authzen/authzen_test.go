@@ -450,3 +450,24 @@ func TestAuth(t *testing.T) {
 		t.Errorf("discovery with auth on: HTTP %d", a.code)
 	}
 }
+
+// The gateway's body limit (SPEC §11 limits) holds for AuthZEN routes: 413 with RESOURCE_EXHAUSTED.
+func TestBodyLimit(t *testing.T) {
+	base := servertest.StartWith(t, servertest.Options{HTTP: true, Limits: server.Limits{MaxRecvBytes: 2048}}).HTTPURL
+	big := `{"subject":{"type":"user","id":"u-erin"},"action":{"name":"member"},"resource":{"type":"group","id":"grp-finance"},"context":{"pad":"` + strings.Repeat("x", 4096) + `"}}`
+	if a := post(t, base+"/access/v1/evaluation", big); a.code != http.StatusRequestEntityTooLarge {
+		t.Errorf("HTTP %d %s, want 413", a.code, a.body)
+	}
+	// Sent chunked (no Content-Length), the limit trips while reading.
+	req, _ := http.NewRequest(http.MethodPost, base+"/access/v1/evaluation", io.MultiReader(strings.NewReader(big)))
+	req.Header.Set("Content-Type", "application/json")
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("chunked: HTTP %d, want 413", resp.StatusCode)
+	}
+}

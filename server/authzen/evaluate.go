@@ -3,6 +3,7 @@ package authzen
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -68,20 +69,12 @@ func badRequest(format string, args ...any) error {
 func decode(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
-		if ok := asTypeError(err, &te); ok {
+		if errors.As(err, &te) {
 			return badRequest("field %s: got a JSON %s, want a %s", te.Field, te.Value, jsonKind(te.Type.Kind().String()))
 		}
 		return badRequest("the body is not a valid JSON object: %v", err)
 	}
 	return nil
-}
-
-func asTypeError(err error, te **json.UnmarshalTypeError) bool {
-	t, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*te = t
-	}
-	return ok
 }
 
 func jsonKind(goKind string) string {

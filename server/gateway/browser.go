@@ -105,7 +105,11 @@ func (g *browserGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		refuse(w, r, http.StatusMethodNotAllowed, codes.Unimplemented, "method not allowed: the API is POST /v1/{rpc}")
+		msg := "method not allowed: the API is POST /v1/{rpc}"
+		if authzen.IsAPIPath(r.URL.Path) {
+			msg = "method not allowed: AuthZEN routes are POST (discovery is GET " + authzen.WellKnown + ")"
+		}
+		refuse(w, r, http.StatusMethodNotAllowed, codes.Unimplemented, msg)
 		return
 	}
 	if !jsonContent(r.Header.Get("Content-Type")) {
