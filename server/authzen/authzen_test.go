@@ -471,3 +471,53 @@ func TestBodyLimit(t *testing.T) {
 		t.Errorf("chunked: HTTP %d, want 413", resp.StatusCode)
 	}
 }
+
+// SPEC §17: a page token pins the directory revision of the first page; once the directory has moved on, a later
+// page is refused (400) rather than answered from another directory. context.min_revision waits for a revision.
+func TestSearchTokenPinsRevision(t *testing.T) {
+	tokens, err := server.ParseTokens(strings.NewReader("checker:pep:pep-token-0123456789\nwriter:ops:ops-token-0123456789\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := servertest.StartWith(t, servertest.Options{HTTP: true, Tokens: tokens}).HTTPURL
+	pep := []string{"Authorization", "Bearer pep-token-0123456789"}
+	req := func(token string) string {
+		return `{"subject":{"type":"user"},"action":{"name":"member"},"resource":{"type":"group","id":"grp-engineering"},"page":{"limit":2,"token":"` + token + `"}}`
+	}
+	first := wantOK(t, post(t, base+"/access/v1/search/subject", req(""), pep...))
+	tok := first["page"].(map[string]any)["next_token"].(string)
+	if tok == "" {
+		t.Fatalf("one page only: %v", first)
+	}
+	w := post(t, base+"/v1/writeChanges", `{"tenantId":"contoso","requestId":"authzen-1","changes":[{"addMember":{"groupId":"grp-engineering","memberId":"u-oscar"}}]}`,
+		"Authorization", "Bearer ops-token-0123456789")
+	if w.code != http.StatusOK {
+		t.Fatalf("writeChanges: HTTP %d %s", w.code, w.body)
+	}
+	a := post(t, base+"/access/v1/search/subject", req(tok), pep...)
+	if a.code != http.StatusBadRequest || !strings.Contains(string(a.body), "start the search again") {
+		t.Errorf("second page after a write: HTTP %d %s", a.code, a.body)
+	}
+	// Starting again answers from the new revision, u-oscar included.
+	again := wantOK(t, post(t, base+"/access/v1/search/subject", `{"subject":{"type":"user"},"action":{"name":"member"},"resource":{"type":"group","id":"grp-engineering"},"context":{"min_revision":2}}`, pep...))
+	if got := ids(t, again); !slices.Contains(got, "user:u-oscar") || ctxOf(again)["revision"] != float64(2) {
+		t.Errorf("after the write: %v", again)
+	}
+	ev := wantOK(t, post(t, base+"/access/v1/evaluation", `{"subject":{"type":"user","id":"u-oscar"},"action":{"name":"member"},"resource":{"type":"group","id":"grp-engineering"},"context":{"min_revision":2}}`, pep...))
+	if ev["decision"] != true || ctxOf(ev)["revision"] != float64(2) {
+		t.Errorf("evaluation at min_revision 2: %v", ev)
+	}
+}
+
+// §PDP Metadata: --authzen-base-url (app.Config.AuthZENBaseURL) is the policy_decision_point, tenant path appended.
+func TestDiscoveryBaseURL(t *testing.T) {
+	base := servertest.StartWith(t, servertest.Options{HTTP: true, AuthZENBaseURL: "https://pdp.example.com/"}).HTTPURL
+	m := wantOK(t, send(t, http.MethodGet, base+"/.well-known/authzen-configuration/tenants/contoso", "", ""))
+	if m["policy_decision_point"] != "https://pdp.example.com/tenants/contoso" ||
+		m["search_subject_endpoint"] != "https://pdp.example.com/tenants/contoso/access/v1/search/subject" {
+		t.Errorf("discovery: %v", m)
+	}
+	if a := send(t, http.MethodPost, base+"/.well-known/authzen-configuration", "application/json", "{}"); a.code != http.StatusMethodNotAllowed {
+		t.Errorf("POST discovery: HTTP %d", a.code)
+	}
+}
