@@ -62,6 +62,11 @@ type Options struct {
 	// BaseURL is the PDP's identifier in discovery (--authzen-base-url), without a trailing slash; "": the
 	// listener's own URL as the request reached it (scheme and Host).
 	BaseURL string
+	// Annotate is the context of the calls for an HTTP request: the gateway gives grpc-gateway's own
+	// (runtime.AnnotateContext on its mux), so an AuthZEN call carries exactly the metadata of a /v1/… call —
+	// Authorization, the client's address, Grpc-Metadata-* headers, a Grpc-Timeout deadline. nil: the request's
+	// context with the Authorization header and the client's address (outgoing).
+	Annotate func(r *http.Request) (context.Context, error)
 	// WriteError answers a whole request with an error (a gRPC status, or the request body's read error): the
 	// gateway's error form. nil: a google.rpc.Status-shaped body written here.
 	WriteError func(w http.ResponseWriter, r *http.Request, err error)
@@ -132,6 +137,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := outgoing(r)
+	if h.opts.Annotate != nil {
+		if ctx, err = h.opts.Annotate(r); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
 	if !explicit {
 		if tenant, err = h.tenant(ctx, op); err != nil {
 			h.fail(w, r, err)
@@ -163,8 +174,9 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// outgoing is the call's context: the request's (so a client that goes away cancels the call), with the metadata
-// grpc-gateway would send — the Authorization header and the HTTP client's connection address.
+// outgoing is the call's context without Options.Annotate: the request's (so a client that goes away cancels the
+// call), with the metadata the server reads from a grpc-gateway call — the Authorization header and the HTTP
+// client's connection address.
 func outgoing(r *http.Request) context.Context {
 	md := metadata.MD{}
 	if a := r.Header.Get("Authorization"); a != "" {

@@ -3,9 +3,11 @@ package authzen_test
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/groupgate/groupgate/directory"
@@ -520,4 +522,33 @@ func TestDiscoveryBaseURL(t *testing.T) {
 	if a := send(t, http.MethodPost, base+"/.well-known/authzen-configuration", "application/json", "{}"); a.code != http.StatusMethodNotAllowed {
 		t.Errorf("POST discovery: HTTP %d", a.code)
 	}
+}
+
+// SPEC §17, §11: an AuthZEN call passes the same interceptor chain as /v1/…: the server's log names the RPC it
+// became and the HTTP client's address (the metadata grpc-gateway's routes send).
+func TestCallsGoThroughTheChain(t *testing.T) {
+	var logs syncBuffer
+	base := servertest.StartWith(t, servertest.Options{HTTP: true, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}).HTTPURL
+	wantOK(t, post(t, base+"/tenants/contoso/access/v1/evaluation", `{"subject":{"type":"user","id":"u-erin"},"action":{"name":"member"},"resource":{"type":"group","id":"grp-finance"}}`))
+	out := logs.String()
+	if !strings.Contains(out, "grpc.method=CheckMembership") || !strings.Contains(out, "http.client=127.0.0.1:") {
+		t.Errorf("no log line of the call with its HTTP client:\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -81,7 +81,14 @@ func New(srv *server.Server, opts Options) (*Gateway, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", limited)
 	// AuthZEN (SPEC §17): the same connection, so the same interceptor chain; the same body limit and error form.
-	az := limitBody(authzen.New(conn, authzen.Options{BaseURL: opts.AuthZENBaseURL, WriteError: writeAuthZENError}), opts.MaxBodyBytes)
+	az := limitBody(authzen.New(conn, authzen.Options{
+		BaseURL:    opts.AuthZENBaseURL,
+		WriteError: writeAuthZENError,
+		// The metadata of a /v1/… call, built by the same mux options (forwardedHeader, clientAddress).
+		Annotate: func(r *http.Request) (context.Context, error) {
+			return runtime.AnnotateContext(r.Context(), api, r, "AuthZEN "+r.URL.Path)
+		},
+	}), opts.MaxBodyBytes)
 	mux.Handle(authzen.AccessPrefix, az)
 	mux.Handle(authzen.TenantsPrefix, az)
 	mux.Handle(authzen.WellKnown, az)
