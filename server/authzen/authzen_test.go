@@ -181,6 +181,9 @@ func TestBadRequests(t *testing.T) {
 		{"mistyped id", "application/json", `{"subject":{"type":"user","id":42},"action":{"name":"member"},"resource":{"type":"group","id":"grp-finance"}}`, "subject.id"},
 		{"unknown action", "application/json", `{"subject":{"type":"user","id":"u-dave"},"action":{"name":"can_read"},"resource":{"type":"group","id":"grp-finance"}}`, "can_read"},
 		{"no member_id", "application/json", `{"subject":{"type":"user","id":"u-gary"},"action":{"name":"add_member"},"resource":{"type":"group","id":"grp-finance"}}`, "member_id"},
+		{"malformed JSON", "application/json", `{"subject":`, "not a valid JSON object"},
+		{"subject a string", "application/json", `{"subject":"alice","action":{"name":"member"},"resource":{"type":"group","id":"grp-finance"}}`, "field subject: got a JSON string, want an object"},
+		{"action.name a number", "application/json", `{"subject":{"type":"user","id":"u-dave"},"action":{"name":123},"resource":{"type":"group","id":"grp-finance"}}`, "action.name"},
 		{"text/plain", "text/plain", `{}`, "Content-Type"},
 		{"no content type", "", `{}`, "Content-Type"},
 	} {
@@ -329,6 +332,20 @@ func TestSearches(t *testing.T) {
 			t.Errorf("%s search with an unknown id: %v", c.path, got)
 		}
 	}
+	// An entity type or action groupgate does not know permits nothing: empty results, not a 400 (the AuthZEN
+	// certification scenario, Empty results: unknown entity type).
+	for _, c := range []struct{ path, body string }{
+		{"subject", `{"subject":{"type":"spaceship"},"action":{"name":"member"},"resource":{"type":"group","id":"grp-finance"}}`},
+		{"subject", `{"subject":{"type":"user"},"action":{"name":"read"},"resource":{"type":"group","id":"grp-finance"}}`},
+		{"resource", `{"subject":{"type":"user","id":"u-erin"},"action":{"name":"member"},"resource":{"type":"record"}}`},
+		{"action", `{"subject":{"type":"user","id":"u-erin"},"resource":{"type":"record","id":"grp-finance"}}`},
+	} {
+		got := wantOK(t, post(t, base+"/access/v1/search/"+c.path, c.body))
+		if r := got["results"].([]any); len(r) != 0 {
+			t.Errorf("%s search %s: %v", c.path, c.body, got)
+		}
+	}
+	// Missing required fields are still a 400 (§Search APIs requests).
 	if a := post(t, base+"/access/v1/search/subject", `{"action":{"name":"member"},"resource":{"type":"group","id":"grp-finance"}}`); a.code != http.StatusBadRequest {
 		t.Errorf("subject search without subject.type: HTTP %d", a.code)
 	}

@@ -70,7 +70,7 @@ func decode(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return badRequest("field %s: got a JSON %s, want a %s", te.Field, te.Value, jsonKind(te.Type.Kind().String()))
+			return badRequest("field %s: got a JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type.Kind().String()))
 		}
 		return badRequest("the body is not a valid JSON object: %v", err)
 	}
@@ -80,15 +80,15 @@ func decode(body []byte, v any) error {
 func jsonKind(goKind string) string {
 	switch goKind {
 	case "string":
-		return "string"
+		return "a string"
 	case "map", "struct", "ptr":
-		return "object"
+		return "an object"
 	case "slice":
-		return "array"
+		return "an array"
 	case "bool":
-		return "boolean"
+		return "a boolean"
 	}
-	return "number"
+	return "a number"
 }
 
 // check refuses a request that lacks a required field or names a type or action groupgate does not answer: a 400

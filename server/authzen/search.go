@@ -158,14 +158,13 @@ func (r *searchRequest) decode(body []byte) (paging, error) {
 	return r.paging()
 }
 
-func (r *searchRequest) requireAction(names ...string) error {
+// requireAction: action.name is required (400 without it); known reports whether the search answers it (an
+// action it does not know permits nothing: empty results).
+func (r *searchRequest) requireAction(names ...string) (known bool, err error) {
 	if r.Action == nil || r.Action.Name == "" {
-		return badRequest("action.name is required")
+		return false, badRequest("action.name is required")
 	}
-	if !slices.Contains(names, r.Action.Name) {
-		return badRequest("action.name %q: this search answers %v", r.Action.Name, names)
-	}
-	return nil
+	return slices.Contains(names, r.Action.Name), nil
 }
 
 // searchSubject answers POST …/access/v1/search/subject (SPEC §17): with action member, the group's effective
@@ -180,14 +179,16 @@ func (h *Handler) searchSubject(ctx context.Context, tenant string, body []byte)
 	case req.Subject == nil || req.Subject.Type == "":
 		return nil, badRequest("subject.type is required")
 	case !slices.Contains(subjectTypes, req.Subject.Type):
-		return nil, badRequest("subject.type %q: want user, group or service_principal", req.Subject.Type)
+		return empty(), nil // an entity type groupgate does not know: nothing of it is permitted
 	case req.Resource == nil || req.Resource.ID == "":
 		return nil, badRequest("resource.type and resource.id are required")
 	case req.Resource.Type != "group":
-		return nil, badRequest("resource.type %q: subjects are searched on a group", req.Resource.Type)
+		return empty(), nil
 	}
-	if err := req.requireAction(actMember, actOwner); err != nil {
+	if known, err := req.requireAction(actMember, actOwner); err != nil {
 		return nil, err
+	} else if !known {
+		return empty(), nil
 	}
 	cons := p.consistency(&req)
 	var all []result
@@ -257,14 +258,16 @@ func (h *Handler) searchResource(ctx context.Context, tenant string, body []byte
 	case req.Subject == nil || req.Subject.Type == "" || req.Subject.ID == "":
 		return nil, badRequest("subject.type and subject.id are required")
 	case !slices.Contains(subjectTypes, req.Subject.Type):
-		return nil, badRequest("subject.type %q: want user, group or service_principal", req.Subject.Type)
+		return empty(), nil // an entity type groupgate does not know: nothing of it is permitted
 	case req.Resource == nil || req.Resource.Type == "":
 		return nil, badRequest("resource.type is required")
 	case req.Resource.Type != "group":
-		return nil, badRequest("resource.type %q: resources are searched among groups", req.Resource.Type)
+		return empty(), nil
 	}
-	if err := req.requireAction(actMember); err != nil {
+	if known, err := req.requireAction(actMember); err != nil {
 		return nil, err
+	} else if !known {
+		return empty(), nil
 	}
 	cons := p.consistency(&req)
 	var all []result
@@ -310,11 +313,11 @@ func (h *Handler) searchAction(ctx context.Context, tenant string, body []byte) 
 	case req.Subject == nil || req.Subject.Type == "" || req.Subject.ID == "":
 		return nil, badRequest("subject.type and subject.id are required")
 	case !slices.Contains(subjectTypes, req.Subject.Type):
-		return nil, badRequest("subject.type %q: want user, group or service_principal", req.Subject.Type)
+		return empty(), nil // an entity type groupgate does not know: nothing of it is permitted
 	case req.Resource == nil || req.Resource.Type == "" || req.Resource.ID == "":
 		return nil, badRequest("resource.type and resource.id are required")
 	case req.Resource.Type != "group":
-		return nil, badRequest("resource.type %q: actions are searched on a group", req.Resource.Type)
+		return empty(), nil
 	}
 	cons := p.consistency(&req)
 	mem, err := h.dec.CheckMembership(ctx, &pb.CheckMembershipRequest{TenantId: tenant, Consistency: cons, GroupId: req.Resource.ID, PrincipalId: req.Subject.ID})
