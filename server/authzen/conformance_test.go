@@ -25,7 +25,8 @@ import (
 // context.verdict "entra" (SPEC §17's mapping), which must agree with it — decision, both verdicts, the rules and
 // paths of violations and warnings, the revision; a native error must be the AuthZEN item's context.error with
 // the same HTTP status. Every EffectiveGroups case is also asked as a resource search, which must find the same
-// groups. CanCreateRoleGroup has no AuthZEN shape and is asked natively only.
+// groups, and each group it lists as a member evaluation, which must permit it (the fixtures have no
+// CheckMembership cases of their own). CanCreateRoleGroup has no AuthZEN shape and is asked natively only.
 func TestConformanceOverAuthZEN(t *testing.T) {
 	conformance.Run(t, "../../testdata/conformance", func(t *testing.T, d *directory.Directory) conformance.Target {
 		return &authzenTarget{base: servertest.StartWith(t, servertest.Options{HTTP: true}, d).HTTPURL}
@@ -240,6 +241,22 @@ func (a *authzenTarget) EffectiveGroups(t *testing.T, req *pb.EffectiveGroupsReq
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("AuthZEN resource search %v, EffectiveGroups %v (native %v)", got, want, code)
+	}
+	// The fixtures have no CheckMembership cases of their own: every group EffectiveGroups lists is asked as a
+	// member evaluation, which must permit it (SPEC §17: member is CheckMembership).
+	if len(want) > 0 {
+		var items []any
+		for _, g := range want {
+			items = append(items, map[string]any{"resource": map[string]any{"type": "group", "id": g}})
+		}
+		body, _ := json.Marshal(map[string]any{"subject": map[string]any{"type": "user", "id": req.GetPrincipalId()},
+			"action": map[string]any{"name": "member"}, "evaluations": items})
+		m := wantOK(t, post(t, a.base+"/tenants/"+req.GetTenantId()+"/access/v1/evaluations", string(body)))
+		for i, ev := range m["evaluations"].([]any) {
+			if ev.(map[string]any)["decision"] != true {
+				t.Errorf("member of %s (listed by EffectiveGroups): %v", want[i], ev)
+			}
+		}
 	}
 	return out, code
 }
