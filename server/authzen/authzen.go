@@ -19,8 +19,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -336,4 +338,17 @@ func httpStatus(c codes.Code) int {
 		return 499
 	}
 	return http.StatusInternalServerError
+}
+
+// ValidateBaseURL refuses a --authzen-base-url that cannot be a PDP identifier (AuthZEN §PDP Metadata: a URL
+// without query or fragment; https, or http for a listener without TLS). "" is valid: the listener's own URL.
+func ValidateBaseURL(base string) error {
+	if base == "" {
+		return nil
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("--authzen-base-url %q: want https://host[:port][/path], without query or fragment", base)
+	}
+	return nil
 }

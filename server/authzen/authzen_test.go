@@ -13,6 +13,7 @@ import (
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/directory/demo"
 	"github.com/groupgate/groupgate/server"
+	"github.com/groupgate/groupgate/server/authzen"
 	"github.com/groupgate/groupgate/server/servertest"
 )
 
@@ -568,4 +569,17 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestValidateBaseURL(t *testing.T) {
+	for _, ok := range []string{"", "https://pdp.example.com", "https://pdp.example.com/", "http://127.0.0.1:8080/pdp"} {
+		if err := authzen.ValidateBaseURL(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"pdp.example.com", "ftp://pdp.example.com", "https://pdp.example.com/?a=b", "https://pdp.example.com/#x", "https://"} {
+		if err := authzen.ValidateBaseURL(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
 }
