@@ -130,6 +130,11 @@ func (t *httpTarget) send(ctx context.Context, route string, req proto.Message) 
 	if err != nil {
 		return nil, err
 	}
+	return t.sendBytes(ctx, route, body)
+}
+
+// sendBytes posts a JSON body to route.
+func (t *httpTarget) sendBytes(ctx context.Context, route string, body []byte) (*http.Response, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+route, bytes.NewReader(body))
 	if err != nil {
 		return nil, err

@@ -35,8 +35,10 @@ var DefaultMix = Mix{AddMember: 60, CheckMembership: 30, Batch: 10}
 type Config struct {
 	// Addr is the gRPC server to load (host:port, or unix:///path/to.sock); with HTTPURL set, the load goes to
 	// that HTTP/JSON API instead.
-	Addr        string
-	HTTPURL     string
+	Addr    string
+	HTTPURL string
+	// AuthZEN, with HTTPURL, sends the decisions through the AuthZEN routes (SPEC §17) instead of /v1/….
+	AuthZEN     bool
 	Token       string
 	Tenant      string
 	Params      workload.Params // the generated tenant the ids come from
@@ -55,7 +57,7 @@ type Config struct {
 // Report is the outcome of one run.
 type Report struct {
 	Target     string         `json:"target"`
-	Transport  string         `json:"transport"` // "tcp" or "unix" (gRPC), or "http"
+	Transport  string         `json:"transport"` // "tcp" or "unix" (gRPC), "http" or "authzen"
 	Requests   int64          `json:"requests"`
 	Errors     int64          `json:"errors"`
 	ErrorCodes map[string]int `json:"error_codes,omitempty"`
@@ -100,7 +102,9 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 		return Report{}, fmt.Errorf("empty request mix")
 	}
 	var c target
-	if cfg.HTTPURL != "" {
+	if cfg.HTTPURL != "" && cfg.AuthZEN {
+		c = authzenTarget{newHTTPTarget(cfg.HTTPURL, cfg.Token, cfg.Concurrency)}
+	} else if cfg.HTTPURL != "" {
 		c = newHTTPTarget(cfg.HTTPURL, cfg.Token, cfg.Concurrency)
 	} else {
 		gc, err := client.Dial(cfg.Addr, client.Options{Token: cfg.Token})
@@ -209,8 +213,12 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	return r, nil
 }
 
-// transport is how the load reaches the server: "http" for the HTTP/JSON API, else its gRPC transport.
+// transport is how the load reaches the server: "authzen" for the AuthZEN routes, "http" for the HTTP/JSON API,
+// else its gRPC transport.
 func (c Config) transport() string {
+	if c.HTTPURL != "" && c.AuthZEN {
+		return "authzen"
+	}
 	if c.HTTPURL != "" {
 		return "http"
 	}

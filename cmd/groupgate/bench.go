@@ -34,7 +34,7 @@ import (
 func newBenchCmd() *cobra.Command {
 	var cfg bench.Config
 	var preset, snapshot, mix, output string
-	var noNoOp, noHTTP bool
+	var noNoOp, noHTTP, withAuthZEN bool
 	var httpURL string
 	var cpuProfile string
 	var sampleEvery time.Duration
@@ -166,6 +166,16 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 					return err
 				}
 				reports = append(reports, hr)
+				if withAuthZEN {
+					// The same decisions through the AuthZEN routes of the same listener (SPEC §17).
+					overAuthZEN := overHTTP
+					overAuthZEN.AuthZEN = true
+					ar, err := runMeasuringServer(ctx, "authzen", overAuthZEN, first.cpu)
+					if err != nil {
+						return err
+					}
+					reports = append(reports, ar)
+				}
 			}
 			if !noNoOp {
 				for _, t := range transports {
@@ -222,6 +232,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.StringVar(&mix, "mix", "add-member=60,check-membership=30,batch=10", "request weights: add-member, check-membership, batch (10 checks), effective-groups (a user's whole stream), write")
 	fl.BoolVar(&noNoOp, "no-baseline", false, "skip the no-op comparison")
 	fl.BoolVar(&noHTTP, "no-http", false, "skip the run over the HTTP/JSON API")
+	fl.BoolVar(&withAuthZEN, "authzen", false, "after the HTTP/JSON run, send the same decisions through the AuthZEN routes (add-member, check-membership and batch; other requests stay native) and compare")
 	fl.StringVar(&httpURL, "http-url", "", "with --addr: the server's HTTP/JSON API (e.g. http://127.0.0.1:8080) to load as well; empty skips it")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the groupgate run (with an in-process server: both)")
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
@@ -414,6 +425,9 @@ func printComparisons(reports []bench.Report) {
 	if h := find("http", "http"); h != nil && reports[0].PerSecond > 0 {
 		// reports[0] is groupgate over gRPC on the server whose HTTP/JSON API h loaded.
 		fmt.Fprintf(stdout(), "http / groupgate throughput: %.0f%% (the same load over HTTP/JSON, as a share of gRPC's)\n", 100*h.PerSecond/reports[0].PerSecond)
+	}
+	if h, a := find("http", "http"), find("authzen", "authzen"); h != nil && a != nil && h.PerSecond > 0 {
+		fmt.Fprintf(stdout(), "authzen / http throughput: %.0f%% (the decisions through /access/v1/evaluation[s], as a share of /v1/…)\n", 100*a.PerSecond/h.PerSecond)
 	}
 	for _, target := range []string{"groupgate", "no-op"} {
 		tcp, unix := find(target, "tcp"), find(target, "unix")

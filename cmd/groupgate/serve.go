@@ -36,6 +36,7 @@ type serveFlags struct {
 	checkpointEvery int64
 	gcHeadroom      uint64
 	browser         gateway.BrowserRules
+	authzenBaseURL  string
 	oidcIssuers     []string
 	oidcAudiences   []string
 	oidcRoles       []string
@@ -72,6 +73,7 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP/JSON API (POST /v1/{rpc}, GET /healthz, GET /openapi.json), same TLS and tokens as --listen, host:port or unix:///path/to.sock; empty disables it")
 	fl.StringSliceVar(&f.browser.AllowedOrigins, "http-allowed-origins", nil, "origins (scheme://host[:port]) whose web pages may call the HTTP API, with CORS answers; any other origin's requests are refused (repeatable)")
 	fl.StringSliceVar(&f.browser.AllowedHosts, "http-allowed-hosts", nil, "names a request's Host may carry besides localhost and loopback addresses; others are refused against DNS rebinding (repeatable)")
+	fl.StringVar(&f.authzenBaseURL, "authzen-base-url", "", "the AuthZEN PDP identifier that GET /.well-known/authzen-configuration announces, e.g. https://pdp.example.com (default: the HTTP listener's URL as each request reached it)")
 	fl.StringVar(&f.socketMode, "socket-mode", "0660", "file mode (octal) of a unix socket that --listen, --http-listen or --metrics names; connecting needs write permission")
 	fl.StringSliceVar(&f.snapshots, "snapshot", nil, "snapshot file of one tenant (.json, .json.gz, .pb, .pb.gz); repeat for more tenants (default: the demo tenant contoso)")
 	fl.StringVar(&f.storeURL, "store", "memory", "where tenants live: memory, or postgres://… shared by replicas (with --snapshot, seeds tenants the database does not hold yet)")
@@ -135,7 +137,7 @@ func (f *serveFlags) config() (app.Config, error) {
 		Listen: f.listen, HTTPListen: f.httpListen, Metrics: f.metrics, SocketMode: socketMode, Insecure: f.insecure,
 		Snapshots: f.snapshots, StoreURL: f.storeURL, Retention: f.retention, CheckpointEvery: f.checkpointEvery,
 		TokenFile: f.tokenFile, OIDC: app.OIDC{Issuers: f.oidcIssuers, Audiences: f.oidcAudiences, Roles: f.oidcRoles},
-		TLSCert: f.tlsCert, TLSKey: f.tlsKey, ClientCA: f.clientCA, Browser: f.browser,
+		TLSCert: f.tlsCert, TLSKey: f.tlsKey, ClientCA: f.clientCA, Browser: f.browser, AuthZENBaseURL: f.authzenBaseURL,
 		Limits: f.limits, CacheBytes: f.cacheBytes, GCHeadroom: f.gcHeadroom, FollowMemoryLimit: true,
 		DecisionLog: app.DecisionLogConfig{Sink: f.decisionLog.sink, MaxBytes: f.decisionLog.maxBytes, Keep: f.decisionLog.keep}, ShutdownTimeout: f.shutdownTimeout, Logger: logger,
 	}, nil

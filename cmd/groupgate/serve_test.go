@@ -209,6 +209,9 @@ func TestBenchCommand(t *testing.T) {
 		{"separate processes",
 			[]string{"-n", "2000", "--separate", "--mix", "add-member=50,check-membership=20,effective-groups=10,write=20"},
 			[]string{"server process rss", "server cpu/req"}},
+		{"AuthZEN routes too (SPEC §17)",
+			[]string{"-n", "2000", "--authzen"},
+			[]string{"authzen ", "authzen / http throughput:"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/groupgate/groupgate/internal/memlimit"
 	"github.com/groupgate/groupgate/resolver"
 	"github.com/groupgate/groupgate/server"
+	"github.com/groupgate/groupgate/server/authzen"
 	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/groupgate/groupgate/store"
 	"go.opentelemetry.io/otel/trace"
@@ -130,6 +131,9 @@ func (a *App) checkAddresses(context.Context) error {
 		if err := listen.Check(l.addr); err != nil {
 			return fmt.Errorf("%s: %w", l.flag, err)
 		}
+	}
+	if err := authzen.ValidateBaseURL(a.cfg.AuthZENBaseURL); err != nil {
+		return err
 	}
 	return a.cfg.Browser.Validate()
 }

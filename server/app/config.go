@@ -67,6 +67,9 @@ type Config struct {
 	TLS                       *tls.Config
 	// Browser widens the HTTP listener's rules against web pages (gateway.BrowserRules).
 	Browser gateway.BrowserRules
+	// AuthZENBaseURL is the AuthZEN PDP identifier the HTTP listener's discovery document announces
+	// (--authzen-base-url, SPEC §17); "": the listener's own URL as each request reached it.
+	AuthZENBaseURL string
 	// HTTPRoot serves the HTTP listener's paths outside the API; nil: the explorer page (package web).
 	HTTPRoot http.Handler
 

@@ -61,7 +61,8 @@ func (a *App) startHTTP() (*gateway.Server, error) {
 		browser.CheckHost = true
 	}
 	web, err := gateway.Start(a.httpLis, a.srv, a.tls,
-		gateway.Options{MaxBodyBytes: int64(a.cfg.Limits.MaxRecvBytes), Root: root, Browser: browser},
+		gateway.Options{MaxBodyBytes: int64(a.cfg.Limits.MaxRecvBytes), Root: root, Browser: browser,
+			AuthZENBaseURL: a.cfg.AuthZENBaseURL},
 		slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn))
 	if err != nil {
 		return nil, fmt.Errorf("--http-listen: %w", err)

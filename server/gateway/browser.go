@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/groupgate/groupgate/server/authzen"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -53,9 +54,15 @@ func newBrowserGuard(next http.Handler, rules BrowserRules) *browserGuard {
 
 // apiPath says whether a path is the API (as opposed to the explorer's page and assets, /healthz and
 // /openapi.json, which a GET reads and which hold nothing a page could not get from the project's own files).
-func apiPath(path string) bool { return strings.HasPrefix(path, "/v1/") }
+// The AuthZEN routes (POST /access/v1/…, /tenants/{tenant_id}/access/v1/…) are API too; their discovery document
+// (GET /.well-known/authzen-configuration…) is not.
+func apiPath(path string) bool { return strings.HasPrefix(path, "/v1/") || authzen.IsAPIPath(path) }
 
 func (g *browserGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id := r.Header.Get("X-Request-ID"); id != "" && authzen.IsAPIPath(r.URL.Path) {
+		// AuthZEN: the PEP's request identifier comes back on every answer, refusals included.
+		w.Header().Set("X-Request-ID", id)
+	}
 	if g.rules.CheckHost && !g.hostAllowed(r.Host) {
 		// Every path, the explorer's included: a rebinding page could read any of them.
 		refuse(w, r, http.StatusForbidden, codes.PermissionDenied, "Host "+quoteHeader(r.Host)+
@@ -98,13 +105,22 @@ func (g *browserGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		refuse(w, r, http.StatusMethodNotAllowed, codes.Unimplemented, "method not allowed: the API is POST /v1/{rpc}")
+		msg := "method not allowed: the API is POST /v1/{rpc}"
+		if authzen.IsAPIPath(r.URL.Path) {
+			msg = "method not allowed: AuthZEN routes are POST (discovery is GET " + authzen.WellKnown + ")"
+		}
+		refuse(w, r, http.StatusMethodNotAllowed, codes.Unimplemented, msg)
 		return
 	}
 	if !jsonContent(r.Header.Get("Content-Type")) {
 		// text/plain, forms and multipart are what a page can send without a CORS preflight: refusing every type
 		// but JSON means no page can make the browser call the API unasked.
-		refuse(w, r, http.StatusUnsupportedMediaType, codes.InvalidArgument, "Content-Type "+
+		code := http.StatusUnsupportedMediaType
+		if authzen.IsAPIPath(r.URL.Path) {
+			// SPEC §17: AuthZEN's certification expects a 400 for a request that is not application/json.
+			code = http.StatusBadRequest
+		}
+		refuse(w, r, code, codes.InvalidArgument, "Content-Type "+
 			quoteHeader(r.Header.Get("Content-Type"))+" refused: send the request as Content-Type: application/json (curl --json)")
 		return
 	}

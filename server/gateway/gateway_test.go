@@ -519,8 +519,35 @@ func TestOpenAPIDocument(t *testing.T) {
 			ids[id] = true
 		}
 	}
-	if len(doc.Paths) != len(ids) {
-		t.Errorf("%d paths for %d RPCs", len(doc.Paths), len(ids))
+	v1 := 0
+	for p := range doc.Paths {
+		if strings.HasPrefix(p, "/v1/") {
+			v1++
+		}
+	}
+	if v1 != len(ids) {
+		t.Errorf("%d /v1/ paths for %d RPCs", v1, len(ids))
+	}
+	// The AuthZEN routes (SPEC §17), merged in at serve time: each POST with an operationId and a summary, per
+	// tenant and unprefixed, and discovery's GET.
+	for _, p := range []string{"evaluation", "evaluations", "search/subject", "search/resource", "search/action"} {
+		for _, path := range []string{"/access/v1/" + p, "/tenants/{tenant_id}/access/v1/" + p} {
+			op := doc.Paths[path]["post"]
+			id, _ := op["operationId"].(string)
+			summary, _ := op["summary"].(string)
+			if op == nil || id == "" || ids[id] || summary == "" || len(summary) > 80 || strings.Contains(summary, "/") {
+				t.Errorf("POST %s: %v", path, op)
+			}
+			ids[id] = true
+		}
+	}
+	for _, path := range []string{"/.well-known/authzen-configuration", "/.well-known/authzen-configuration/tenants/{tenant_id}"} {
+		if doc.Paths[path]["get"] == nil {
+			t.Errorf("no GET %s", path)
+		}
+	}
+	if len(doc.Paths) != v1+12 {
+		t.Errorf("%d paths: %d /v1/ and 12 AuthZEN expected", len(doc.Paths), v1)
 	}
 }
 

@@ -12,13 +12,16 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/gen/openapiv2"
 	"github.com/groupgate/groupgate/server"
+	"github.com/groupgate/groupgate/server/authzen"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // Options configure a Gateway.
@@ -32,6 +35,9 @@ type Options struct {
 	Root http.Handler
 	// Browser widens the rules that keep web pages out (BrowserRules); they apply to every path.
 	Browser BrowserRules
+	// AuthZENBaseURL is the AuthZEN PDP identifier discovery announces (--authzen-base-url); "": the listener's
+	// own URL as each request reached it.
+	AuthZENBaseURL string
 }
 
 // Gateway is an http.Handler for the HTTP/JSON API.
@@ -74,6 +80,19 @@ func New(srv *server.Server, opts Options) (*Gateway, error) {
 	limited := limitBody(api, opts.MaxBodyBytes)
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", limited)
+	// AuthZEN (SPEC §17): the same connection, so the same interceptor chain; the same body limit and error form.
+	az := limitBody(authzen.New(conn, authzen.Options{
+		BaseURL:    opts.AuthZENBaseURL,
+		WriteError: writeAuthZENError,
+		// The metadata of a /v1/… call, built by the same mux options (forwardedHeader, clientAddress).
+		Annotate: func(r *http.Request) (context.Context, error) {
+			return runtime.AnnotateContext(r.Context(), api, r, "AuthZEN "+r.URL.Path)
+		},
+	}), opts.MaxBodyBytes)
+	mux.Handle(authzen.AccessPrefix, az)
+	mux.Handle(authzen.TenantsPrefix, az)
+	mux.Handle(authzen.WellKnown, az)
+	mux.Handle(authzen.WellKnown+"/", az)
 	mux.Handle("GET /healthz", limited)
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	root := opts.Root
@@ -118,7 +137,27 @@ func clientAddress(_ context.Context, r *http.Request) metadata.MD {
 // ServeHTTP answers one HTTP request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
 
+// openAPI is the generated document with the AuthZEN routes merged in (authzen.MergeOpenAPI: they are not RPCs of
+// the proto, so the generator does not see them); the generated one alone if merging failed, which a test rules out.
+var openAPI = sync.OnceValue(func() []byte {
+	doc, err := authzen.MergeOpenAPI(openapiv2.JSON)
+	if err != nil {
+		return openapiv2.JSON
+	}
+	return doc
+})
+
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", jsonContentType)
-	_, _ = w.Write(openapiv2.JSON)
+	_, _ = w.Write(openAPI())
+}
+
+// writeAuthZENError answers an AuthZEN request that failed as a whole in the gateway's error form (the spec's
+// "error message string" is the status's message): the HTTP status of its gRPC code, or the one authzen fixed.
+func writeAuthZENError(w http.ResponseWriter, r *http.Request, err error) {
+	if code, ok := authzen.HTTPStatusOf(err); ok {
+		writeStatus(w, r, code, status.Convert(err))
+		return
+	}
+	writeError(r.Context(), nil, nil, w, r, err)
 }

@@ -52,6 +52,8 @@ type Options struct {
 	HTTPRoot http.Handler
 	// Browser widens the HTTP listener's browser rules (gateway.Options.Browser).
 	Browser gateway.BrowserRules
+	// AuthZENBaseURL is the AuthZEN PDP identifier discovery announces (app.Config.AuthZENBaseURL).
+	AuthZENBaseURL string
 	// Logger, when set, receives the server's logs (default: discarded).
 	Logger *slog.Logger
 	// DecisionLog and DecisionLogReader are the server's (server.Config).
@@ -80,15 +82,16 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	cfg := app.Config{
-		Listen:        "127.0.0.1:0",
-		Tenants:       tenants,
-		Tokens:        opts.Tokens,
-		JWT:           opts.JWT,
-		TLS:           opts.TLS,
-		Limits:        opts.Limits,
-		MetricsAlways: opts.Metrics,
-		Logger:        opts.Logger,
-		Browser:       opts.Browser,
+		Listen:         "127.0.0.1:0",
+		Tenants:        tenants,
+		Tokens:         opts.Tokens,
+		JWT:            opts.JWT,
+		TLS:            opts.TLS,
+		Limits:         opts.Limits,
+		MetricsAlways:  opts.Metrics,
+		Logger:         opts.Logger,
+		Browser:        opts.Browser,
+		AuthZENBaseURL: opts.AuthZENBaseURL,
 
 		DecisionLogger:    opts.DecisionLog,
 		DecisionLogReader: opts.DecisionLogReader,
