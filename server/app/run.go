@@ -54,7 +54,7 @@ func (a *App) startHTTP() (*gateway.Server, error) {
 		root = webui.Handler()
 	}
 	browser := a.cfg.Browser
-	if a.tokens == nil && a.jwt == nil {
+	if a.tokens == nil && a.jwt == nil && a.httpLis.Addr().Network() == "tcp" { // a browser reaches no unix socket
 		// Every request is honoured without a token: a DNS-rebinding page must not reach such a listener under its
 		// own name, wherever it listens (--insecure on 0.0.0.0, the container image's quick start). With tokens,
 		// a page has none to send, and off loopback the Host is not checked unless names are listed.
