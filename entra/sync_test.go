@@ -2,6 +2,7 @@ package entra_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,7 +97,7 @@ func TestFullSyncMapsEveryProperty(t *testing.T) {
 		graphtest.UserBob:   "Bob Scoped Admin USER_TYPE_MEMBER []", // scoped to an administrative unit: ignored
 		graphtest.UserGina:  "Gina (Northwind guest) USER_TYPE_GUEST []",
 		graphtest.UserPriya: "Priya Privileged Roles USER_TYPE_MEMBER [Privileged Role Administrator]",
-		graphtest.UserOscar: "Oscar Owner USER_TYPE_MEMBER []", // a custom role, named like a built-in one: ignored
+		graphtest.UserOscar: "Oscar Owner USER_TYPE_MEMBER []", // a custom role, named like a built-in one: a role assignment
 	} {
 		if users[id] != want {
 			t.Errorf("user %s = %q, want %q", id, users[id], want)
@@ -123,6 +124,23 @@ func TestFullSyncMapsEveryProperty(t *testing.T) {
 		if groups[id] != want {
 			t.Errorf("group %s:\n got %s\nwant %s", id, groups[id], want)
 		}
+	}
+	// Role assignments other than tenant-wide built-in roles (those are directory_roles above): Bob's Groups
+	// Administrator over one group, Oscar's custom role with its actions; the definitions they use.
+	var roles []string
+	for _, a := range snap.GetRoleAssignments() {
+		roles = append(roles, a.GetPrincipalId()+" "+a.GetRoleDefinitionId()+" "+a.GetDirectoryScopeId())
+	}
+	for _, d := range snap.GetRoleDefinitions() {
+		roles = append(roles, fmt.Sprintf("def %s %q builtin=%v %v", d.GetId(), d.GetDisplayName(), d.GetIsBuiltIn(), d.GetAllowedResourceActions()))
+	}
+	if want := []string{
+		"u-bob rd-groups /" + graphtest.GroupConf,
+		"u-oscar custom-groups /",
+		`def custom-groups "Groups Administrator" builtin=false [microsoft.directory/groups.security/members/update microsoft.directory/groups/basic/read]`,
+		`def rd-groups "Groups Administrator" builtin=true []`,
+	}; !slices.Equal(roles, want) {
+		t.Errorf("roles:\n got %q\nwant %q", roles, want)
 	}
 	sp := find(snap.GetServicePrincipals(), graphtest.SPApp)
 	if sp == nil || !slices.Equal(sp.GetAppPermissions(), []string{"GroupMember.ReadWrite.All"}) || sp.GetDisplayName() != "Provisioning app" {
@@ -455,6 +473,13 @@ func TestDemoTenantRoundTrips(t *testing.T) {
 		t.Fatalf("demo limit %d", want.GetSettings().GetRoleAssignableGroupLimit())
 	}
 	want.Settings.RoleAssignableGroupLimit = 0
+	// Graph lists every built-in role and the sync carries those its assignments use, as Graph defines them;
+	// the demo leaves them to groupgate's table, from which the stand-in served them.
+	got.RoleDefinitions = slices.DeleteFunc(got.RoleDefinitions, func(d *pb.RoleDefinition) bool {
+		i := slices.IndexFunc(directory.BuiltInRoles(), func(r *directory.RoleDef) bool { return r.ID == d.GetId() })
+		return d.GetIsBuiltIn() && i >= 0 && slices.Equal(d.GetAllowedResourceActions(), directory.BuiltInRoles()[i].Actions) &&
+			!slices.ContainsFunc(want.GetRoleDefinitions(), func(w *pb.RoleDefinition) bool { return w.GetId() == d.GetId() })
+	})
 	if diff := changeStrings(entra.Diff(sorted(want), got)); len(diff) > 0 {
 		t.Errorf("the demo tenant did not survive the trip through Graph; differences:\n%s", strings.Join(diff, "\n"))
 	}
@@ -480,5 +505,17 @@ func sorted(s *pb.Snapshot) *pb.Snapshot {
 		slices.Sort(g.Owners)
 		slices.Sort(g.DirectoryRoles)
 	}
+	slices.SortFunc(s.RoleDefinitions, func(a, b *pb.RoleDefinition) int { return byID(a, b) })
+	for _, d := range s.RoleDefinitions {
+		slices.Sort(d.AllowedResourceActions)
+	}
+	slices.SortFunc(s.AdministrativeUnits, func(a, b *pb.AdministrativeUnit) int { return byID(a, b) })
+	for _, u := range s.AdministrativeUnits {
+		slices.Sort(u.Members)
+	}
+	slices.SortFunc(s.RoleAssignments, func(a, b *pb.RoleAssignment) int {
+		return cmp.Or(strings.Compare(a.GetPrincipalId(), b.GetPrincipalId()), strings.Compare(a.GetRoleDefinitionId(), b.GetRoleDefinitionId()),
+			strings.Compare(a.GetDirectoryScopeId(), b.GetDirectoryScopeId()))
+	})
 	return s
 }

@@ -62,9 +62,11 @@ func Crafted() *Tenant {
 	t.RoleDefinitions["rd-helpdesk"] = "Helpdesk Administrator"
 	t.RoleDefinitions["rd-pra"] = "Privileged Role Administrator"
 	t.RoleDefinitions["custom-groups"] = "Groups Administrator" // a custom role named like a built-in one
+	t.RoleActions["custom-groups"] = []string{"microsoft.directory/groups.security/members/update", "microsoft.directory/groups/basic/read"}
 	t.RoleAssignments = []RoleAssignment{
 		{PrincipalID: UserAlice, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/"},
 		{PrincipalID: UserBob, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/administrativeUnits/au-emea"},
+		{PrincipalID: UserBob, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/" + GroupConf}, // one object
 		{PrincipalID: GroupRole, RoleDefinitionID: "rd-helpdesk", DirectoryScopeID: "/"},
 		{PrincipalID: UserPriya, RoleDefinitionID: "rd-pra", DirectoryScopeID: "/"},
 		{PrincipalID: UserOscar, RoleDefinitionID: "custom-groups", DirectoryScopeID: "/"},
