@@ -94,7 +94,7 @@ func TestFullSyncMapsEveryProperty(t *testing.T) {
 	}
 	for id, want := range map[string]string{
 		graphtest.UserAlice: "Alice Groups Admin USER_TYPE_MEMBER [Groups Administrator]",
-		graphtest.UserBob:   "Bob Scoped Admin USER_TYPE_MEMBER []", // scoped to an administrative unit: ignored
+		graphtest.UserBob:   "Bob Scoped Admin USER_TYPE_MEMBER []", // scoped roles: role assignments
 		graphtest.UserGina:  "Gina (Northwind guest) USER_TYPE_GUEST []",
 		graphtest.UserPriya: "Priya Privileged Roles USER_TYPE_MEMBER [Privileged Role Administrator]",
 		graphtest.UserOscar: "Oscar Owner USER_TYPE_MEMBER []", // a custom role, named like a built-in one: a role assignment
@@ -126,7 +126,8 @@ func TestFullSyncMapsEveryProperty(t *testing.T) {
 		}
 	}
 	// Role assignments other than tenant-wide built-in roles (those are directory_roles above): Bob's Groups
-	// Administrator over one group, Oscar's custom role with its actions; the definitions they use.
+	// Administrator over a unit and over one group, Oscar's custom role with its actions; the definitions they
+	// use.
 	var roles []string
 	for _, a := range snap.GetRoleAssignments() {
 		roles = append(roles, a.GetPrincipalId()+" "+a.GetRoleDefinitionId()+" "+a.GetDirectoryScopeId())
@@ -135,12 +136,24 @@ func TestFullSyncMapsEveryProperty(t *testing.T) {
 		roles = append(roles, fmt.Sprintf("def %s %q builtin=%v %v", d.GetId(), d.GetDisplayName(), d.GetIsBuiltIn(), d.GetAllowedResourceActions()))
 	}
 	if want := []string{
-		"u-bob rd-groups /" + graphtest.GroupConf,
+		"u-bob rd-groups /administrativeUnits/" + graphtest.UnitEMEA,
+		"u-bob rd-groups /" + graphtest.GroupM365,
 		"u-oscar custom-groups /",
 		`def custom-groups "Groups Administrator" builtin=false [microsoft.directory/groups.security/members/update microsoft.directory/groups/basic/read]`,
-		`def rd-groups "Groups Administrator" builtin=true []`,
+		`def rd-groups "Groups Administrator" builtin=true [microsoft.directory/groups/assignedLabels/update microsoft.directory/groups/members/update microsoft.directory/groups/owners/update]`,
 	}; !slices.Equal(roles, want) {
 		t.Errorf("roles:\n got %q\nwant %q", roles, want)
+	}
+	// Administrative units: users and groups (the device is left out), restricted management as Graph says.
+	var units []string
+	for _, u := range snap.GetAdministrativeUnits() {
+		units = append(units, fmt.Sprintf("%s %q restricted=%v %v", u.GetId(), u.GetDisplayName(), u.GetIsMemberManagementRestricted(), u.GetMembers()))
+	}
+	if want := []string{
+		`au-emea "EMEA" restricted=false [g-confidential u-m3]`,
+		`au-vault "Vault" restricted=true [g-vault u-m4]`,
+	}; !slices.Equal(units, want) {
+		t.Errorf("units:\n got %q\nwant %q", units, want)
 	}
 	sp := find(snap.GetServicePrincipals(), graphtest.SPApp)
 	if sp == nil || !slices.Equal(sp.GetAppPermissions(), []string{"GroupMember.ReadWrite.All"}) || sp.GetDisplayName() != "Provisioning app" {
@@ -203,6 +216,12 @@ func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 		t.Groups[graphtest.GroupDyn].DisplayName = "Everyone (dynamic)"
 		t.RoleAssignments = append(t.RoleAssignments, graphtest.RoleAssignment{PrincipalID: graphtest.UserBob, RoleDefinitionID: "rd-helpdesk", DirectoryScopeID: "/"})
 		t.Settings["Group.Security"]["EnableMIPLabels"] = "false"
+		// A unit gains a member; Bob loses his role over one group.
+		emea := t.Units[graphtest.UnitEMEA]
+		emea.Members = append(emea.Members, graphtest.Ref{Type: "#microsoft.graph.user", ID: "u-m1"})
+		t.RoleAssignments = slices.DeleteFunc(t.RoleAssignments, func(a graphtest.RoleAssignment) bool {
+			return a.PrincipalID == graphtest.UserBob && a.DirectoryScopeID == "/"+graphtest.GroupM365
+		})
 		t.ServicePrincipals["sp-new"] = "New app"
 		t.AppRoleAssignedTo = append(t.AppRoleAssignedTo, graphtest.AppRoleAssignment{AppRoleID: "ar-group-rw", PrincipalID: "sp-new", PrincipalType: "ServicePrincipal"})
 	})
@@ -220,7 +239,9 @@ func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 		`{"deleteObject":{"id":"u-m2"}}`,
 		`{"removeMember":{"groupId":"g-confidential","memberId":"u-m1"}}`,
 		`{"removeMember":{"groupId":"g-confidential","memberId":"u-m2"}}`,
+		`{"removeRoleAssignment":{"principalId":"u-bob","roleDefinitionId":"rd-groups","directoryScopeId":"/g-m365"}}`,
 		`{"updateSettings":{"licenses":["ENTRA_ID_P1"],"unifiedGroupLabelsEnabled":true,"allowGuestsInGroups":true}}`,
+		`{"upsertAdministrativeUnit":{"id":"au-emea","displayName":"EMEA","members":["g-confidential","u-m1","u-m3"]}}`,
 		`{"upsertGroup":{"id":"g-dynamic","displayName":"Everyone (dynamic)","kind":"GROUP_KIND_SECURITY","membership":"MEMBERSHIP_DYNAMIC"}}`,
 		`{"upsertServicePrincipal":{"id":"sp-new","displayName":"New app","appPermissions":["Group.ReadWrite.All"]}}`,
 		`{"upsertUser":{"id":"u-bob","displayName":"Bob Scoped Admin","userType":"USER_TYPE_MEMBER","directoryRoles":["Helpdesk Administrator"]}}`,
