@@ -277,6 +277,51 @@ func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 	}
 }
 
+// A member leaving a unit (members@delta with @removed) and a unit deleted (@removed): the unit's new member
+// list, the unit's deletion and the assignment scoped to it, which Graph drops with the unit and the build
+// leaves out as soon as the unit is gone. A custom role assigned anew arrives with its definition.
+func TestDeltaRoundRemovesUnitMembersAndUnits(t *testing.T) {
+	ctx := context.Background()
+	s, g := committedSyncer(t)
+	g.Update(func(t *graphtest.Tenant) {
+		vault := t.Units[graphtest.UnitVault]
+		vault.Members = slices.DeleteFunc(vault.Members, func(r graphtest.Ref) bool { return r.ID == "u-m4" })
+		delete(t.Units, graphtest.UnitEMEA)
+		t.RoleAssignments = slices.DeleteFunc(t.RoleAssignments, func(a graphtest.RoleAssignment) bool {
+			return a.DirectoryScopeID == "/administrativeUnits/"+graphtest.UnitEMEA
+		})
+		t.RoleDefinitions["custom-helpdesk"] = "Vault helpdesk"
+		t.RoleActions["custom-helpdesk"] = []string{"microsoft.directory/users/password/update"}
+		t.RoleAssignments = append(t.RoleAssignments, graphtest.RoleAssignment{PrincipalID: graphtest.UserErin,
+			RoleDefinitionID: "custom-helpdesk", DirectoryScopeID: "/administrativeUnits/" + graphtest.UnitVault})
+	})
+	r, err := s.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"addRoleAssignment":{"principalId":"u-erin","roleDefinitionId":"custom-helpdesk","directoryScopeId":"/administrativeUnits/au-vault"}}`,
+		`{"deleteObject":{"id":"au-emea"}}`,
+		`{"removeRoleAssignment":{"principalId":"u-bob","roleDefinitionId":"rd-groups","directoryScopeId":"/administrativeUnits/au-emea"}}`,
+		`{"upsertAdministrativeUnit":{"id":"au-vault","displayName":"Vault","isMemberManagementRestricted":true,"members":["g-vault"]}}`,
+		`{"upsertRoleDefinition":{"id":"custom-helpdesk","displayName":"Vault helpdesk","allowedResourceActions":["microsoft.directory/users/password/update"]}}`,
+	}
+	if r.Full || !slices.Equal(changeStrings(r.Changes), want) {
+		t.Errorf("full %v, changes:\n%s\nwant:\n%s", r.Full, strings.Join(changeStrings(r.Changes), "\n"), strings.Join(want, "\n"))
+	}
+	prev := mustLoad(t, r.Prev)
+	applied, _, err := prev.Apply(r.Changes, 2)
+	if err != nil {
+		t.Fatalf("the round's changes do not apply: %v", err)
+	}
+	if got, want := len(applied.RoleAssignments()), len(r.Snapshot.GetRoleAssignments()); got != want {
+		t.Errorf("applied: %d role assignments, snapshot %d", got, want)
+	}
+	if _, ok := applied.Unit(graphtest.UnitEMEA); ok {
+		t.Error("the deleted unit survived the changes")
+	}
+}
+
 func mustLoad(t *testing.T, s *pb.Snapshot) *directory.Directory {
 	t.Helper()
 	d, err := directory.FromSnapshot(s, 1)
