@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/directory/demo"
 	"github.com/groupgate/groupgate/entra/graphtest"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 const syncTenant = "contoso-sync"
@@ -312,5 +314,41 @@ func TestSyncOnceIntoServerWithTokens(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "writer-token-0123456789") || strings.Contains(out.String(), g.Token) {
 		t.Errorf("a token in the sync's output:\n%s", out)
+	}
+}
+
+// The sync (and `groupgate write import`) import through client.ImportSnapshotRound, which streams a snapshot
+// in parts: role definitions, role assignments and administrative units must travel with it (SPEC §18).
+func TestSyncClientImportCarriesUnitsAndAssignments(t *testing.T) {
+	srv := startReplica(t, "memory")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	want := demo.Snapshot()
+	if len(want.GetAdministrativeUnits()) == 0 || len(want.GetRoleAssignments()) == 0 {
+		t.Fatal("the demo tenant has no units or role assignments to carry")
+	}
+	if _, err := srv.client.ImportSnapshot(ctx, want, nil); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := srv.client.Directory.ExportSnapshot(ctx, &pb.ExportSnapshotRequest{TenantId: want.GetTenantId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &pb.Snapshot{}
+	for {
+		part, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		proto.Merge(got, part.GetSnapshot())
+	}
+	if len(got.GetAdministrativeUnits()) != len(want.GetAdministrativeUnits()) || len(got.GetRoleAssignments()) != len(want.GetRoleAssignments()) ||
+		len(got.GetRoleDefinitions()) != len(want.GetRoleDefinitions()) {
+		t.Errorf("exported %d units, %d assignments, %d definitions; imported %d, %d, %d", len(got.GetAdministrativeUnits()),
+			len(got.GetRoleAssignments()), len(got.GetRoleDefinitions()), len(want.GetAdministrativeUnits()), len(want.GetRoleAssignments()),
+			len(want.GetRoleDefinitions()))
 	}
 }
