@@ -136,11 +136,13 @@ func TestFullSyncMapsEveryProperty(t *testing.T) {
 		roles = append(roles, fmt.Sprintf("def %s %q builtin=%v %v", d.GetId(), d.GetDisplayName(), d.GetIsBuiltIn(), d.GetAllowedResourceActions()))
 	}
 	if want := []string{
+		graphtest.GroupRole + " rd-helpdesk /administrativeUnits/" + graphtest.UnitVault, // the group is the principal
 		"u-bob rd-groups /administrativeUnits/" + graphtest.UnitEMEA,
 		"u-bob rd-groups /" + graphtest.GroupM365,
 		"u-oscar custom-groups /",
 		`def custom-groups "Groups Administrator" builtin=false [microsoft.directory/groups.security/members/update microsoft.directory/groups/basic/read]`,
 		`def rd-groups "Groups Administrator" builtin=true [microsoft.directory/groups/assignedLabels/update microsoft.directory/groups/members/update microsoft.directory/groups/owners/update]`,
+		`def rd-helpdesk "Helpdesk Administrator" builtin=true [microsoft.directory/users/password/update]`,
 	}; !slices.Equal(roles, want) {
 		t.Errorf("roles:\n got %q\nwant %q", roles, want)
 	}

@@ -74,14 +74,16 @@ func Crafted() *Tenant {
 		Members: []Ref{{Type: "#microsoft.graph.group", ID: GroupVault}, u("u-m4")}}
 
 	t.RoleDefinitions["rd-groups"] = "Groups Administrator"
-	// Built-in roles come with their actions, as Graph lists them (here: groupgate's table of them).
-	for _, r := range directory.BuiltInRoles() {
-		if r.DisplayName == "Groups Administrator" {
-			t.RoleActions["rd-groups"] = slices.Clone(r.Actions)
-		}
-	}
 	t.RoleDefinitions["rd-helpdesk"] = "Helpdesk Administrator"
 	t.RoleDefinitions["rd-pra"] = "Privileged Role Administrator"
+	// Built-in roles come with their actions, as Graph lists them (here: groupgate's table of them).
+	for _, r := range directory.BuiltInRoles() {
+		for id, name := range t.RoleDefinitions {
+			if r.DisplayName == name {
+				t.RoleActions[id] = slices.Clone(r.Actions)
+			}
+		}
+	}
 	t.RoleDefinitions["custom-groups"] = "Groups Administrator" // a custom role named like a built-in one
 	t.RoleActions["custom-groups"] = []string{"microsoft.directory/groups.security/members/update", "microsoft.directory/groups/basic/read"}
 	t.RoleAssignments = []RoleAssignment{
@@ -89,6 +91,7 @@ func Crafted() *Tenant {
 		{PrincipalID: UserBob, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/administrativeUnits/" + UnitEMEA},
 		{PrincipalID: UserBob, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/" + GroupM365}, // one object
 		{PrincipalID: GroupRole, RoleDefinitionID: "rd-helpdesk", DirectoryScopeID: "/"},
+		{PrincipalID: GroupRole, RoleDefinitionID: "rd-helpdesk", DirectoryScopeID: "/administrativeUnits/" + UnitVault}, // a group principal at unit scope
 		{PrincipalID: UserPriya, RoleDefinitionID: "rd-pra", DirectoryScopeID: "/"},
 		{PrincipalID: UserOscar, RoleDefinitionID: "custom-groups", DirectoryScopeID: "/"},
 	}
