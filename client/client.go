@@ -222,7 +222,8 @@ func (c *Client) ImportSnapshotRound(ctx context.Context, snap *pb.Snapshot, exp
 	if err != nil {
 		return 0, err
 	}
-	first := &pb.Snapshot{TenantId: snap.GetTenantId(), Settings: snap.GetSettings(), Labels: snap.GetLabels()}
+	first := &pb.Snapshot{TenantId: snap.GetTenantId(), Settings: snap.GetSettings(), Labels: snap.GetLabels(),
+		RoleDefinitions: snap.GetRoleDefinitions()}
 	parts := []*pb.Snapshot{first}
 	cur, n := first, 0
 	next := func() {
@@ -244,6 +245,15 @@ func (c *Client) ImportSnapshotRound(ctx context.Context, snap *pb.Snapshot, exp
 		next()
 		n += len(g.GetMembers()) / 8 // large groups count for more: keep messages small
 		cur.Groups = append(cur.Groups, g)
+	}
+	for _, u := range snap.GetAdministrativeUnits() {
+		next()
+		n += len(u.GetMembers()) / 8
+		cur.AdministrativeUnits = append(cur.AdministrativeUnits, u)
+	}
+	for _, a := range snap.GetRoleAssignments() {
+		next()
+		cur.RoleAssignments = append(cur.RoleAssignments, a)
 	}
 	for i, p := range parts {
 		req := &pb.ImportSnapshotRequest{Snapshot: p}

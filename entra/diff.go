@@ -8,9 +8,12 @@ import (
 )
 
 // Diff lists the changes that turn prev into next, fewest first: settings, labels, new or changed users and
-// service principals, new groups, changed groups (an upsert when an attribute changed, else one add/remove per
-// member or owner), then deletions. Both snapshots must list objects sorted by id, as build makes them. The
-// server validates the batch as a whole, so a new group may name members created later in the same batch.
+// service principals, new or changed role definitions, new groups, changed groups (an upsert when an attribute
+// changed, else one add/remove per member or owner), new or changed administrative units, each role
+// assignment added or removed, then deletions (of objects, units and role definitions: a deletion also drops
+// the assignments naming what it deletes). Both snapshots must list objects sorted by id, and role assignments
+// by principal, role and scope, as build makes them. The server validates the batch as a whole, so a new
+// group may name members created later in the same batch.
 func Diff(prev, next *pb.Snapshot) []*pb.Change {
 	var out []*pb.Change
 	if !proto.Equal(prev.GetSettings(), next.GetSettings()) {
@@ -46,6 +49,13 @@ func Diff(prev, next *pb.Snapshot) []*pb.Change {
 			}
 		}, func(p *pb.ServicePrincipal) { del(p.GetId()) })
 
+	mergeByID(prev.GetRoleDefinitions(), next.GetRoleDefinitions(), (*pb.RoleDefinition).GetId,
+		func(p, n *pb.RoleDefinition) {
+			if p == nil || !proto.Equal(p, n) {
+				out = append(out, &pb.Change{Change: &pb.Change_UpsertRoleDefinition{UpsertRoleDefinition: n}})
+			}
+		}, func(p *pb.RoleDefinition) { del(p.GetId()) })
+
 	var edges []*pb.Change
 	mergeByID(prev.GetGroups(), next.GetGroups(), (*pb.Group).GetId,
 		func(p, n *pb.Group) {
@@ -70,9 +80,31 @@ func Diff(prev, next *pb.Snapshot) []*pb.Change {
 					edges = append(edges, &pb.Change{Change: &pb.Change_RemoveOwner{RemoveOwner: &pb.OwnerChange{GroupId: g, OwnerId: o}}})
 				})
 		}, func(p *pb.Group) { del(p.GetId()) })
+	// An administrative unit's members change only through an upsert that replaces the list (the model has no
+	// per-member change for units), so a unit that gained a member is one upsert.
+	mergeByID(prev.GetAdministrativeUnits(), next.GetAdministrativeUnits(), (*pb.AdministrativeUnit).GetId,
+		func(p, n *pb.AdministrativeUnit) {
+			if p == nil || !proto.Equal(p, n) {
+				out = append(out, &pb.Change{Change: &pb.Change_UpsertAdministrativeUnit{UpsertAdministrativeUnit: n}})
+			}
+		}, func(p *pb.AdministrativeUnit) { del(p.GetId()) })
+	mergeByID(prev.GetRoleAssignments(), next.GetRoleAssignments(), assignmentKey,
+		func(p, n *pb.RoleAssignment) {
+			if p == nil {
+				edges = append(edges, &pb.Change{Change: &pb.Change_AddRoleAssignment{AddRoleAssignment: n}})
+			}
+		}, func(p *pb.RoleAssignment) {
+			edges = append(edges, &pb.Change{Change: &pb.Change_RemoveRoleAssignment{RemoveRoleAssignment: p}})
+		})
 	out = append(out, edges...)
 	out = append(out, deletes...)
 	return append(out, labelDeletes...)
+}
+
+// assignmentKey orders role assignments as build lists them: by principal, role and scope (none of which
+// holds a NUL).
+func assignmentKey(a *pb.RoleAssignment) string {
+	return a.GetPrincipalId() + "\x00" + a.GetRoleDefinitionId() + "\x00" + a.GetDirectoryScopeId()
 }
 
 func sameGroupAttributes(a, b *pb.Group) bool {

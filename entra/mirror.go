@@ -17,6 +17,17 @@ import (
 type Mirror struct {
 	Users  map[string]User   `json:"users"`
 	Groups map[string]*Group `json:"groups"`
+	// Units are the administrative units (SPEC §18).
+	Units map[string]*Unit `json:"units,omitempty"`
+}
+
+// Unit is an administrative unit as administrativeUnits/delta describes it.
+type Unit struct {
+	Name       string `json:"n,omitempty"`
+	Restricted bool   `json:"r,omitempty"`
+	// Members are the direct members; devices are left out, service principals kept as Graph gave them (build
+	// drops them: units hold users and groups).
+	Members refsJSON `json:"m"`
 }
 
 // User is a user as users/delta describes it.
@@ -39,7 +50,9 @@ type Group struct {
 	Owners  map[string]byte
 }
 
-func newMirror() *Mirror { return &Mirror{Users: map[string]User{}, Groups: map[string]*Group{}} }
+func newMirror() *Mirror {
+	return &Mirror{Users: map[string]User{}, Groups: map[string]*Group{}, Units: map[string]*Unit{}}
+}
 
 // working is a copy-on-write view of a mirror for one round: the maps are copied, groups only when changed, so
 // a failed round leaves the committed mirror untouched at the cost of one map copy.
@@ -50,7 +63,11 @@ type working struct {
 }
 
 func (m *Mirror) fork() *working {
-	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups)}, owned: map[string]bool{}, touched: map[string]bool{}}
+	units := maps.Clone(m.Units)
+	if units == nil {
+		units = map[string]*Unit{}
+	}
+	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups), Units: units}, owned: map[string]bool{}, touched: map[string]bool{}}
 }
 
 func (w *working) group(id string) *Group {
@@ -80,6 +97,24 @@ func (w *working) applyUser(u deltaUser) {
 		return
 	}
 	w.Users[u.ID] = User{Name: u.DisplayName, Guest: strings.EqualFold(u.UserType, "Guest")}
+}
+
+// applyUnit merges one administrativeUnits/delta entry: properties replace the unit's, members@delta changes
+// its members. The unit is copied, never changed in place (the committed mirror shares it).
+func (w *working) applyUnit(e deltaUnit) {
+	if e.Removed != nil {
+		delete(w.Units, e.ID)
+		return
+	}
+	members := map[string]byte{}
+	if old := w.Units[e.ID]; old != nil {
+		members = old.Members.toMap()
+	}
+	for _, r := range e.Members {
+		applyRef(members, r)
+	}
+	w.Units[e.ID] = &Unit{Name: e.DisplayName, Restricted: e.IsMemberManagementRestricted != nil && *e.IsMemberManagementRestricted,
+		Members: toRefsJSON(members)}
 }
 
 func refKind(odataType string) byte {
@@ -278,7 +313,61 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 		s.Groups = append(s.Groups, pg)
 		next.groups[id] = pg
 	}
+	for _, id := range sortedKeys(m.Units) {
+		u := m.Units[id]
+		pu := &pb.AdministrativeUnit{Id: id, DisplayName: u.Name, IsMemberManagementRestricted: u.Restricted}
+		members := u.Members.toMap()
+		for _, mid := range sortedKeys(members) {
+			// Users and groups the tenant holds; a unit's devices are not in groupgate's model.
+			if k := kind[mid]; (k == 'u' || k == 'g') && members[mid] == k {
+				pu.Members = append(pu.Members, mid)
+			}
+		}
+		s.AdministrativeUnits = append(s.AdministrativeUnits, pu)
+	}
+	s.RoleAssignments, s.RoleDefinitions = buildRoles(o, m, kind)
 	return s, next, nil
+}
+
+// buildRoles lists the overlay's role assignments (sorted by principal, role and scope) and the definitions
+// they use (sorted by id). An assignment is left out while its principal or the unit or object it is scoped to
+// is not in the tenant (a group principal must be role-assignable): leaving out a grant can only make a verdict
+// stricter, and the next round adds it.
+func buildRoles(o *Overlay, m *Mirror, kind map[string]byte) ([]*pb.RoleAssignment, []*pb.RoleDefinition) {
+	var as []*pb.RoleAssignment
+	used := map[string]bool{}
+	for _, a := range o.Assignments {
+		switch kind[a.Principal] {
+		case 'u', 's':
+		case 'g':
+			if !m.Groups[a.Principal].RoleAssignable {
+				continue
+			}
+		default:
+			continue
+		}
+		if unit, ok := strings.CutPrefix(a.Scope, "/administrativeUnits/"); ok {
+			if m.Units[unit] == nil {
+				continue
+			}
+		} else if a.Scope != "/" {
+			id, ok := strings.CutPrefix(a.Scope, "/")
+			if !ok || strings.Contains(id, "/") || kind[id] == 0 {
+				continue
+			}
+		}
+		if _, ok := o.Definitions[a.Role]; !ok {
+			continue
+		}
+		as = append(as, &pb.RoleAssignment{PrincipalId: a.Principal, RoleDefinitionId: a.Role, DirectoryScopeId: a.Scope})
+		used[a.Role] = true
+	}
+	var ds []*pb.RoleDefinition
+	for _, id := range sortedKeys(used) {
+		d := o.Definitions[id]
+		ds = append(ds, &pb.RoleDefinition{Id: id, DisplayName: d.Name, IsBuiltIn: d.BuiltIn, AllowedResourceActions: slices.Clone(d.Actions)})
+	}
+	return as, ds
 }
 
 // changedIDs are the ids whose existence a round changed, as a list and, when long, as a set.

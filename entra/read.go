@@ -1,6 +1,7 @@
 package entra
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
@@ -59,12 +60,27 @@ type deltaGroup struct {
 	Removed               *removed        `json:"@removed"`
 }
 
+// deltaUnit is one entry of administrativeUnits/delta (api-reference/v1.0/api/administrativeunit-delta.md):
+// members (users, groups, devices) come as members@delta like a group's. isMemberManagementRestricted is read
+// from v1.0: Graph's v1.0 metadata carries it (the v1.0 PowerShell module, generated from it, has
+// New-MgDirectoryAdministrativeUnit -IsMemberManagementRestricted), although older copies of
+// api-reference/v1.0/resources/administrativeunit.md list only description, displayName, id and visibility;
+// api-reference/beta/resources/administrativeunit.md documents it. Absent reads as false (not restricted).
+type deltaUnit struct {
+	ID                           string     `json:"id"`
+	DisplayName                  string     `json:"displayName"`
+	IsMemberManagementRestricted *bool      `json:"isMemberManagementRestricted"`
+	Members                      []deltaRef `json:"members@delta"`
+	Removed                      *removed   `json:"@removed"`
+}
+
 // Delta query selections. The query travels inside the nextLink and deltaLink Graph returns, so it is sent on
 // the first request of a full round only (api-reference/v1.0/api/group-delta.md, "Query parameters").
 const (
 	usersDeltaPath  = "/v1.0/users/delta?$select=id,displayName,userType"
 	groupsDeltaPath = "/v1.0/groups/delta?$select=id,displayName,groupTypes,mailEnabled,securityEnabled," +
 		"onPremisesSyncEnabled,isAssignableToRole,assignedLabels,members,owners"
+	unitsDeltaPath = "/v1.0/administrativeUnits/delta?$select=id,displayName,isMemberManagementRestricted,members"
 )
 
 // Least-privileged application permissions of each read (the "Permissions" tables of each page), named in
@@ -73,6 +89,7 @@ const (
 	needUsers    = "User.Read.All"
 	needGroups   = "GroupMember.Read.All"
 	needRoles    = "RoleManagement.Read.Directory"
+	needUnits    = "AdministrativeUnit.Read.All"
 	needApps     = "Application.Read.All"
 	needSettings = "GroupSettings.Read.All (or Directory.Read.All)"
 	needSkus     = "Organization.Read.All"
@@ -94,6 +111,14 @@ func readGroups(ctx context.Context, c *Client, link string, fn func(deltaGroup)
 	return each(ctx, c, link, needGroups, fn)
 }
 
+// readUnits pages administrativeUnits/delta from link (empty: a full read) and calls fn for every entry.
+func readUnits(ctx context.Context, c *Client, link string, fn func(deltaUnit) error) (string, error) {
+	if link == "" {
+		link = c.url(unitsDeltaPath)
+	}
+	return each(ctx, c, link, needUnits, fn)
+}
+
 // Graph's object types in @odata.type.
 const (
 	typeUser             = "#microsoft.graph.user"
@@ -110,6 +135,26 @@ type Overlay struct {
 	// ServicePrincipals by id.
 	ServicePrincipals map[string]ServicePrincipal `json:"servicePrincipals,omitempty"`
 	Settings          Settings                    `json:"settings"`
+	// Assignments are the role assignments Roles does not hold (SPEC §18): those scoped to an administrative
+	// unit or one object, and tenant-wide ones of custom roles. A tenant-wide assignment of a built-in role
+	// stays in Roles (directory_roles, the model's shorthand), so no assignment is counted twice.
+	Assignments []Assignment `json:"assignments,omitempty"`
+	// Definitions are every role definition Graph listed, by id.
+	Definitions map[string]RoleDef `json:"definitions,omitempty"`
+}
+
+// Assignment is one role assignment (unifiedRoleAssignment).
+type Assignment struct {
+	Principal string `json:"p"`
+	Role      string `json:"r"`
+	Scope     string `json:"s"`
+}
+
+// RoleDef is one role definition (unifiedRoleDefinition) with its allowed resource actions.
+type RoleDef struct {
+	Name    string   `json:"n,omitempty"`
+	BuiltIn bool     `json:"b,omitempty"`
+	Actions []string `json:"a,omitempty"`
 }
 
 // ServicePrincipal is an application identity and the Microsoft Graph application permissions it holds.
@@ -133,6 +178,10 @@ type roleDefinition struct {
 	ID          string `json:"id"`
 	DisplayName string `json:"displayName"`
 	IsBuiltIn   bool   `json:"isBuiltIn"`
+	// RolePermissions is api-reference/v1.0/resources/unifiedrolepermission.md: the actions a role grants.
+	RolePermissions []struct {
+		AllowedResourceActions []string `json:"allowedResourceActions"`
+	} `json:"rolePermissions"`
 }
 
 // roleAssignment is api-reference/v1.0/resources/unifiedroleassignment.md, from
@@ -186,6 +235,10 @@ type subscribedSku struct {
 	} `json:"servicePlans"`
 }
 
+func compareAssignments(a, b Assignment) int {
+	return cmp.Or(strings.Compare(a.Principal, b.Principal), strings.Compare(a.Role, b.Role), strings.Compare(a.Scope, b.Scope))
+}
+
 // graphAppID is the appId of Microsoft Graph's service principal in every tenant.
 const graphAppID = "00000003-0000-0000-c000-000000000000"
 
@@ -195,17 +248,20 @@ const graphAppID = "00000003-0000-0000-c000-000000000000"
 func readOverlay(ctx context.Context, c *Client, count *int) (*Overlay, error) {
 	o := &Overlay{Roles: map[string][]string{}, ServicePrincipals: map[string]ServicePrincipal{}}
 
-	roleNames := map[string]string{}
-	if _, err := each(ctx, c, c.url("/v1.0/roleManagement/directory/roleDefinitions?$select=id,displayName,isBuiltIn"), needRoles,
+	o.Definitions = map[string]RoleDef{}
+	if _, err := each(ctx, c, c.url("/v1.0/roleManagement/directory/roleDefinitions?$select=id,displayName,isBuiltIn,rolePermissions"), needRoles,
 		func(d roleDefinition) error {
 			*count++
-			// groupgate's rules name built-in roles. A custom role is left out, even one named like a built-in
-			// role: its permissions are not modelled, and leaving it out can only make a verdict stricter.
-			if d.IsBuiltIn {
-				roleNames[d.ID] = d.DisplayName
-			} else {
-				roleNames[d.ID] = ""
+			rd := RoleDef{Name: d.DisplayName, BuiltIn: d.IsBuiltIn}
+			for _, p := range d.RolePermissions {
+				for _, a := range p.AllowedResourceActions {
+					if !slices.Contains(rd.Actions, a) {
+						rd.Actions = append(rd.Actions, a)
+					}
+				}
 			}
+			slices.Sort(rd.Actions)
+			o.Definitions[d.ID] = rd
 			return nil
 		}); err != nil {
 		return nil, err
@@ -213,25 +269,27 @@ func readOverlay(ctx context.Context, c *Client, count *int) (*Overlay, error) {
 	if _, err := each(ctx, c, c.url("/v1.0/roleManagement/directory/roleAssignments?$select=principalId,roleDefinitionId,directoryScopeId"), needRoles,
 		func(a roleAssignment) error {
 			*count++
-			// Only tenant-wide assignments count: a role scoped to an administrative unit or one object
-			// grants nothing over the rest of the tenant, so leaving it out can only make a verdict stricter.
-			if a.DirectoryScopeID != "/" {
-				return nil
-			}
-			name, ok := roleNames[a.RoleDefinitionID]
+			d, ok := o.Definitions[a.RoleDefinitionID]
 			if !ok {
 				return fmt.Errorf("role assignment of %s names role definition %s, which roleDefinitions did not list", a.PrincipalID, a.RoleDefinitionID)
 			}
-			if name == "" {
-				return nil // a custom role
+			// A tenant-wide built-in role keeps its shorthand (directory_roles by display name); every other
+			// assignment is kept as it is, with its scope (SPEC §18).
+			if a.DirectoryScopeID == "/" && d.BuiltIn {
+				if !slices.Contains(o.Roles[a.PrincipalID], d.Name) {
+					o.Roles[a.PrincipalID] = append(o.Roles[a.PrincipalID], d.Name)
+				}
+				return nil
 			}
-			if !slices.Contains(o.Roles[a.PrincipalID], name) {
-				o.Roles[a.PrincipalID] = append(o.Roles[a.PrincipalID], name)
+			as := Assignment{Principal: a.PrincipalID, Role: a.RoleDefinitionID, Scope: a.DirectoryScopeID}
+			if !slices.Contains(o.Assignments, as) {
+				o.Assignments = append(o.Assignments, as)
 			}
 			return nil
 		}); err != nil {
 		return nil, err
 	}
+	slices.SortFunc(o.Assignments, compareAssignments)
 	for _, r := range o.Roles {
 		slices.Sort(r)
 	}

@@ -29,9 +29,12 @@ type State struct {
 	Endpoint  string `json:"endpoint"`
 	UsersLink string `json:"usersDeltaLink"`
 	// GroupsLink is groups/delta's deltaLink.
-	GroupsLink string   `json:"groupsDeltaLink"`
-	Mirror     *Mirror  `json:"mirror"`
-	Overlay    *Overlay `json:"overlay"`
+	GroupsLink string `json:"groupsDeltaLink"`
+	// UnitsLink is administrativeUnits/delta's deltaLink; empty in a state written before units were read,
+	// which then reads them whole.
+	UnitsLink string   `json:"unitsDeltaLink,omitempty"`
+	Mirror    *Mirror  `json:"mirror"`
+	Overlay   *Overlay `json:"overlay"`
 	// Labels are the label definitions the last round used, as protobuf JSON.
 	Labels []json.RawMessage `json:"labels,omitempty"`
 }

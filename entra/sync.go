@@ -105,11 +105,11 @@ func (s *Syncer) Next(ctx context.Context) (*Round, error) {
 		base = &State{Mirror: newMirror()}
 		r.Full = true
 	}
-	w, usersLink, groupsLink, err := s.readDeltas(ctx, base, r)
+	w, links, err := s.readDeltas(ctx, base, r)
 	if errors.Is(err, ErrResync) {
 		s.logger().WarnContext(ctx, "sync: Graph asked for a full resync", "reason", err.Error())
 		r.Full, r.Resynced = true, true
-		w, usersLink, groupsLink, err = s.readDeltas(ctx, &State{Mirror: newMirror()}, r)
+		w, links, err = s.readDeltas(ctx, &State{Mirror: newMirror()}, r)
 	}
 	if err != nil {
 		return nil, err
@@ -137,34 +137,49 @@ func (s *Syncer) Next(ctx context.Context) (*Round, error) {
 	}
 	r.Requests = s.Graph.Requests - reqBefore
 	r.RequestID = requestID(s.Tenant, base, r.Changes)
-	r.next = &State{Version: stateVersion, Tenant: s.Tenant, Endpoint: s.Graph.Endpoint, UsersLink: usersLink, GroupsLink: groupsLink,
-		Mirror: w.Mirror, Overlay: overlay, Labels: labels}
+	r.next = &State{Version: stateVersion, Tenant: s.Tenant, Endpoint: s.Graph.Endpoint, UsersLink: links.UsersLink, GroupsLink: links.GroupsLink,
+		UnitsLink: links.UnitsLink, Mirror: w.Mirror, Overlay: overlay, Labels: labels}
 	return r, nil
 }
 
-// readDeltas applies users/delta and groups/delta from base's links to a fork of base's mirror.
-func (s *Syncer) readDeltas(ctx context.Context, base *State, r *Round) (*working, string, string, error) {
+// readDeltas applies users/delta, groups/delta and administrativeUnits/delta from base's links to a fork of
+// base's mirror, and returns the new links in a State.
+func (s *Syncer) readDeltas(ctx context.Context, base *State, r *Round) (*working, *State, error) {
 	w := base.Mirror.fork()
-	usersLink, err := readUsers(ctx, s.Graph, base.UsersLink, func(u deltaUser) error {
+	links := &State{}
+	var err error
+	links.UsersLink, err = readUsers(ctx, s.Graph, base.UsersLink, func(u deltaUser) error {
 		r.ObjectsRead++
 		w.applyUser(u)
 		return nil
 	})
 	if err != nil {
-		return nil, "", "", err
+		return nil, nil, err
 	}
-	groupsLink, err := readGroups(ctx, s.Graph, base.GroupsLink, func(g deltaGroup) error {
+	links.GroupsLink, err = readGroups(ctx, s.Graph, base.GroupsLink, func(g deltaGroup) error {
 		r.ObjectsRead++
 		w.applyGroup(g)
 		return nil
 	})
 	if err != nil {
-		return nil, "", "", err
+		return nil, nil, err
 	}
-	if usersLink == "" || groupsLink == "" {
-		return nil, "", "", errors.New("graph: a delta query ended without an @odata.deltaLink")
+	unitsLink := base.UnitsLink
+	if base.GroupsLink == "" {
+		unitsLink = "" // a full read of the rest reads the units whole too
 	}
-	return w, usersLink, groupsLink, nil
+	links.UnitsLink, err = readUnits(ctx, s.Graph, unitsLink, func(u deltaUnit) error {
+		r.ObjectsRead++
+		w.applyUnit(u)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if links.UsersLink == "" || links.GroupsLink == "" || links.UnitsLink == "" {
+		return nil, nil, errors.New("graph: a delta query ended without an @odata.deltaLink")
+	}
+	return w, links, nil
 }
 
 // requestID hashes the tenant, the delta links the round started from and its changes. The changes are part of
@@ -173,7 +188,7 @@ func (s *Syncer) readDeltas(ctx context.Context, base *State, r *Round) (*workin
 // the sync imports the whole snapshot instead).
 func requestID(tenant string, base *State, changes []*pb.Change) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", tenant, base.UsersLink, base.GroupsLink)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", tenant, base.UsersLink, base.GroupsLink, base.UnitsLink)
 	opts := proto.MarshalOptions{Deterministic: true}
 	for _, c := range changes {
 		b, _ := opts.Marshal(c)

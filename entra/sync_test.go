@@ -2,6 +2,7 @@ package entra_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -93,10 +94,10 @@ func TestFullSyncMapsEveryProperty(t *testing.T) {
 	}
 	for id, want := range map[string]string{
 		graphtest.UserAlice: "Alice Groups Admin USER_TYPE_MEMBER [Groups Administrator]",
-		graphtest.UserBob:   "Bob Scoped Admin USER_TYPE_MEMBER []", // scoped to an administrative unit: ignored
+		graphtest.UserBob:   "Bob Scoped Admin USER_TYPE_MEMBER []", // scoped roles: role assignments
 		graphtest.UserGina:  "Gina (Northwind guest) USER_TYPE_GUEST []",
 		graphtest.UserPriya: "Priya Privileged Roles USER_TYPE_MEMBER [Privileged Role Administrator]",
-		graphtest.UserOscar: "Oscar Owner USER_TYPE_MEMBER []", // a custom role, named like a built-in one: ignored
+		graphtest.UserOscar: "Oscar Owner USER_TYPE_MEMBER []", // a custom role, named like a built-in one: a role assignment
 	} {
 		if users[id] != want {
 			t.Errorf("user %s = %q, want %q", id, users[id], want)
@@ -123,6 +124,38 @@ func TestFullSyncMapsEveryProperty(t *testing.T) {
 		if groups[id] != want {
 			t.Errorf("group %s:\n got %s\nwant %s", id, groups[id], want)
 		}
+	}
+	// Role assignments other than tenant-wide built-in roles (those are directory_roles above): Bob's Groups
+	// Administrator over a unit and over one group, Oscar's custom role with its actions; the definitions they
+	// use.
+	var roles []string
+	for _, a := range snap.GetRoleAssignments() {
+		roles = append(roles, a.GetPrincipalId()+" "+a.GetRoleDefinitionId()+" "+a.GetDirectoryScopeId())
+	}
+	for _, d := range snap.GetRoleDefinitions() {
+		roles = append(roles, fmt.Sprintf("def %s %q builtin=%v %v", d.GetId(), d.GetDisplayName(), d.GetIsBuiltIn(), d.GetAllowedResourceActions()))
+	}
+	if want := []string{
+		graphtest.GroupRole + " rd-helpdesk /administrativeUnits/" + graphtest.UnitVault, // the group is the principal
+		"u-bob rd-groups /administrativeUnits/" + graphtest.UnitEMEA,
+		"u-bob rd-groups /" + graphtest.GroupM365,
+		"u-oscar custom-groups /",
+		`def custom-groups "Groups Administrator" builtin=false [microsoft.directory/groups.security/members/update microsoft.directory/groups/basic/read]`,
+		`def rd-groups "Groups Administrator" builtin=true [microsoft.directory/groups/assignedLabels/update microsoft.directory/groups/members/update microsoft.directory/groups/owners/update]`,
+		`def rd-helpdesk "Helpdesk Administrator" builtin=true [microsoft.directory/users/password/update]`,
+	}; !slices.Equal(roles, want) {
+		t.Errorf("roles:\n got %q\nwant %q", roles, want)
+	}
+	// Administrative units: users and groups (the device is left out), restricted management as Graph says.
+	var units []string
+	for _, u := range snap.GetAdministrativeUnits() {
+		units = append(units, fmt.Sprintf("%s %q restricted=%v %v", u.GetId(), u.GetDisplayName(), u.GetIsMemberManagementRestricted(), u.GetMembers()))
+	}
+	if want := []string{
+		`au-emea "EMEA" restricted=false [g-confidential u-m3]`,
+		`au-vault "Vault" restricted=true [g-vault u-m4]`,
+	}; !slices.Equal(units, want) {
+		t.Errorf("units:\n got %q\nwant %q", units, want)
 	}
 	sp := find(snap.GetServicePrincipals(), graphtest.SPApp)
 	if sp == nil || !slices.Equal(sp.GetAppPermissions(), []string{"GroupMember.ReadWrite.All"}) || sp.GetDisplayName() != "Provisioning app" {
@@ -185,6 +218,12 @@ func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 		t.Groups[graphtest.GroupDyn].DisplayName = "Everyone (dynamic)"
 		t.RoleAssignments = append(t.RoleAssignments, graphtest.RoleAssignment{PrincipalID: graphtest.UserBob, RoleDefinitionID: "rd-helpdesk", DirectoryScopeID: "/"})
 		t.Settings["Group.Security"]["EnableMIPLabels"] = "false"
+		// A unit gains a member; Bob loses his role over one group.
+		emea := t.Units[graphtest.UnitEMEA]
+		emea.Members = append(emea.Members, graphtest.Ref{Type: "#microsoft.graph.user", ID: "u-m1"})
+		t.RoleAssignments = slices.DeleteFunc(t.RoleAssignments, func(a graphtest.RoleAssignment) bool {
+			return a.PrincipalID == graphtest.UserBob && a.DirectoryScopeID == "/"+graphtest.GroupM365
+		})
 		t.ServicePrincipals["sp-new"] = "New app"
 		t.AppRoleAssignedTo = append(t.AppRoleAssignedTo, graphtest.AppRoleAssignment{AppRoleID: "ar-group-rw", PrincipalID: "sp-new", PrincipalType: "ServicePrincipal"})
 	})
@@ -202,7 +241,9 @@ func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 		`{"deleteObject":{"id":"u-m2"}}`,
 		`{"removeMember":{"groupId":"g-confidential","memberId":"u-m1"}}`,
 		`{"removeMember":{"groupId":"g-confidential","memberId":"u-m2"}}`,
+		`{"removeRoleAssignment":{"principalId":"u-bob","roleDefinitionId":"rd-groups","directoryScopeId":"/g-m365"}}`,
 		`{"updateSettings":{"licenses":["ENTRA_ID_P1"],"unifiedGroupLabelsEnabled":true,"allowGuestsInGroups":true}}`,
+		`{"upsertAdministrativeUnit":{"id":"au-emea","displayName":"EMEA","members":["g-confidential","u-m1","u-m3"]}}`,
 		`{"upsertGroup":{"id":"g-dynamic","displayName":"Everyone (dynamic)","kind":"GROUP_KIND_SECURITY","membership":"MEMBERSHIP_DYNAMIC"}}`,
 		`{"upsertServicePrincipal":{"id":"sp-new","displayName":"New app","appPermissions":["Group.ReadWrite.All"]}}`,
 		`{"upsertUser":{"id":"u-bob","displayName":"Bob Scoped Admin","userType":"USER_TYPE_MEMBER","directoryRoles":["Helpdesk Administrator"]}}`,
@@ -235,6 +276,51 @@ func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 	}
 	if again.RequestID == r.RequestID {
 		t.Error("two rounds from different delta links share a request id")
+	}
+}
+
+// A member leaving a unit (members@delta with @removed) and a unit deleted (@removed): the unit's new member
+// list, the unit's deletion and the assignment scoped to it, which Graph drops with the unit and the build
+// leaves out as soon as the unit is gone. A custom role assigned anew arrives with its definition.
+func TestDeltaRoundRemovesUnitMembersAndUnits(t *testing.T) {
+	ctx := context.Background()
+	s, g := committedSyncer(t)
+	g.Update(func(t *graphtest.Tenant) {
+		vault := t.Units[graphtest.UnitVault]
+		vault.Members = slices.DeleteFunc(vault.Members, func(r graphtest.Ref) bool { return r.ID == "u-m4" })
+		delete(t.Units, graphtest.UnitEMEA)
+		t.RoleAssignments = slices.DeleteFunc(t.RoleAssignments, func(a graphtest.RoleAssignment) bool {
+			return a.DirectoryScopeID == "/administrativeUnits/"+graphtest.UnitEMEA
+		})
+		t.RoleDefinitions["custom-helpdesk"] = "Vault helpdesk"
+		t.RoleActions["custom-helpdesk"] = []string{"microsoft.directory/users/password/update"}
+		t.RoleAssignments = append(t.RoleAssignments, graphtest.RoleAssignment{PrincipalID: graphtest.UserErin,
+			RoleDefinitionID: "custom-helpdesk", DirectoryScopeID: "/administrativeUnits/" + graphtest.UnitVault})
+	})
+	r, err := s.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"addRoleAssignment":{"principalId":"u-erin","roleDefinitionId":"custom-helpdesk","directoryScopeId":"/administrativeUnits/au-vault"}}`,
+		`{"deleteObject":{"id":"au-emea"}}`,
+		`{"removeRoleAssignment":{"principalId":"u-bob","roleDefinitionId":"rd-groups","directoryScopeId":"/administrativeUnits/au-emea"}}`,
+		`{"upsertAdministrativeUnit":{"id":"au-vault","displayName":"Vault","isMemberManagementRestricted":true,"members":["g-vault"]}}`,
+		`{"upsertRoleDefinition":{"id":"custom-helpdesk","displayName":"Vault helpdesk","allowedResourceActions":["microsoft.directory/users/password/update"]}}`,
+	}
+	if r.Full || !slices.Equal(changeStrings(r.Changes), want) {
+		t.Errorf("full %v, changes:\n%s\nwant:\n%s", r.Full, strings.Join(changeStrings(r.Changes), "\n"), strings.Join(want, "\n"))
+	}
+	prev := mustLoad(t, r.Prev)
+	applied, _, err := prev.Apply(r.Changes, 2)
+	if err != nil {
+		t.Fatalf("the round's changes do not apply: %v", err)
+	}
+	if got, want := len(applied.RoleAssignments()), len(r.Snapshot.GetRoleAssignments()); got != want {
+		t.Errorf("applied: %d role assignments, snapshot %d", got, want)
+	}
+	if _, ok := applied.Unit(graphtest.UnitEMEA); ok {
+		t.Error("the deleted unit survived the changes")
 	}
 }
 
@@ -338,6 +424,9 @@ func TestFailuresNameTheURLAndThePermission(t *testing.T) {
 		{"permission Graph does not name", func(_ *entra.Syncer, g *graphtest.Server) {
 			g.AddFault(graphtest.Fault{Path: "/v1.0/subscribedSkus", Status: 403, Code: "Authorization_RequestDenied", Times: 1})
 		}, []string{"/v1.0/subscribedSkus", "HTTP 403", "needs the Graph application permission Organization.Read.All"}},
+		{"administrative units without their permission", func(_ *entra.Syncer, g *graphtest.Server) {
+			g.AddFault(graphtest.Fault{Path: "/v1.0/administrativeUnits/delta", Status: 403, Code: "Authorization_RequestDenied", Times: 1})
+		}, []string{"/v1.0/administrativeUnits/delta", "HTTP 403", "needs the Graph application permission AdministrativeUnit.Read.All"}},
 		{"link to another host", func(_ *entra.Syncer, g *graphtest.Server) {
 			g.AddFault(graphtest.Fault{Path: "/v1.0/users/delta", Status: 200, Times: 1,
 				Body: `{"value": [], "@odata.nextLink": "https://elsewhere.example/v1.0/users/delta?$skiptoken=abc"}`})
@@ -455,6 +544,13 @@ func TestDemoTenantRoundTrips(t *testing.T) {
 		t.Fatalf("demo limit %d", want.GetSettings().GetRoleAssignableGroupLimit())
 	}
 	want.Settings.RoleAssignableGroupLimit = 0
+	// Graph lists every built-in role and the sync carries those its assignments use, as Graph defines them;
+	// the demo leaves them to groupgate's table, from which the stand-in served them.
+	got.RoleDefinitions = slices.DeleteFunc(got.RoleDefinitions, func(d *pb.RoleDefinition) bool {
+		i := slices.IndexFunc(directory.BuiltInRoles(), func(r *directory.RoleDef) bool { return r.ID == d.GetId() })
+		return d.GetIsBuiltIn() && i >= 0 && slices.Equal(d.GetAllowedResourceActions(), directory.BuiltInRoles()[i].Actions) &&
+			!slices.ContainsFunc(want.GetRoleDefinitions(), func(w *pb.RoleDefinition) bool { return w.GetId() == d.GetId() })
+	})
 	if diff := changeStrings(entra.Diff(sorted(want), got)); len(diff) > 0 {
 		t.Errorf("the demo tenant did not survive the trip through Graph; differences:\n%s", strings.Join(diff, "\n"))
 	}
@@ -480,5 +576,17 @@ func sorted(s *pb.Snapshot) *pb.Snapshot {
 		slices.Sort(g.Owners)
 		slices.Sort(g.DirectoryRoles)
 	}
+	slices.SortFunc(s.RoleDefinitions, func(a, b *pb.RoleDefinition) int { return byID(a, b) })
+	for _, d := range s.RoleDefinitions {
+		slices.Sort(d.AllowedResourceActions)
+	}
+	slices.SortFunc(s.AdministrativeUnits, func(a, b *pb.AdministrativeUnit) int { return byID(a, b) })
+	for _, u := range s.AdministrativeUnits {
+		slices.Sort(u.Members)
+	}
+	slices.SortFunc(s.RoleAssignments, func(a, b *pb.RoleAssignment) int {
+		return cmp.Or(strings.Compare(a.GetPrincipalId(), b.GetPrincipalId()), strings.Compare(a.GetRoleDefinitionId(), b.GetRoleDefinitionId()),
+			strings.Compare(a.GetDirectoryScopeId(), b.GetDirectoryScopeId()))
+	})
 	return s
 }

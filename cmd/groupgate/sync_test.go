@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/directory/demo"
 	"github.com/groupgate/groupgate/entra/graphtest"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 const syncTenant = "contoso-sync"
@@ -75,7 +77,7 @@ func TestSyncToSnapshotFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.TenantID() != syncTenant || d.Counts().Users != 10 || d.Counts().Groups != 7 || d.Counts().Guests != 1 {
+	if d.TenantID() != syncTenant || d.Counts().Users != 10 || d.Counts().Groups != 8 || d.Counts().Guests != 1 {
 		t.Errorf("snapshot: tenant %s, counts %+v", d.TenantID(), d.Counts())
 	}
 	if !strings.Contains(out.String(), "sync round") || !strings.Contains(out.String(), "objects_read=") {
@@ -137,7 +139,13 @@ func TestSyncIntoRunningServer(t *testing.T) {
 	}{
 		{"guest into labelled group, owner", graphtest.GroupConf, graphtest.UserGina, graphtest.UserOscar, deny, deny, "RULE_LABEL_BLOCKS_GUESTS", ""},
 		{"tenant-wide Groups Administrator bypasses", graphtest.GroupConf, graphtest.UserGina, graphtest.UserAlice, deny, allow, "RULE_LABEL_BLOCKS_GUESTS", "RULE_PREVIEW_BYPASS"},
-		{"AU-scoped Groups Administrator counts for nothing", graphtest.GroupConf, "u-m1", graphtest.UserBob, deny, deny, "RULE_INSUFFICIENT_PRIVILEGE", ""},
+		// SPEC §18 through the sync: a role scoped to an administrative unit covers the groups in it, one scoped
+		// to an object covers that object, and a restricted management unit refuses tenant-wide roles.
+		{"AU-scoped Groups Administrator on a group in the unit", graphtest.GroupConf, graphtest.UserErin, graphtest.UserBob, allow, allow, "", ""},
+		{"AU-scoped Groups Administrator on a group outside it", graphtest.GroupDyn, graphtest.UserErin, graphtest.UserBob, deny, deny, "RULE_INSUFFICIENT_PRIVILEGE", ""},
+		{"Groups Administrator scoped to the group itself", graphtest.GroupM365, graphtest.UserErin, graphtest.UserBob, allow, allow, "", ""},
+		{"tenant-wide Groups Administrator on a group in a restricted unit", graphtest.GroupVault, "u-m1", graphtest.UserAlice, deny, deny, "RULE_RESTRICTED_ADMINISTRATIVE_UNIT", ""},
+		{"custom role with groups.security/members/update", graphtest.GroupDyn, "u-m1", graphtest.UserOscar, deny, deny, "RULE_DYNAMIC_MEMBERSHIP", ""},
 		{"app with GroupMember.ReadWrite.All on a role-assignable group", graphtest.GroupRole, "u-m1", graphtest.SPApp, deny, deny, "RULE_ROLE_GROUP_PRIVILEGE", ""},
 		{"app with GroupMember.ReadWrite.All on a Microsoft 365 group", graphtest.GroupM365, "u-m1", graphtest.SPApp, allow, allow, "", ""},
 		{"Privileged Role Administrator on a role-assignable group", graphtest.GroupRole, "u-m1", graphtest.UserPriya, allow, allow, "", ""},
@@ -301,10 +309,46 @@ func TestSyncOnceIntoServerWithTokens(t *testing.T) {
 		t.Fatalf("sync --once: %v\n%s", err, out)
 	}
 	status := runCLI(t, "status", "--addr", srv.addr, "--tenant", syncTenant, "--token", "writer-token-0123456789")
-	if !strings.Contains(status, "users 10 (guests 1), groups 7") || !strings.Contains(status, "last sync round") {
+	if !strings.Contains(status, "users 10 (guests 1), groups 8") || !strings.Contains(status, "last sync round") {
 		t.Errorf("status after one round:\n%s", status)
 	}
 	if strings.Contains(out.String(), "writer-token-0123456789") || strings.Contains(out.String(), g.Token) {
 		t.Errorf("a token in the sync's output:\n%s", out)
+	}
+}
+
+// The sync (and `groupgate write import`) import through client.ImportSnapshotRound, which streams a snapshot
+// in parts: role definitions, role assignments and administrative units must travel with it (SPEC §18).
+func TestSyncClientImportCarriesUnitsAndAssignments(t *testing.T) {
+	srv := startReplica(t, "memory")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	want := demo.Snapshot()
+	if len(want.GetAdministrativeUnits()) == 0 || len(want.GetRoleAssignments()) == 0 {
+		t.Fatal("the demo tenant has no units or role assignments to carry")
+	}
+	if _, err := srv.client.ImportSnapshot(ctx, want, nil); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := srv.client.Directory.ExportSnapshot(ctx, &pb.ExportSnapshotRequest{TenantId: want.GetTenantId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &pb.Snapshot{}
+	for {
+		part, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		proto.Merge(got, part.GetSnapshot())
+	}
+	if len(got.GetAdministrativeUnits()) != len(want.GetAdministrativeUnits()) || len(got.GetRoleAssignments()) != len(want.GetRoleAssignments()) ||
+		len(got.GetRoleDefinitions()) != len(want.GetRoleDefinitions()) {
+		t.Errorf("exported %d units, %d assignments, %d definitions; imported %d, %d, %d", len(got.GetAdministrativeUnits()),
+			len(got.GetRoleAssignments()), len(got.GetRoleDefinitions()), len(want.GetAdministrativeUnits()), len(want.GetRoleAssignments()),
+			len(want.GetRoleDefinitions()))
 	}
 }

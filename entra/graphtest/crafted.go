@@ -1,10 +1,16 @@
 package graphtest
 
+import (
+	"slices"
+
+	"github.com/groupgate/groupgate/directory"
+)
+
 // Object ids of the crafted tenant. Real Graph ids are GUIDs; readable ids keep the tests legible and are
 // equally valid groupgate ids.
 const (
 	UserAlice   = "u-alice" // Groups Administrator, tenant-wide: bypasses label enforcement
-	UserBob     = "u-bob"   // Groups Administrator scoped to an administrative unit: ignored
+	UserBob     = "u-bob"   // Groups Administrator scoped to administrative unit UnitEMEA and to GroupM365 alone
 	UserGina    = "u-gina"  // a guest
 	UserOscar   = "u-oscar" // owns the labelled group
 	UserErin    = "u-erin"  // member of the role-assignable group
@@ -17,6 +23,9 @@ const (
 	GroupDL     = "g-distribution"
 	GroupOnPrem = "g-onprem"
 	GroupM365   = "g-m365"
+	GroupVault  = "g-vault"  // security, in the restricted management unit UnitVault
+	UnitEMEA    = "au-emea"  // holds GroupConf, u-m3 and the device
+	UnitVault   = "au-vault" // restricted management: holds GroupVault and u-m4
 	LabelConf   = "lbl-confidential"
 	Device      = "d-laptop" // a device member: not in groupgate's model
 )
@@ -58,14 +67,31 @@ func Crafted() *Tenant {
 	t.Groups[GroupM365] = &Group{DisplayName: "Project M365", GroupTypes: []string{"Unified"}, MailEnabled: true,
 		Members: []Ref{u(UserOscar), {Type: "#microsoft.graph.servicePrincipal", ID: SPApp}}, Owners: []Ref{u(UserOscar)}}
 
+	t.Groups[GroupVault] = &Group{DisplayName: "Vault Admins", SecurityEnabled: true}
+	t.Units[UnitEMEA] = &Unit{DisplayName: "EMEA", Members: []Ref{{Type: "#microsoft.graph.group", ID: GroupConf}, u("u-m3"),
+		{Type: "#microsoft.graph.device", ID: Device}}}
+	t.Units[UnitVault] = &Unit{DisplayName: "Vault", IsMemberManagementRestricted: true,
+		Members: []Ref{{Type: "#microsoft.graph.group", ID: GroupVault}, u("u-m4")}}
+
 	t.RoleDefinitions["rd-groups"] = "Groups Administrator"
 	t.RoleDefinitions["rd-helpdesk"] = "Helpdesk Administrator"
 	t.RoleDefinitions["rd-pra"] = "Privileged Role Administrator"
+	// Built-in roles come with their actions, as Graph lists them (here: groupgate's table of them).
+	for _, r := range directory.BuiltInRoles() {
+		for id, name := range t.RoleDefinitions {
+			if r.DisplayName == name {
+				t.RoleActions[id] = slices.Clone(r.Actions)
+			}
+		}
+	}
 	t.RoleDefinitions["custom-groups"] = "Groups Administrator" // a custom role named like a built-in one
+	t.RoleActions["custom-groups"] = []string{"microsoft.directory/groups.security/members/update", "microsoft.directory/groups/basic/read"}
 	t.RoleAssignments = []RoleAssignment{
 		{PrincipalID: UserAlice, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/"},
-		{PrincipalID: UserBob, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/administrativeUnits/au-emea"},
+		{PrincipalID: UserBob, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/administrativeUnits/" + UnitEMEA},
+		{PrincipalID: UserBob, RoleDefinitionID: "rd-groups", DirectoryScopeID: "/" + GroupM365}, // one object
 		{PrincipalID: GroupRole, RoleDefinitionID: "rd-helpdesk", DirectoryScopeID: "/"},
+		{PrincipalID: GroupRole, RoleDefinitionID: "rd-helpdesk", DirectoryScopeID: "/administrativeUnits/" + UnitVault}, // a group principal at unit scope
 		{PrincipalID: UserPriya, RoleDefinitionID: "rd-pra", DirectoryScopeID: "/"},
 		{PrincipalID: UserOscar, RoleDefinitionID: "custom-groups", DirectoryScopeID: "/"},
 	}

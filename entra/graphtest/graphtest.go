@@ -43,6 +43,13 @@ type Group struct {
 func (g *Group) SetOnPremises(v bool)     { g.OnPremisesSyncEnabled, g.setOnPremises = v, true }
 func (g *Group) SetRoleAssignable(v bool) { g.IsAssignableToRole, g.setRoleGroup = v, true }
 
+// Unit is an administrativeUnit (api-reference/v1.0/resources/administrativeunit.md) with its members.
+type Unit struct {
+	DisplayName                  string
+	IsMemberManagementRestricted bool
+	Members                      []Ref
+}
+
 // RoleAssignment is a unifiedRoleAssignment.
 type RoleAssignment struct{ PrincipalID, RoleDefinitionID, DirectoryScopeID string }
 
@@ -53,9 +60,12 @@ type AppRoleAssignment struct{ AppRoleID, PrincipalID, PrincipalType string }
 type Tenant struct {
 	Users             map[string]*User
 	Groups            map[string]*Group
-	ServicePrincipals map[string]string // id -> displayName (Microsoft Graph's own is added by New)
-	RoleDefinitions   map[string]string // id -> displayName; ids starting "custom-" are custom roles
+	ServicePrincipals map[string]string   // id -> displayName (Microsoft Graph's own is added by New)
+	RoleDefinitions   map[string]string   // id -> displayName; ids starting "custom-" are custom roles
+	RoleActions       map[string][]string // role definition id -> rolePermissions' allowedResourceActions
+	CustomRoles       map[string]bool     // role definition ids of custom roles, beside those starting "custom-"
 	RoleAssignments   []RoleAssignment
+	Units             map[string]*Unit
 	GraphAppRoles     map[string]string // appRole id -> value
 	AppRoleAssignedTo []AppRoleAssignment
 	// Settings by displayName ("Group.Unified", "Group.Security"): name -> value.
@@ -67,7 +77,7 @@ type Tenant struct {
 // NewTenant is an empty tenant.
 func NewTenant() *Tenant {
 	return &Tenant{Users: map[string]*User{}, Groups: map[string]*Group{}, ServicePrincipals: map[string]string{},
-		RoleDefinitions: map[string]string{}, GraphAppRoles: map[string]string{}, Settings: map[string]map[string]string{}}
+		Units: map[string]*Unit{}, RoleDefinitions: map[string]string{}, RoleActions: map[string][]string{}, GraphAppRoles: map[string]string{}, Settings: map[string]map[string]string{}}
 }
 
 func (t *Tenant) clone() *Tenant {
@@ -84,7 +94,15 @@ func (t *Tenant) clone() *Tenant {
 		c.Groups[id] = &v
 	}
 	c.ServicePrincipals = maps.Clone(t.ServicePrincipals)
+	c.Units = make(map[string]*Unit, len(t.Units))
+	for id, u := range t.Units {
+		v := *u
+		v.Members = slices.Clone(u.Members)
+		c.Units[id] = &v
+	}
 	c.RoleDefinitions = maps.Clone(t.RoleDefinitions)
+	c.RoleActions = maps.Clone(t.RoleActions)
+	c.CustomRoles = maps.Clone(t.CustomRoles)
 	c.RoleAssignments = slices.Clone(t.RoleAssignments)
 	c.GraphAppRoles = maps.Clone(t.GraphAppRoles)
 	c.AppRoleAssignedTo = slices.Clone(t.AppRoleAssignedTo)
@@ -281,14 +299,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	cur := s.versions[len(s.versions)-1]
 	switch {
-	case path == "/v1.0/users/delta", path == "/v1.0/groups/delta":
+	case path == "/v1.0/users/delta", path == "/v1.0/groups/delta", path == "/v1.0/administrativeUnits/delta":
 		s.serveDelta(w, r, cur)
 	case path == "/v1.0/roleManagement/directory/roleDefinitions":
 		var out []any
 		for _, id := range sortedKeys(cur.RoleDefinitions) {
-			// api-reference/v1.0/api/rbacapplication-list-roledefinitions.md
-			builtIn := !strings.HasPrefix(id, "custom-")
-			out = append(out, map[string]any{"id": id, "displayName": cur.RoleDefinitions[id], "isBuiltIn": builtIn, "templateId": id})
+			// api-reference/v1.0/api/rbacapplication-list-roledefinitions.md; rolePermissions is a list of
+			// unifiedRolePermission (api-reference/v1.0/resources/unifiedroledefinition.md,
+			// api-reference/v1.0/resources/unifiedrolepermission.md).
+			builtIn := !strings.HasPrefix(id, "custom-") && !cur.CustomRoles[id]
+			actions := cur.RoleActions[id]
+			if actions == nil {
+				actions = []string{}
+			}
+			out = append(out, map[string]any{"id": id, "description": "…", "displayName": cur.RoleDefinitions[id], "isBuiltIn": builtIn,
+				"isEnabled": true, "resourceScopes": []string{"/"}, "templateId": id, "version": "1",
+				"rolePermissions": []any{map[string]any{"allowedResourceActions": actions, "condition": nil}}})
 		}
 		s.writeList(w, r, out, "", s.OtherPage)
 	case path == "/v1.0/roleManagement/directory/roleAssignments":
@@ -399,14 +425,14 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, cur *Tenant)
 		return
 	}
 	var entries []any
-	if groups {
-		entries = s.groupEntries(since, cur, selected)
-	} else {
-		entries = userEntries(since, cur, selected)
-	}
 	size := s.UserPage
-	if groups {
-		size = s.GroupPage
+	switch {
+	case groups:
+		entries, size = s.groupEntries(since, cur, selected), s.GroupPage
+	case r.URL.Path == "/v1.0/administrativeUnits/delta":
+		entries, size = unitEntries(since, cur, selected), s.GroupPage
+	default:
+		entries = userEntries(since, cur, selected)
 	}
 	delta := fmt.Sprintf("%s%s?$deltatoken=%s", s.URL, r.URL.Path, url.QueryEscape(fmt.Sprintf("%d.%s", len(s.versions)-1, sel)))
 	s.writeList(w, r, entries, delta, size)
@@ -515,6 +541,43 @@ func (s *Server) groupEntries(since, cur *Tenant, selected map[string]bool) []an
 					reason = "changed"
 				}
 				out = append(out, map[string]any{"id": id, "@removed": map[string]any{"reason": reason}})
+			}
+		}
+	}
+	return out
+}
+
+// unitEntries answers administrativeUnits/delta (api-reference/v1.0/api/administrativeunit-delta.md): changed
+// units with all selected properties and members@delta (additions as {@odata.type, id}, removals with
+// @removed, as for groups), removed units as id and @removed.
+func unitEntries(since, cur *Tenant, selected map[string]bool) []any {
+	var out []any
+	for _, id := range sortedKeys(cur.Units) {
+		u := cur.Units[id]
+		var old *Unit
+		if since != nil {
+			old = since.Units[id]
+		}
+		var members []any
+		if old == nil {
+			members = refDelta(nil, &Group{Members: u.Members}, true)
+		} else {
+			members = refDelta(&Group{Members: old.Members}, &Group{Members: u.Members}, true)
+			if len(members) == 0 && old.DisplayName == u.DisplayName && old.IsMemberManagementRestricted == u.IsMemberManagementRestricted {
+				continue
+			}
+		}
+		e := pick(selected, map[string]any{"id": id, "displayName": u.DisplayName, "description": nil, "visibility": nil,
+			"isMemberManagementRestricted": u.IsMemberManagementRestricted})
+		if selected["members"] {
+			e["members@delta"] = nonNilAny(members)
+		}
+		out = append(out, e)
+	}
+	if since != nil {
+		for _, id := range sortedKeys(since.Units) {
+			if _, ok := cur.Units[id]; !ok {
+				out = append(out, map[string]any{"id": id, "@removed": map[string]any{"reason": "deleted"}})
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package graphtest
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -110,9 +111,9 @@ func TestGroupsDeltaMembersWithoutOwners(t *testing.T) {
 		}
 		link = p.NextLink
 	}
-	// 7 groups; g-confidential's 6 members come 3 per entry.
-	if entries != 8 {
-		t.Fatalf("%d entries, want 8", entries)
+	// 8 groups; g-confidential's 6 members come 3 per entry.
+	if entries != 9 {
+		t.Fatalf("%d entries, want 9", entries)
 	}
 }
 
@@ -203,5 +204,38 @@ func TestRemovedReasons(t *testing.T) {
 		if reasons[id] != r {
 			t.Errorf("%s removed with reason %v, want %v", id, reasons[id], r)
 		}
+	}
+}
+
+// administrativeUnits/delta (api-reference/v1.0/api/administrativeunit-delta.md) pages like groups/delta; a
+// full read lists every member in members@delta typed by @odata.type, a later round only the member that left
+// (with @removed) and the unit that went (id and @removed).
+func TestUnitsDelta(t *testing.T) {
+	s := New(Crafted())
+	defer s.Close()
+	s.GroupPage = 1
+	entries, links, delta := readPages(t, s, s.URL+"/v1.0/administrativeUnits/delta?$select=id,displayName,isMemberManagementRestricted,members")
+	if len(entries) != 2 || len(links) != 1 || delta == "" {
+		t.Fatalf("%d entries over %d nextLinks, deltaLink %q; want 2 units a page each, then a deltaLink", len(entries), len(links), delta)
+	}
+	vault := entries[1]
+	if vault["id"] != UnitVault || vault["isMemberManagementRestricted"] != true || len(vault["members@delta"].([]any)) != 2 {
+		t.Errorf("vault entry %v", vault)
+	}
+	s.Update(func(t *Tenant) {
+		v := t.Units[UnitVault]
+		v.Members = slices.DeleteFunc(v.Members, func(r Ref) bool { return r.ID == "u-m4" })
+		delete(t.Units, UnitEMEA)
+	})
+	entries, _, _ = readPages(t, s, delta)
+	if len(entries) != 2 {
+		t.Fatalf("delta entries %v; want the vault's change and the EMEA unit's removal", entries)
+	}
+	members := entries[0]["members@delta"].([]any)
+	if entries[0]["id"] != UnitVault || len(members) != 1 || members[0].(map[string]any)["id"] != "u-m4" || members[0].(map[string]any)["@removed"] == nil {
+		t.Errorf("vault change %v; want u-m4 @removed", entries[0])
+	}
+	if entries[1]["id"] != UnitEMEA || entries[1]["@removed"] == nil {
+		t.Errorf("EMEA removal %v", entries[1])
 	}
 }

@@ -3,6 +3,9 @@ package graphtest
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+
+	"github.com/groupgate/groupgate/directory"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -84,6 +87,37 @@ func FromSnapshot(s *pb.Snapshot) (*Tenant, []byte, error) {
 			gg.Owners = append(gg.Owners, Ref{Type: types[o], ID: o})
 		}
 		t.Groups[g.GetId()] = gg
+	}
+	for _, u := range s.GetAdministrativeUnits() {
+		gu := &Unit{DisplayName: u.GetDisplayName(), IsMemberManagementRestricted: u.GetIsMemberManagementRestricted()}
+		for _, m := range u.GetMembers() {
+			gu.Members = append(gu.Members, Ref{Type: types[m], ID: m})
+		}
+		t.Units[u.GetId()] = gu
+	}
+	// Role definitions and assignments as they are; a built-in role an assignment names that the snapshot does
+	// not carry is listed as groupgate's table has it (Graph lists every built-in role).
+	for _, d := range s.GetRoleDefinitions() {
+		id := d.GetId()
+		if !d.GetIsBuiltIn() {
+			if t.CustomRoles == nil {
+				t.CustomRoles = map[string]bool{}
+			}
+			t.CustomRoles[id] = true
+		}
+		t.RoleDefinitions[id] = d.GetDisplayName()
+		t.RoleActions[id] = slices.Clone(d.GetAllowedResourceActions())
+	}
+	for _, a := range s.GetRoleAssignments() {
+		id := a.GetRoleDefinitionId()
+		if _, ok := t.RoleDefinitions[id]; !ok {
+			if i := slices.IndexFunc(directory.BuiltInRoles(), func(r *directory.RoleDef) bool { return r.ID == id }); i >= 0 {
+				r := directory.BuiltInRoles()[i]
+				t.RoleDefinitions[id] = r.DisplayName
+				t.RoleActions[id] = slices.Clone(r.Actions)
+			}
+		}
+		t.RoleAssignments = append(t.RoleAssignments, RoleAssignment{PrincipalID: a.GetPrincipalId(), RoleDefinitionID: id, DirectoryScopeID: a.GetDirectoryScopeId()})
 	}
 	st := s.GetSettings()
 	t.Settings["Group.Security"] = map[string]string{"EnableMIPLabels": fmt.Sprint(st.GetSecurityGroupLabelsEnabled())}
