@@ -159,17 +159,21 @@ func (p principal) privilege(obj *directory.Node, r right) (holding, refusal, bo
 	}
 	units := p.dir.UnitsOf(obj)
 	for h := range p.grants() {
+		// Scope first: it is the cheaper test, and a unit-scoped admin's other units' grants fail it. The
+		// action of a grant that does not cover obj is looked up only for the first one, the refusal's evidence.
+		if !h.grant.CoversIn(obj, units) {
+			if why.uncovered.kind == 0 {
+				if action := grantAction(&h.grant, obj, r.task); action != "" {
+					why.uncovered = holding{kind: holdRole, grant: h.grant, via: h.via, action: action}
+				}
+			}
+			continue
+		}
 		action := grantAction(&h.grant, obj, r.task)
 		if action == "" {
 			continue
 		}
 		held := holding{kind: holdRole, grant: h.grant, via: h.via, action: action}
-		if !h.grant.CoversIn(obj, units) {
-			if why.uncovered.kind == 0 {
-				why.uncovered = held
-			}
-			continue
-		}
 		if h.grant.Scope == directory.ScopeUnit && p.mustReadFirst() && !p.readsTenantWide(obj) {
 			if why.noRead.kind == 0 {
 				why.noRead = held
