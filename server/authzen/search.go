@@ -191,8 +191,6 @@ func (h *Handler) searchSubject(ctx context.Context, tenant string, body []byte)
 		return empty(), nil
 	}
 	cons := p.consistency(&req)
-	var all []result
-	var rev int64
 	if req.Action.Name == actOwner {
 		resp, err := h.dec.DescribeObject(ctx, &pb.DescribeObjectRequest{TenantId: tenant, Consistency: cons, Id: req.Resource.ID, PageSize: 1})
 		if status.Code(err) == codes.NotFound {
@@ -200,6 +198,7 @@ func (h *Handler) searchSubject(ctx context.Context, tenant string, body []byte)
 		} else if err != nil {
 			return nil, err
 		}
+		var all []result
 		for _, o := range resp.GetGroup().GetOwners() {
 			if kindName(o.GetKind()) == req.Subject.Type {
 				all = append(all, result{Type: req.Subject.Type, ID: o.GetId()})
@@ -217,24 +216,35 @@ func (h *Handler) searchSubject(ctx context.Context, tenant string, body []byte)
 		types = []pb.MemberType{pb.MemberType_MEMBER_TYPE_SERVICE_PRINCIPAL}
 	}
 	stream, err := h.dec.EffectiveMembers(ctx, &pb.EffectiveMembersRequest{TenantId: tenant, Consistency: cons, GroupId: req.Resource.ID, Types: types})
-	if err == nil {
-		for {
-			m, rerr := stream.Recv()
-			if rerr != nil {
-				if !errors.Is(rerr, io.EOF) {
-					err = rerr
-				}
-				break
-			}
-			rev = m.GetRevision()
-			for _, x := range m.GetMembers() {
-				all = append(all, result{Type: req.Subject.Type, ID: x.GetId()})
-			}
+	return answerStream(h, ctx, tenant, cons, p, stream, err, func(m *pb.EffectiveMembersResponse) []result {
+		out := make([]result, 0, len(m.GetMembers()))
+		for _, x := range m.GetMembers() {
+			out = append(out, result{Type: req.Subject.Type, ID: x.GetId()})
 		}
+		return out
+	})
+}
+
+// answerStream reads a search's stream to its end and answers its page: every message's results, at the
+// revision the stream answered from (or the tenant's, when it sent no message). An unknown id is empty results,
+// as the certification scenario wants.
+func answerStream[M interface{ GetRevision() int64 }](h *Handler, ctx context.Context, tenant string, cons *pb.Consistency, p paging,
+	stream interface{ Recv() (M, error) }, err error, results func(M) []result) (any, error) {
+	var all []result
+	var rev int64
+	for err == nil {
+		var m M
+		if m, err = stream.Recv(); err != nil {
+			break
+		}
+		rev = m.GetRevision()
+		all = append(all, results(m)...)
 	}
-	if status.Code(err) == codes.NotFound {
+	switch {
+	case errors.Is(err, io.EOF):
+	case status.Code(err) == codes.NotFound:
 		return empty(), nil
-	} else if err != nil {
+	case err != nil:
 		return nil, err
 	}
 	if rev == 0 {
@@ -270,35 +280,14 @@ func (h *Handler) searchResource(ctx context.Context, tenant string, body []byte
 		return empty(), nil
 	}
 	cons := p.consistency(&req)
-	var all []result
-	var rev int64
 	stream, err := h.dec.EffectiveGroups(ctx, &pb.EffectiveGroupsRequest{TenantId: tenant, Consistency: cons, PrincipalId: req.Subject.ID})
-	if err == nil {
-		for {
-			m, rerr := stream.Recv()
-			if rerr != nil {
-				if !errors.Is(rerr, io.EOF) {
-					err = rerr
-				}
-				break
-			}
-			rev = m.GetRevision()
-			for _, g := range m.GetGroups() {
-				all = append(all, result{Type: "group", ID: g.GetId()})
-			}
+	return answerStream(h, ctx, tenant, cons, p, stream, err, func(m *pb.EffectiveGroupsResponse) []result {
+		out := make([]result, 0, len(m.GetGroups()))
+		for _, g := range m.GetGroups() {
+			out = append(out, result{Type: "group", ID: g.GetId()})
 		}
-	}
-	if status.Code(err) == codes.NotFound {
-		return empty(), nil
-	} else if err != nil {
-		return nil, err
-	}
-	if rev == 0 {
-		if rev, err = h.revision(ctx, tenant, cons); err != nil {
-			return nil, err
-		}
-	}
-	return p.answer(all, rev)
+		return out
+	})
 }
 
 // searchAction answers POST …/access/v1/search/action (SPEC §17): which of member and owner hold for the subject
