@@ -145,6 +145,9 @@ func (s *Server) child(ctx context.Context, name string, attrs ...attribute.KeyV
 // evaluate runs one policy evaluation on dir, in a "policy.NAME" span when the call is traced: the tenant, the
 // revision, and what the rules found (violations, warnings, and their codes).
 func evaluate[Q, R any](ctx context.Context, s *Server, name string, dir *directory.Directory, q Q, fn func(*directory.Directory, Q) (R, error)) (R, error) {
+	if s.tracing == nil { // no span name or attributes built on every decision of an untraced server
+		return fn(dir, q)
+	}
 	_, span := s.child(ctx, "policy."+name, attribute.String("groupgate.tenant", dir.TenantID()), attribute.Int64("groupgate.revision", dir.Revision()))
 	r, err := fn(dir, q)
 	if span == nil {
@@ -184,6 +187,9 @@ func evaluate[Q, R any](ctx context.Context, s *Server, name string, dir *direct
 
 // resolverSpan is a child span for a walk of the resolver; end it with the depth the walk reached.
 func (s *Server) resolverSpan(ctx context.Context, name string, dir *directory.Directory) (context.Context, func(depth int)) {
+	if s.tracing == nil {
+		return ctx, func(int) {}
+	}
 	ctx, span := s.child(ctx, "resolver."+name, attribute.String("groupgate.tenant", dir.TenantID()), attribute.Int64("groupgate.revision", dir.Revision()))
 	if span == nil {
 		return ctx, func(int) {}
