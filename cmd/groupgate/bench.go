@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -125,16 +126,11 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 				return runStreams(ctx, cfg, stream, servers, transports, separate, noNoOp, gcHeadroom, cpuProfile, memProfile, output)
 			}
 			// The profile starts once the servers are up: it covers the groupgate runs, not loading the snapshots.
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
+			stopProfile, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return err
 			}
+			defer stopProfile()
 			var reports []bench.Report
 			var samples [][]resourceSample
 			var serverRSS []int64
@@ -155,9 +151,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 					return err
 				}
 			}
-			if cpuProfile != "" {
-				pprof.StopCPUProfile()
-			}
+			stopProfile()
 			if first := servers[0]; first.httpURL != "" && !noHTTP {
 				overHTTP := cfg
 				overHTTP.Addr, overHTTP.HTTPURL = first.addr, strings.TrimSuffix(first.httpURL, "/")
@@ -274,6 +268,24 @@ func parseMix(s string) (bench.Mix, error) {
 		}
 	}
 	return m, nil
+}
+
+// startCPUProfile profiles this process's CPU into the file path ("": no profile) until stop, which also closes
+// the file and may be called again (a deferred call after the run's own).
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }, nil
 }
 
 func writeAllocProfile(path string) error {
@@ -719,16 +731,11 @@ type streamFlags struct {
 func runStreams(ctx context.Context, cfg bench.Config, sf streamFlags, servers []*benchServer, transports []string, separate, noNoOp bool,
 	gcHeadroom uint64, cpuProfile, memProfile, output string) error {
 	req := &pb.EffectiveMembersRequest{TenantId: cfg.Tenant, GroupId: sf.group, PageSize: sf.pageSize}
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stopProfile, err := startCPUProfile(cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	var reports []bench.StreamReport
 	var recorded []*pb.EffectiveMembersResponse
 	for i, s := range servers {
@@ -742,9 +749,7 @@ func runStreams(ctx context.Context, cfg bench.Config, sf streamFlags, servers [
 		}
 		reports = append(reports, r)
 	}
-	if cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	if memProfile != "" {
 		if err := writeAllocProfile(memProfile); err != nil {
 			return err
