@@ -17,6 +17,9 @@ import (
 
 // The attack: a page the operator merely opens posts a write that adds the guest u-frank to the labelled group
 // grp-finance. The JSON is the same in every form; only how the page can get a browser to send it changes.
+// authzenQuestion asks whether Gary may add Engineering to Finance, as an AuthZEN evaluation.
+const authzenQuestion = `{"subject":{"type":"user","id":"u-gary"},"action":{"name":"add_member","properties":{"member_id":"grp-engineering"}},"resource":{"type":"group","id":"grp-finance"}}`
+
 const attackWrite = `{"tenantId":"contoso","changes":[{"addMember":{"groupId":"grp-finance","memberId":"u-frank"}}]}`
 
 // browserRequest is one request as a browser (or a page's script) would send it.
@@ -113,6 +116,19 @@ func TestWebPagesCannotWriteOrRead(t *testing.T) {
 		{name: "rebinding: the OpenAPI document", method: "GET", path: "/openapi.json", host: "evil.example", wantCode: 403},
 		{name: "rebinding: a name that merely starts like localhost", method: "GET", path: "/", host: "localhost.evil.example", wantCode: 403},
 		{name: "rebinding: a GET of the API", method: "GET", path: "/v1/getStatus", host: "evil.example:" + port, wantCode: 403},
+		// The AuthZEN routes are the API too (SPEC §17: its certification wants 400, not 415, for a non-JSON body).
+		{name: "AuthZEN: text/plain evaluation from a foreign page", method: "POST", path: "/access/v1/evaluation",
+			contentType: "text/plain", body: authzenQuestion, origin: evil, fetchS: "cross-site", wantCode: 403},
+		{name: "AuthZEN: a form without Origin", method: "POST", path: "/access/v1/evaluation",
+			contentType: "application/x-www-form-urlencoded", body: "q=" + url.QueryEscape(authzenQuestion), wantCode: 400},
+		{name: "AuthZEN: JSON from a foreign origin", method: "POST", path: "/tenants/contoso/access/v1/evaluation",
+			contentType: "application/json", body: authzenQuestion, origin: evil, wantCode: 403},
+		{name: "AuthZEN rebinding: an evaluation", method: "POST", path: "/access/v1/evaluation", contentType: "application/json",
+			body: authzenQuestion, host: "evil.example:" + port, wantCode: 403},
+		{name: "AuthZEN rebinding: a subject search", method: "POST", path: "/access/v1/search/subject", contentType: "application/json",
+			body: `{"subject":{"type":"user"},"action":{"name":"member"},"resource":{"type":"group","id":"grp-engineering"}}`,
+			host: "evil.example:" + port, wantCode: 403},
+		{name: "AuthZEN rebinding: discovery", method: "GET", path: "/.well-known/authzen-configuration", host: "evil.example:" + port, wantCode: 403},
 	} {
 		t.Run(r.name, func(t *testing.T) {
 			code, h, body := send(t, srv.HTTPURL, r)
