@@ -106,7 +106,7 @@ func New(cfg Config) *Server {
 		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())
 	}
-	authOn := cfg.Tokens != nil || cfg.JWT != nil
+	authOn := s.Authenticates()
 	if authOn {
 		// Outside logging, so that its log line can name the caller that auth found inside it.
 		unary = append(unary, func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -148,6 +148,10 @@ func New(cfg Config) *Server {
 	}
 	return s
 }
+
+// Authenticates says whether callers must bring a token (static or JWT); without, every caller that reaches a
+// listener is a writer.
+func (s *Server) Authenticates() bool { return s.cfg.Tokens != nil || s.cfg.JWT != nil }
 
 // GRPC is the underlying server, e.g. to Serve a listener or register more services.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }

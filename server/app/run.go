@@ -53,15 +53,8 @@ func (a *App) startHTTP() (*gateway.Server, error) {
 	if root == nil {
 		root = webui.Handler()
 	}
-	browser := a.cfg.Browser
-	if a.tokens == nil && a.jwt == nil && a.httpLis.Addr().Network() == "tcp" { // a browser reaches no unix socket
-		// Every request is honoured without a token: a DNS-rebinding page must not reach such a listener under its
-		// own name, wherever it listens (--insecure on 0.0.0.0, the container image's quick start). With tokens,
-		// a page has none to send, and off loopback the Host is not checked unless names are listed.
-		browser.CheckHost = true
-	}
 	web, err := gateway.Start(a.httpLis, a.srv, a.tls,
-		gateway.Options{MaxBodyBytes: int64(a.cfg.Limits.MaxRecvBytes), Root: root, Browser: browser,
+		gateway.Options{MaxBodyBytes: int64(a.cfg.Limits.MaxRecvBytes), Root: root, Browser: a.cfg.Browser,
 			AuthZENBaseURL: a.cfg.AuthZENBaseURL},
 		slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn))
 	if err != nil {

@@ -24,8 +24,8 @@ type BrowserRules struct {
 	// listener where the Host is checked (a name that resolves to this machine through a proxy, say).
 	AllowedHosts []string
 	// CheckHost refuses a request whose Host is not localhost, a loopback address or one of AllowedHosts. Start
-	// sets it for a loopback listener, where a rebinding page's requests arrive with the page's own name; it also
-	// holds on any listener when AllowedHosts names hosts.
+	// sets it for a loopback listener and for any TCP listener of a server without tokens, where a rebinding
+	// page's requests arrive with the page's own name; it also holds on any listener when AllowedHosts names hosts.
 	CheckHost bool
 }
 

@@ -26,8 +26,12 @@ type Server struct {
 // requirement) it serves HTTPS, HTTP/2 included. Tokens, roles and limits need nothing here: every call goes
 // through the gRPC server's interceptors. errorLog, when set, receives net/http's connection errors.
 func Start(lis net.Listener, srv *server.Server, tlsConfig *tls.Config, opts Options, errorLog *log.Logger) (*Server, error) {
-	if tcp, ok := lis.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
-		opts.Browser.CheckHost = true // a rebinding page reaches a loopback listener under its own name
+	// A DNS-rebinding page reaches a TCP listener under its own name (a browser reaches no unix socket). Its Host is
+	// checked on loopback, and wherever the listener answers without a token (--insecure on 0.0.0.0, the container
+	// image's quick start); with tokens off loopback a page has none to send, so the Host is checked only when
+	// AllowedHosts names hosts.
+	if tcp, ok := lis.Addr().(*net.TCPAddr); ok && (tcp.IP.IsLoopback() || !srv.Authenticates()) {
+		opts.Browser.CheckHost = true
 	}
 	gw, err := New(srv, opts)
 	if err != nil {
