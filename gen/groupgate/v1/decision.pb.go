@@ -385,6 +385,57 @@ func (MemberType) EnumDescriptor() ([]byte, []int) {
 	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{4}
 }
 
+type FindingEventKind int32
+
+const (
+	FindingEventKind_FINDING_EVENT_KIND_UNSPECIFIED FindingEventKind = 0
+	// The finding holds from this revision on (or, with current set, already held at the starting revision).
+	FindingEventKind_FINDING_EVENT_KIND_OPENED FindingEventKind = 1
+	// The finding held before this revision and no longer does.
+	FindingEventKind_FINDING_EVENT_KIND_RESOLVED FindingEventKind = 2
+)
+
+// Enum value maps for FindingEventKind.
+var (
+	FindingEventKind_name = map[int32]string{
+		0: "FINDING_EVENT_KIND_UNSPECIFIED",
+		1: "FINDING_EVENT_KIND_OPENED",
+		2: "FINDING_EVENT_KIND_RESOLVED",
+	}
+	FindingEventKind_value = map[string]int32{
+		"FINDING_EVENT_KIND_UNSPECIFIED": 0,
+		"FINDING_EVENT_KIND_OPENED":      1,
+		"FINDING_EVENT_KIND_RESOLVED":    2,
+	}
+)
+
+func (x FindingEventKind) Enum() *FindingEventKind {
+	p := new(FindingEventKind)
+	*p = x
+	return p
+}
+
+func (x FindingEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FindingEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_groupgate_v1_decision_proto_enumTypes[5].Descriptor()
+}
+
+func (FindingEventKind) Type() protoreflect.EnumType {
+	return &file_groupgate_v1_decision_proto_enumTypes[5]
+}
+
+func (x FindingEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FindingEventKind.Descriptor instead.
+func (FindingEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{5}
+}
+
 // Violation is one rule that a decision found broken, with the evidence.
 type Violation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2363,6 +2414,224 @@ func (x *AuditResponse) GetRevision() int64 {
 	return 0
 }
 
+type WatchFindingsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The revision to start from: its findings come first (current), then the events of every later revision.
+	// 0 starts at the tenant's newest revision.
+	AfterRevision int64 `protobuf:"varint,2,opt,name=after_revision,json=afterRevision,proto3" json:"after_revision,omitempty"`
+	// Only findings of these rules; empty means all the rules Audit reports.
+	Rules         []Rule `protobuf:"varint,3,rep,packed,name=rules,proto3,enum=groupgate.v1.Rule" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchFindingsRequest) Reset() {
+	*x = WatchFindingsRequest{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchFindingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchFindingsRequest) ProtoMessage() {}
+
+func (x *WatchFindingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchFindingsRequest.ProtoReflect.Descriptor instead.
+func (*WatchFindingsRequest) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *WatchFindingsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *WatchFindingsRequest) GetAfterRevision() int64 {
+	if x != nil {
+		return x.AfterRevision
+	}
+	return 0
+}
+
+func (x *WatchFindingsRequest) GetRules() []Rule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+// FindingEvent is one finding opening or resolving at one revision.
+type FindingEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  FindingEventKind       `protobuf:"varint,1,opt,name=kind,proto3,enum=groupgate.v1.FindingEventKind" json:"kind,omitempty"`
+	// As Audit reports it, with its evidence; for RESOLVED, the finding as it last held.
+	Finding *Finding `protobuf:"bytes,2,opt,name=finding,proto3" json:"finding,omitempty"`
+	// Stable for the same rule, group and subject (the guest, the child group; see SPEC §16) across revisions,
+	// restarts and replicas: lowercase hex, the same on the OPENED and the RESOLVED event of one finding.
+	FindingId string `protobuf:"bytes,3,opt,name=finding_id,json=findingId,proto3" json:"finding_id,omitempty"`
+	// The revision at which the finding opened or resolved; for current findings, the starting revision.
+	Revision int64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The changes of that revision that touch the finding's group, its subject or what lies between them; empty
+	// for current findings and when the revision replaced the whole tenant.
+	CausedBy []*Change `protobuf:"bytes,5,rep,name=caused_by,json=causedBy,proto3" json:"caused_by,omitempty"`
+	// The finding already held at the starting revision: it is reported, not new.
+	Current       bool `protobuf:"varint,6,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindingEvent) Reset() {
+	*x = FindingEvent{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindingEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindingEvent) ProtoMessage() {}
+
+func (x *FindingEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindingEvent.ProtoReflect.Descriptor instead.
+func (*FindingEvent) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *FindingEvent) GetKind() FindingEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return FindingEventKind_FINDING_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *FindingEvent) GetFinding() *Finding {
+	if x != nil {
+		return x.Finding
+	}
+	return nil
+}
+
+func (x *FindingEvent) GetFindingId() string {
+	if x != nil {
+		return x.FindingId
+	}
+	return ""
+}
+
+func (x *FindingEvent) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *FindingEvent) GetCausedBy() []*Change {
+	if x != nil {
+		return x.CausedBy
+	}
+	return nil
+}
+
+func (x *FindingEvent) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+type WatchFindingsResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*FindingEvent        `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The revision every event of this message belongs to. A message with no events and current_done set closes
+	// the starting findings; later messages each carry one revision's events.
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Set on the message that ends the findings that held at the starting revision.
+	CurrentDone   bool `protobuf:"varint,3,opt,name=current_done,json=currentDone,proto3" json:"current_done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchFindingsResponse) Reset() {
+	*x = WatchFindingsResponse{}
+	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchFindingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchFindingsResponse) ProtoMessage() {}
+
+func (x *WatchFindingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchFindingsResponse.ProtoReflect.Descriptor instead.
+func (*WatchFindingsResponse) Descriptor() ([]byte, []int) {
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *WatchFindingsResponse) GetEvents() []*FindingEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchFindingsResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *WatchFindingsResponse) GetCurrentDone() bool {
+	if x != nil {
+		return x.CurrentDone
+	}
+	return false
+}
+
 type EffectiveGroupsRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	TenantId    string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -2385,7 +2654,7 @@ type EffectiveGroupsRequest struct {
 
 func (x *EffectiveGroupsRequest) Reset() {
 	*x = EffectiveGroupsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +2666,7 @@ func (x *EffectiveGroupsRequest) String() string {
 func (*EffectiveGroupsRequest) ProtoMessage() {}
 
 func (x *EffectiveGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[29]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +2679,7 @@ func (x *EffectiveGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveGroupsRequest.ProtoReflect.Descriptor instead.
 func (*EffectiveGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{29}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *EffectiveGroupsRequest) GetTenantId() string {
@@ -2480,7 +2749,7 @@ type EffectiveGroup struct {
 
 func (x *EffectiveGroup) Reset() {
 	*x = EffectiveGroup{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2492,7 +2761,7 @@ func (x *EffectiveGroup) String() string {
 func (*EffectiveGroup) ProtoMessage() {}
 
 func (x *EffectiveGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[30]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2505,7 +2774,7 @@ func (x *EffectiveGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveGroup.ProtoReflect.Descriptor instead.
 func (*EffectiveGroup) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{30}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *EffectiveGroup) GetId() string {
@@ -2555,7 +2824,7 @@ type EffectiveGroupsResponse struct {
 
 func (x *EffectiveGroupsResponse) Reset() {
 	*x = EffectiveGroupsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +2836,7 @@ func (x *EffectiveGroupsResponse) String() string {
 func (*EffectiveGroupsResponse) ProtoMessage() {}
 
 func (x *EffectiveGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[31]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +2849,7 @@ func (x *EffectiveGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EffectiveGroupsResponse.ProtoReflect.Descriptor instead.
 func (*EffectiveGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{31}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *EffectiveGroupsResponse) GetGroups() []*EffectiveGroup {
@@ -2605,7 +2874,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +2886,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[32]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +2899,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{32}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{35}
 }
 
 // TenantInfo is one tenant a server holds.
@@ -2646,7 +2915,7 @@ type TenantInfo struct {
 
 func (x *TenantInfo) Reset() {
 	*x = TenantInfo{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2658,7 +2927,7 @@ func (x *TenantInfo) String() string {
 func (*TenantInfo) ProtoMessage() {}
 
 func (x *TenantInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[33]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2671,7 +2940,7 @@ func (x *TenantInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantInfo.ProtoReflect.Descriptor instead.
 func (*TenantInfo) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{33}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TenantInfo) GetTenantId() string {
@@ -2712,7 +2981,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2724,7 +2993,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[34]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2737,7 +3006,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{34}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListTenantsResponse) GetTenants() []*TenantInfo {
@@ -2769,7 +3038,7 @@ type ObjectSummary struct {
 
 func (x *ObjectSummary) Reset() {
 	*x = ObjectSummary{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +3050,7 @@ func (x *ObjectSummary) String() string {
 func (*ObjectSummary) ProtoMessage() {}
 
 func (x *ObjectSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[35]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +3063,7 @@ func (x *ObjectSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectSummary.ProtoReflect.Descriptor instead.
 func (*ObjectSummary) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{35}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ObjectSummary) GetId() string {
@@ -2869,7 +3138,7 @@ type SearchObjectsRequest struct {
 
 func (x *SearchObjectsRequest) Reset() {
 	*x = SearchObjectsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +3150,7 @@ func (x *SearchObjectsRequest) String() string {
 func (*SearchObjectsRequest) ProtoMessage() {}
 
 func (x *SearchObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[36]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +3163,7 @@ func (x *SearchObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchObjectsRequest.ProtoReflect.Descriptor instead.
 func (*SearchObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{36}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SearchObjectsRequest) GetTenantId() string {
@@ -2946,7 +3215,7 @@ type SearchObjectsResponse struct {
 
 func (x *SearchObjectsResponse) Reset() {
 	*x = SearchObjectsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2958,7 +3227,7 @@ func (x *SearchObjectsResponse) String() string {
 func (*SearchObjectsResponse) ProtoMessage() {}
 
 func (x *SearchObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[37]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2971,7 +3240,7 @@ func (x *SearchObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchObjectsResponse.ProtoReflect.Descriptor instead.
 func (*SearchObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{37}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SearchObjectsResponse) GetObjects() []*ObjectSummary {
@@ -3007,7 +3276,7 @@ type LookupObjectsRequest struct {
 
 func (x *LookupObjectsRequest) Reset() {
 	*x = LookupObjectsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3019,7 +3288,7 @@ func (x *LookupObjectsRequest) String() string {
 func (*LookupObjectsRequest) ProtoMessage() {}
 
 func (x *LookupObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[38]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3032,7 +3301,7 @@ func (x *LookupObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupObjectsRequest.ProtoReflect.Descriptor instead.
 func (*LookupObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{38}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LookupObjectsRequest) GetTenantId() string {
@@ -3069,7 +3338,7 @@ type LookupObjectsResponse struct {
 
 func (x *LookupObjectsResponse) Reset() {
 	*x = LookupObjectsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3350,7 @@ func (x *LookupObjectsResponse) String() string {
 func (*LookupObjectsResponse) ProtoMessage() {}
 
 func (x *LookupObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[39]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3363,7 @@ func (x *LookupObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupObjectsResponse.ProtoReflect.Descriptor instead.
 func (*LookupObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{39}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LookupObjectsResponse) GetObjects() []*ObjectSummary {
@@ -3137,7 +3406,7 @@ type DescribeObjectRequest struct {
 
 func (x *DescribeObjectRequest) Reset() {
 	*x = DescribeObjectRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3149,7 +3418,7 @@ func (x *DescribeObjectRequest) String() string {
 func (*DescribeObjectRequest) ProtoMessage() {}
 
 func (x *DescribeObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[40]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3162,7 +3431,7 @@ func (x *DescribeObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeObjectRequest.ProtoReflect.Descriptor instead.
 func (*DescribeObjectRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{40}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DescribeObjectRequest) GetTenantId() string {
@@ -3230,7 +3499,7 @@ type DirectMember struct {
 
 func (x *DirectMember) Reset() {
 	*x = DirectMember{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3242,7 +3511,7 @@ func (x *DirectMember) String() string {
 func (*DirectMember) ProtoMessage() {}
 
 func (x *DirectMember) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[41]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3255,7 +3524,7 @@ func (x *DirectMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectMember.ProtoReflect.Descriptor instead.
 func (*DirectMember) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{41}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DirectMember) GetObject() *ObjectSummary {
@@ -3328,7 +3597,7 @@ type GroupDetails struct {
 
 func (x *GroupDetails) Reset() {
 	*x = GroupDetails{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3609,7 @@ func (x *GroupDetails) String() string {
 func (*GroupDetails) ProtoMessage() {}
 
 func (x *GroupDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[42]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3622,7 @@ func (x *GroupDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupDetails.ProtoReflect.Descriptor instead.
 func (*GroupDetails) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{42}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GroupDetails) GetKind() GroupKind {
@@ -3466,7 +3735,7 @@ type PrincipalDetails struct {
 
 func (x *PrincipalDetails) Reset() {
 	*x = PrincipalDetails{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3478,7 +3747,7 @@ func (x *PrincipalDetails) String() string {
 func (*PrincipalDetails) ProtoMessage() {}
 
 func (x *PrincipalDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[43]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3491,7 +3760,7 @@ func (x *PrincipalDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrincipalDetails.ProtoReflect.Descriptor instead.
 func (*PrincipalDetails) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{43}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PrincipalDetails) GetDirectoryRoles() []string {
@@ -3544,7 +3813,7 @@ type DescribeObjectResponse struct {
 
 func (x *DescribeObjectResponse) Reset() {
 	*x = DescribeObjectResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3556,7 +3825,7 @@ func (x *DescribeObjectResponse) String() string {
 func (*DescribeObjectResponse) ProtoMessage() {}
 
 func (x *DescribeObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[44]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3569,7 +3838,7 @@ func (x *DescribeObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeObjectResponse.ProtoReflect.Descriptor instead.
 func (*DescribeObjectResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{44}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DescribeObjectResponse) GetObject() *ObjectSummary {
@@ -3637,7 +3906,7 @@ type ListLabelsRequest struct {
 
 func (x *ListLabelsRequest) Reset() {
 	*x = ListLabelsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3649,7 +3918,7 @@ func (x *ListLabelsRequest) String() string {
 func (*ListLabelsRequest) ProtoMessage() {}
 
 func (x *ListLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[45]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3662,7 +3931,7 @@ func (x *ListLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLabelsRequest.ProtoReflect.Descriptor instead.
 func (*ListLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{45}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListLabelsRequest) GetTenantId() string {
@@ -3690,7 +3959,7 @@ type ListLabelsResponse struct {
 
 func (x *ListLabelsResponse) Reset() {
 	*x = ListLabelsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[46]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3702,7 +3971,7 @@ func (x *ListLabelsResponse) String() string {
 func (*ListLabelsResponse) ProtoMessage() {}
 
 func (x *ListLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[46]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3715,7 +3984,7 @@ func (x *ListLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLabelsResponse.ProtoReflect.Descriptor instead.
 func (*ListLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{46}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListLabelsResponse) GetLabels() []*Label {
@@ -3747,7 +4016,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[47]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3759,7 +4028,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[47]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3772,7 +4041,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{47}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListDecisionsRequest) GetTenantId() string {
@@ -3833,7 +4102,7 @@ type DecisionRecord struct {
 
 func (x *DecisionRecord) Reset() {
 	*x = DecisionRecord{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[48]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3845,7 +4114,7 @@ func (x *DecisionRecord) String() string {
 func (*DecisionRecord) ProtoMessage() {}
 
 func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[48]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3858,7 +4127,7 @@ func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRecord.ProtoReflect.Descriptor instead.
 func (*DecisionRecord) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{48}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DecisionRecord) GetDecisionId() string {
@@ -3990,7 +4259,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_groupgate_v1_decision_proto_msgTypes[49]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4002,7 +4271,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groupgate_v1_decision_proto_msgTypes[49]
+	mi := &file_groupgate_v1_decision_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4015,7 +4284,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{49}
+	return file_groupgate_v1_decision_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListDecisionsResponse) GetRecords() []*DecisionRecord {
@@ -4168,7 +4437,23 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x04path\x18\x04 \x03(\tR\x04path\"^\n" +
 	"\rAuditResponse\x121\n" +
 	"\bfindings\x18\x01 \x03(\v2\x15.groupgate.v1.FindingR\bfindings\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\xae\x02\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x84\x01\n" +
+	"\x14WatchFindingsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12%\n" +
+	"\x0eafter_revision\x18\x02 \x01(\x03R\rafterRevision\x12(\n" +
+	"\x05rules\x18\x03 \x03(\x0e2\x12.groupgate.v1.RuleR\x05rules\"\xfb\x01\n" +
+	"\fFindingEvent\x122\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1e.groupgate.v1.FindingEventKindR\x04kind\x12/\n" +
+	"\afinding\x18\x02 \x01(\v2\x15.groupgate.v1.FindingR\afinding\x12\x1d\n" +
+	"\n" +
+	"finding_id\x18\x03 \x01(\tR\tfindingId\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x121\n" +
+	"\tcaused_by\x18\x05 \x03(\v2\x14.groupgate.v1.ChangeR\bcausedBy\x12\x18\n" +
+	"\acurrent\x18\x06 \x01(\bR\acurrent\"\x8a\x01\n" +
+	"\x15WatchFindingsResponse\x122\n" +
+	"\x06events\x18\x01 \x03(\v2\x1a.groupgate.v1.FindingEventR\x06events\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12!\n" +
+	"\fcurrent_done\x18\x03 \x01(\bR\vcurrentDone\"\xae\x02\n" +
 	"\x16EffectiveGroupsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
 	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\x12!\n" +
@@ -4361,7 +4646,11 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"\x10MEMBER_TYPE_USER\x10\x01\x12\x15\n" +
 	"\x11MEMBER_TYPE_GUEST\x10\x02\x12\x15\n" +
 	"\x11MEMBER_TYPE_GROUP\x10\x03\x12!\n" +
-	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x042\x82\x10\n" +
+	"\x1dMEMBER_TYPE_SERVICE_PRINCIPAL\x10\x04*v\n" +
+	"\x10FindingEventKind\x12\"\n" +
+	"\x1eFINDING_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19FINDING_EVENT_KIND_OPENED\x10\x01\x12\x1f\n" +
+	"\x1bFINDING_EVENT_KIND_RESOLVED\x10\x022\xfc\x10\n" +
 	"\x0fDecisionService\x12r\n" +
 	"\fCanAddMember\x12!.groupgate.v1.CanAddMemberRequest\x1a\".groupgate.v1.CanAddMemberResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/canAddMember\x12v\n" +
 	"\rCanApplyLabel\x12\".groupgate.v1.CanApplyLabelRequest\x1a#.groupgate.v1.CanApplyLabelResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/canApplyLabel\x12z\n" +
@@ -4374,7 +4663,8 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"CheckBatch\x12\x1f.groupgate.v1.CheckBatchRequest\x1a .groupgate.v1.CheckBatchResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/checkBatch\x12r\n" +
 	"\fEvaluatePlan\x12!.groupgate.v1.EvaluatePlanRequest\x1a\".groupgate.v1.EvaluatePlanResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/evaluatePlan\x12X\n" +
 	"\x05Audit\x12\x1a.groupgate.v1.AuditRequest\x1a\x1b.groupgate.v1.AuditResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/audit0\x01\x12\x80\x01\n" +
-	"\x0fEffectiveGroups\x12$.groupgate.v1.EffectiveGroupsRequest\x1a%.groupgate.v1.EffectiveGroupsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/effectiveGroups0\x01\x12n\n" +
+	"\x0fEffectiveGroups\x12$.groupgate.v1.EffectiveGroupsRequest\x1a%.groupgate.v1.EffectiveGroupsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/effectiveGroups0\x01\x12x\n" +
+	"\rWatchFindings\x12\".groupgate.v1.WatchFindingsRequest\x1a#.groupgate.v1.WatchFindingsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/watchFindings0\x01\x12n\n" +
 	"\vListTenants\x12 .groupgate.v1.ListTenantsRequest\x1a!.groupgate.v1.ListTenantsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/listTenants\x12v\n" +
 	"\rSearchObjects\x12\".groupgate.v1.SearchObjectsRequest\x1a#.groupgate.v1.SearchObjectsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/searchObjects\x12v\n" +
 	"\rLookupObjects\x12\".groupgate.v1.LookupObjectsRequest\x1a#.groupgate.v1.LookupObjectsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/lookupObjects\x12z\n" +
@@ -4401,190 +4691,201 @@ func file_groupgate_v1_decision_proto_rawDescGZIP() []byte {
 	return file_groupgate_v1_decision_proto_rawDescData
 }
 
-var file_groupgate_v1_decision_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_groupgate_v1_decision_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_groupgate_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_groupgate_v1_decision_proto_goTypes = []any{
 	(Verdict)(0),                       // 0: groupgate.v1.Verdict
 	(Rule)(0),                          // 1: groupgate.v1.Rule
 	(UserAction)(0),                    // 2: groupgate.v1.UserAction
 	(ObjectKind)(0),                    // 3: groupgate.v1.ObjectKind
 	(MemberType)(0),                    // 4: groupgate.v1.MemberType
-	(*Violation)(nil),                  // 5: groupgate.v1.Violation
-	(*Decision)(nil),                   // 6: groupgate.v1.Decision
-	(*Privilege)(nil),                  // 7: groupgate.v1.Privilege
-	(*CanAddMemberRequest)(nil),        // 8: groupgate.v1.CanAddMemberRequest
-	(*CanAddMemberResponse)(nil),       // 9: groupgate.v1.CanAddMemberResponse
-	(*CanApplyLabelRequest)(nil),       // 10: groupgate.v1.CanApplyLabelRequest
-	(*CanApplyLabelResponse)(nil),      // 11: groupgate.v1.CanApplyLabelResponse
-	(*CanChangeLabelRequest)(nil),      // 12: groupgate.v1.CanChangeLabelRequest
-	(*CanChangeLabelResponse)(nil),     // 13: groupgate.v1.CanChangeLabelResponse
-	(*CanCreateRoleGroupRequest)(nil),  // 14: groupgate.v1.CanCreateRoleGroupRequest
-	(*CanCreateRoleGroupResponse)(nil), // 15: groupgate.v1.CanCreateRoleGroupResponse
-	(*CanModifyUserRequest)(nil),       // 16: groupgate.v1.CanModifyUserRequest
-	(*CanModifyUserResponse)(nil),      // 17: groupgate.v1.CanModifyUserResponse
-	(*CheckMembershipRequest)(nil),     // 18: groupgate.v1.CheckMembershipRequest
-	(*CheckMembershipResponse)(nil),    // 19: groupgate.v1.CheckMembershipResponse
-	(*EffectiveMembersRequest)(nil),    // 20: groupgate.v1.EffectiveMembersRequest
-	(*EffectiveMember)(nil),            // 21: groupgate.v1.EffectiveMember
-	(*EffectiveMembersResponse)(nil),   // 22: groupgate.v1.EffectiveMembersResponse
-	(*CheckBatchItem)(nil),             // 23: groupgate.v1.CheckBatchItem
-	(*CheckBatchRequest)(nil),          // 24: groupgate.v1.CheckBatchRequest
-	(*CheckBatchResult)(nil),           // 25: groupgate.v1.CheckBatchResult
-	(*CheckBatchResponse)(nil),         // 26: groupgate.v1.CheckBatchResponse
-	(*PlanStep)(nil),                   // 27: groupgate.v1.PlanStep
-	(*EvaluatePlanRequest)(nil),        // 28: groupgate.v1.EvaluatePlanRequest
-	(*PlanStepResult)(nil),             // 29: groupgate.v1.PlanStepResult
-	(*EvaluatePlanResponse)(nil),       // 30: groupgate.v1.EvaluatePlanResponse
-	(*AuditRequest)(nil),               // 31: groupgate.v1.AuditRequest
-	(*Finding)(nil),                    // 32: groupgate.v1.Finding
-	(*AuditResponse)(nil),              // 33: groupgate.v1.AuditResponse
-	(*EffectiveGroupsRequest)(nil),     // 34: groupgate.v1.EffectiveGroupsRequest
-	(*EffectiveGroup)(nil),             // 35: groupgate.v1.EffectiveGroup
-	(*EffectiveGroupsResponse)(nil),    // 36: groupgate.v1.EffectiveGroupsResponse
-	(*ListTenantsRequest)(nil),         // 37: groupgate.v1.ListTenantsRequest
-	(*TenantInfo)(nil),                 // 38: groupgate.v1.TenantInfo
-	(*ListTenantsResponse)(nil),        // 39: groupgate.v1.ListTenantsResponse
-	(*ObjectSummary)(nil),              // 40: groupgate.v1.ObjectSummary
-	(*SearchObjectsRequest)(nil),       // 41: groupgate.v1.SearchObjectsRequest
-	(*SearchObjectsResponse)(nil),      // 42: groupgate.v1.SearchObjectsResponse
-	(*LookupObjectsRequest)(nil),       // 43: groupgate.v1.LookupObjectsRequest
-	(*LookupObjectsResponse)(nil),      // 44: groupgate.v1.LookupObjectsResponse
-	(*DescribeObjectRequest)(nil),      // 45: groupgate.v1.DescribeObjectRequest
-	(*DirectMember)(nil),               // 46: groupgate.v1.DirectMember
-	(*GroupDetails)(nil),               // 47: groupgate.v1.GroupDetails
-	(*PrincipalDetails)(nil),           // 48: groupgate.v1.PrincipalDetails
-	(*DescribeObjectResponse)(nil),     // 49: groupgate.v1.DescribeObjectResponse
-	(*ListLabelsRequest)(nil),          // 50: groupgate.v1.ListLabelsRequest
-	(*ListLabelsResponse)(nil),         // 51: groupgate.v1.ListLabelsResponse
-	(*ListDecisionsRequest)(nil),       // 52: groupgate.v1.ListDecisionsRequest
-	(*DecisionRecord)(nil),             // 53: groupgate.v1.DecisionRecord
-	(*ListDecisionsResponse)(nil),      // 54: groupgate.v1.ListDecisionsResponse
-	(*Consistency)(nil),                // 55: groupgate.v1.Consistency
-	(*Group)(nil),                      // 56: groupgate.v1.Group
-	(UserType)(0),                      // 57: groupgate.v1.UserType
-	(*status.Status)(nil),              // 58: google.rpc.Status
-	(*Change)(nil),                     // 59: groupgate.v1.Change
-	(GroupKind)(0),                     // 60: groupgate.v1.GroupKind
-	(Membership)(0),                    // 61: groupgate.v1.Membership
-	(*Label)(nil),                      // 62: groupgate.v1.Label
-	(*timestamppb.Timestamp)(nil),      // 63: google.protobuf.Timestamp
+	(FindingEventKind)(0),              // 5: groupgate.v1.FindingEventKind
+	(*Violation)(nil),                  // 6: groupgate.v1.Violation
+	(*Decision)(nil),                   // 7: groupgate.v1.Decision
+	(*Privilege)(nil),                  // 8: groupgate.v1.Privilege
+	(*CanAddMemberRequest)(nil),        // 9: groupgate.v1.CanAddMemberRequest
+	(*CanAddMemberResponse)(nil),       // 10: groupgate.v1.CanAddMemberResponse
+	(*CanApplyLabelRequest)(nil),       // 11: groupgate.v1.CanApplyLabelRequest
+	(*CanApplyLabelResponse)(nil),      // 12: groupgate.v1.CanApplyLabelResponse
+	(*CanChangeLabelRequest)(nil),      // 13: groupgate.v1.CanChangeLabelRequest
+	(*CanChangeLabelResponse)(nil),     // 14: groupgate.v1.CanChangeLabelResponse
+	(*CanCreateRoleGroupRequest)(nil),  // 15: groupgate.v1.CanCreateRoleGroupRequest
+	(*CanCreateRoleGroupResponse)(nil), // 16: groupgate.v1.CanCreateRoleGroupResponse
+	(*CanModifyUserRequest)(nil),       // 17: groupgate.v1.CanModifyUserRequest
+	(*CanModifyUserResponse)(nil),      // 18: groupgate.v1.CanModifyUserResponse
+	(*CheckMembershipRequest)(nil),     // 19: groupgate.v1.CheckMembershipRequest
+	(*CheckMembershipResponse)(nil),    // 20: groupgate.v1.CheckMembershipResponse
+	(*EffectiveMembersRequest)(nil),    // 21: groupgate.v1.EffectiveMembersRequest
+	(*EffectiveMember)(nil),            // 22: groupgate.v1.EffectiveMember
+	(*EffectiveMembersResponse)(nil),   // 23: groupgate.v1.EffectiveMembersResponse
+	(*CheckBatchItem)(nil),             // 24: groupgate.v1.CheckBatchItem
+	(*CheckBatchRequest)(nil),          // 25: groupgate.v1.CheckBatchRequest
+	(*CheckBatchResult)(nil),           // 26: groupgate.v1.CheckBatchResult
+	(*CheckBatchResponse)(nil),         // 27: groupgate.v1.CheckBatchResponse
+	(*PlanStep)(nil),                   // 28: groupgate.v1.PlanStep
+	(*EvaluatePlanRequest)(nil),        // 29: groupgate.v1.EvaluatePlanRequest
+	(*PlanStepResult)(nil),             // 30: groupgate.v1.PlanStepResult
+	(*EvaluatePlanResponse)(nil),       // 31: groupgate.v1.EvaluatePlanResponse
+	(*AuditRequest)(nil),               // 32: groupgate.v1.AuditRequest
+	(*Finding)(nil),                    // 33: groupgate.v1.Finding
+	(*AuditResponse)(nil),              // 34: groupgate.v1.AuditResponse
+	(*WatchFindingsRequest)(nil),       // 35: groupgate.v1.WatchFindingsRequest
+	(*FindingEvent)(nil),               // 36: groupgate.v1.FindingEvent
+	(*WatchFindingsResponse)(nil),      // 37: groupgate.v1.WatchFindingsResponse
+	(*EffectiveGroupsRequest)(nil),     // 38: groupgate.v1.EffectiveGroupsRequest
+	(*EffectiveGroup)(nil),             // 39: groupgate.v1.EffectiveGroup
+	(*EffectiveGroupsResponse)(nil),    // 40: groupgate.v1.EffectiveGroupsResponse
+	(*ListTenantsRequest)(nil),         // 41: groupgate.v1.ListTenantsRequest
+	(*TenantInfo)(nil),                 // 42: groupgate.v1.TenantInfo
+	(*ListTenantsResponse)(nil),        // 43: groupgate.v1.ListTenantsResponse
+	(*ObjectSummary)(nil),              // 44: groupgate.v1.ObjectSummary
+	(*SearchObjectsRequest)(nil),       // 45: groupgate.v1.SearchObjectsRequest
+	(*SearchObjectsResponse)(nil),      // 46: groupgate.v1.SearchObjectsResponse
+	(*LookupObjectsRequest)(nil),       // 47: groupgate.v1.LookupObjectsRequest
+	(*LookupObjectsResponse)(nil),      // 48: groupgate.v1.LookupObjectsResponse
+	(*DescribeObjectRequest)(nil),      // 49: groupgate.v1.DescribeObjectRequest
+	(*DirectMember)(nil),               // 50: groupgate.v1.DirectMember
+	(*GroupDetails)(nil),               // 51: groupgate.v1.GroupDetails
+	(*PrincipalDetails)(nil),           // 52: groupgate.v1.PrincipalDetails
+	(*DescribeObjectResponse)(nil),     // 53: groupgate.v1.DescribeObjectResponse
+	(*ListLabelsRequest)(nil),          // 54: groupgate.v1.ListLabelsRequest
+	(*ListLabelsResponse)(nil),         // 55: groupgate.v1.ListLabelsResponse
+	(*ListDecisionsRequest)(nil),       // 56: groupgate.v1.ListDecisionsRequest
+	(*DecisionRecord)(nil),             // 57: groupgate.v1.DecisionRecord
+	(*ListDecisionsResponse)(nil),      // 58: groupgate.v1.ListDecisionsResponse
+	(*Consistency)(nil),                // 59: groupgate.v1.Consistency
+	(*Group)(nil),                      // 60: groupgate.v1.Group
+	(UserType)(0),                      // 61: groupgate.v1.UserType
+	(*status.Status)(nil),              // 62: google.rpc.Status
+	(*Change)(nil),                     // 63: groupgate.v1.Change
+	(GroupKind)(0),                     // 64: groupgate.v1.GroupKind
+	(Membership)(0),                    // 65: groupgate.v1.Membership
+	(*Label)(nil),                      // 66: groupgate.v1.Label
+	(*timestamppb.Timestamp)(nil),      // 67: google.protobuf.Timestamp
 }
 var file_groupgate_v1_decision_proto_depIdxs = []int32{
 	1,  // 0: groupgate.v1.Violation.rule:type_name -> groupgate.v1.Rule
 	0,  // 1: groupgate.v1.Decision.verdict:type_name -> groupgate.v1.Verdict
 	0,  // 2: groupgate.v1.Decision.entra_verdict:type_name -> groupgate.v1.Verdict
-	5,  // 3: groupgate.v1.Decision.violations:type_name -> groupgate.v1.Violation
-	5,  // 4: groupgate.v1.Decision.warnings:type_name -> groupgate.v1.Violation
-	7,  // 5: groupgate.v1.Decision.privileges:type_name -> groupgate.v1.Privilege
-	55, // 6: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
-	6,  // 7: groupgate.v1.CanAddMemberResponse.decision:type_name -> groupgate.v1.Decision
-	55, // 8: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
-	6,  // 9: groupgate.v1.CanApplyLabelResponse.decision:type_name -> groupgate.v1.Decision
-	55, // 10: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
-	6,  // 11: groupgate.v1.CanChangeLabelResponse.decision:type_name -> groupgate.v1.Decision
-	55, // 12: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
-	56, // 13: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
-	6,  // 14: groupgate.v1.CanCreateRoleGroupResponse.decision:type_name -> groupgate.v1.Decision
-	55, // 15: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
+	6,  // 3: groupgate.v1.Decision.violations:type_name -> groupgate.v1.Violation
+	6,  // 4: groupgate.v1.Decision.warnings:type_name -> groupgate.v1.Violation
+	8,  // 5: groupgate.v1.Decision.privileges:type_name -> groupgate.v1.Privilege
+	59, // 6: groupgate.v1.CanAddMemberRequest.consistency:type_name -> groupgate.v1.Consistency
+	7,  // 7: groupgate.v1.CanAddMemberResponse.decision:type_name -> groupgate.v1.Decision
+	59, // 8: groupgate.v1.CanApplyLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	7,  // 9: groupgate.v1.CanApplyLabelResponse.decision:type_name -> groupgate.v1.Decision
+	59, // 10: groupgate.v1.CanChangeLabelRequest.consistency:type_name -> groupgate.v1.Consistency
+	7,  // 11: groupgate.v1.CanChangeLabelResponse.decision:type_name -> groupgate.v1.Decision
+	59, // 12: groupgate.v1.CanCreateRoleGroupRequest.consistency:type_name -> groupgate.v1.Consistency
+	60, // 13: groupgate.v1.CanCreateRoleGroupRequest.group:type_name -> groupgate.v1.Group
+	7,  // 14: groupgate.v1.CanCreateRoleGroupResponse.decision:type_name -> groupgate.v1.Decision
+	59, // 15: groupgate.v1.CanModifyUserRequest.consistency:type_name -> groupgate.v1.Consistency
 	2,  // 16: groupgate.v1.CanModifyUserRequest.action:type_name -> groupgate.v1.UserAction
-	6,  // 17: groupgate.v1.CanModifyUserResponse.decision:type_name -> groupgate.v1.Decision
-	55, // 18: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
-	55, // 19: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
+	7,  // 17: groupgate.v1.CanModifyUserResponse.decision:type_name -> groupgate.v1.Decision
+	59, // 18: groupgate.v1.CheckMembershipRequest.consistency:type_name -> groupgate.v1.Consistency
+	59, // 19: groupgate.v1.EffectiveMembersRequest.consistency:type_name -> groupgate.v1.Consistency
 	4,  // 20: groupgate.v1.EffectiveMembersRequest.types:type_name -> groupgate.v1.MemberType
 	3,  // 21: groupgate.v1.EffectiveMember.kind:type_name -> groupgate.v1.ObjectKind
-	57, // 22: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
-	21, // 23: groupgate.v1.EffectiveMembersResponse.members:type_name -> groupgate.v1.EffectiveMember
-	8,  // 24: groupgate.v1.CheckBatchItem.can_add_member:type_name -> groupgate.v1.CanAddMemberRequest
-	10, // 25: groupgate.v1.CheckBatchItem.can_apply_label:type_name -> groupgate.v1.CanApplyLabelRequest
-	12, // 26: groupgate.v1.CheckBatchItem.can_change_label:type_name -> groupgate.v1.CanChangeLabelRequest
-	14, // 27: groupgate.v1.CheckBatchItem.can_create_role_group:type_name -> groupgate.v1.CanCreateRoleGroupRequest
-	16, // 28: groupgate.v1.CheckBatchItem.can_modify_user:type_name -> groupgate.v1.CanModifyUserRequest
-	55, // 29: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
-	23, // 30: groupgate.v1.CheckBatchRequest.checks:type_name -> groupgate.v1.CheckBatchItem
-	6,  // 31: groupgate.v1.CheckBatchResult.decision:type_name -> groupgate.v1.Decision
-	58, // 32: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
-	25, // 33: groupgate.v1.CheckBatchResponse.results:type_name -> groupgate.v1.CheckBatchResult
-	59, // 34: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
-	55, // 35: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
-	27, // 36: groupgate.v1.EvaluatePlanRequest.steps:type_name -> groupgate.v1.PlanStep
-	6,  // 37: groupgate.v1.PlanStepResult.decision:type_name -> groupgate.v1.Decision
-	58, // 38: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
-	29, // 39: groupgate.v1.EvaluatePlanResponse.results:type_name -> groupgate.v1.PlanStepResult
-	55, // 40: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
+	61, // 22: groupgate.v1.EffectiveMember.user_type:type_name -> groupgate.v1.UserType
+	22, // 23: groupgate.v1.EffectiveMembersResponse.members:type_name -> groupgate.v1.EffectiveMember
+	9,  // 24: groupgate.v1.CheckBatchItem.can_add_member:type_name -> groupgate.v1.CanAddMemberRequest
+	11, // 25: groupgate.v1.CheckBatchItem.can_apply_label:type_name -> groupgate.v1.CanApplyLabelRequest
+	13, // 26: groupgate.v1.CheckBatchItem.can_change_label:type_name -> groupgate.v1.CanChangeLabelRequest
+	15, // 27: groupgate.v1.CheckBatchItem.can_create_role_group:type_name -> groupgate.v1.CanCreateRoleGroupRequest
+	17, // 28: groupgate.v1.CheckBatchItem.can_modify_user:type_name -> groupgate.v1.CanModifyUserRequest
+	59, // 29: groupgate.v1.CheckBatchRequest.consistency:type_name -> groupgate.v1.Consistency
+	24, // 30: groupgate.v1.CheckBatchRequest.checks:type_name -> groupgate.v1.CheckBatchItem
+	7,  // 31: groupgate.v1.CheckBatchResult.decision:type_name -> groupgate.v1.Decision
+	62, // 32: groupgate.v1.CheckBatchResult.error:type_name -> google.rpc.Status
+	26, // 33: groupgate.v1.CheckBatchResponse.results:type_name -> groupgate.v1.CheckBatchResult
+	63, // 34: groupgate.v1.PlanStep.change:type_name -> groupgate.v1.Change
+	59, // 35: groupgate.v1.EvaluatePlanRequest.consistency:type_name -> groupgate.v1.Consistency
+	28, // 36: groupgate.v1.EvaluatePlanRequest.steps:type_name -> groupgate.v1.PlanStep
+	7,  // 37: groupgate.v1.PlanStepResult.decision:type_name -> groupgate.v1.Decision
+	62, // 38: groupgate.v1.PlanStepResult.error:type_name -> google.rpc.Status
+	30, // 39: groupgate.v1.EvaluatePlanResponse.results:type_name -> groupgate.v1.PlanStepResult
+	59, // 40: groupgate.v1.AuditRequest.consistency:type_name -> groupgate.v1.Consistency
 	1,  // 41: groupgate.v1.AuditRequest.rules:type_name -> groupgate.v1.Rule
 	1,  // 42: groupgate.v1.Finding.rule:type_name -> groupgate.v1.Rule
-	32, // 43: groupgate.v1.AuditResponse.findings:type_name -> groupgate.v1.Finding
-	55, // 44: groupgate.v1.EffectiveGroupsRequest.consistency:type_name -> groupgate.v1.Consistency
-	35, // 45: groupgate.v1.EffectiveGroupsResponse.groups:type_name -> groupgate.v1.EffectiveGroup
-	38, // 46: groupgate.v1.ListTenantsResponse.tenants:type_name -> groupgate.v1.TenantInfo
-	3,  // 47: groupgate.v1.ObjectSummary.kind:type_name -> groupgate.v1.ObjectKind
-	57, // 48: groupgate.v1.ObjectSummary.user_type:type_name -> groupgate.v1.UserType
-	60, // 49: groupgate.v1.ObjectSummary.group_kind:type_name -> groupgate.v1.GroupKind
-	61, // 50: groupgate.v1.ObjectSummary.membership:type_name -> groupgate.v1.Membership
-	55, // 51: groupgate.v1.SearchObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
-	3,  // 52: groupgate.v1.SearchObjectsRequest.kinds:type_name -> groupgate.v1.ObjectKind
-	40, // 53: groupgate.v1.SearchObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
-	55, // 54: groupgate.v1.LookupObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
-	40, // 55: groupgate.v1.LookupObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
-	55, // 56: groupgate.v1.DescribeObjectRequest.consistency:type_name -> groupgate.v1.Consistency
-	40, // 57: groupgate.v1.DirectMember.object:type_name -> groupgate.v1.ObjectSummary
-	32, // 58: groupgate.v1.DirectMember.findings:type_name -> groupgate.v1.Finding
-	60, // 59: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
-	61, // 60: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
-	62, // 61: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
-	40, // 62: groupgate.v1.GroupDetails.owners:type_name -> groupgate.v1.ObjectSummary
-	46, // 63: groupgate.v1.GroupDetails.members:type_name -> groupgate.v1.DirectMember
-	62, // 64: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
-	40, // 65: groupgate.v1.DescribeObjectResponse.object:type_name -> groupgate.v1.ObjectSummary
-	47, // 66: groupgate.v1.DescribeObjectResponse.group:type_name -> groupgate.v1.GroupDetails
-	48, // 67: groupgate.v1.DescribeObjectResponse.principal:type_name -> groupgate.v1.PrincipalDetails
-	55, // 68: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
-	62, // 69: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
-	63, // 70: groupgate.v1.DecisionRecord.time:type_name -> google.protobuf.Timestamp
-	0,  // 71: groupgate.v1.DecisionRecord.verdict:type_name -> groupgate.v1.Verdict
-	0,  // 72: groupgate.v1.DecisionRecord.entra_verdict:type_name -> groupgate.v1.Verdict
-	1,  // 73: groupgate.v1.DecisionRecord.violations:type_name -> groupgate.v1.Rule
-	1,  // 74: groupgate.v1.DecisionRecord.warnings:type_name -> groupgate.v1.Rule
-	53, // 75: groupgate.v1.ListDecisionsResponse.records:type_name -> groupgate.v1.DecisionRecord
-	8,  // 76: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
-	10, // 77: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
-	12, // 78: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
-	14, // 79: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
-	16, // 80: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
-	18, // 81: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
-	20, // 82: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
-	24, // 83: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
-	28, // 84: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
-	31, // 85: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
-	34, // 86: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
-	37, // 87: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
-	41, // 88: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
-	43, // 89: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
-	45, // 90: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
-	50, // 91: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
-	52, // 92: groupgate.v1.DecisionService.ListDecisions:input_type -> groupgate.v1.ListDecisionsRequest
-	9,  // 93: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
-	11, // 94: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
-	13, // 95: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
-	15, // 96: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
-	17, // 97: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
-	19, // 98: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
-	22, // 99: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
-	26, // 100: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
-	30, // 101: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
-	33, // 102: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
-	36, // 103: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
-	39, // 104: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
-	42, // 105: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
-	44, // 106: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
-	49, // 107: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
-	51, // 108: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
-	54, // 109: groupgate.v1.DecisionService.ListDecisions:output_type -> groupgate.v1.ListDecisionsResponse
-	93, // [93:110] is the sub-list for method output_type
-	76, // [76:93] is the sub-list for method input_type
-	76, // [76:76] is the sub-list for extension type_name
-	76, // [76:76] is the sub-list for extension extendee
-	0,  // [0:76] is the sub-list for field type_name
+	33, // 43: groupgate.v1.AuditResponse.findings:type_name -> groupgate.v1.Finding
+	1,  // 44: groupgate.v1.WatchFindingsRequest.rules:type_name -> groupgate.v1.Rule
+	5,  // 45: groupgate.v1.FindingEvent.kind:type_name -> groupgate.v1.FindingEventKind
+	33, // 46: groupgate.v1.FindingEvent.finding:type_name -> groupgate.v1.Finding
+	63, // 47: groupgate.v1.FindingEvent.caused_by:type_name -> groupgate.v1.Change
+	36, // 48: groupgate.v1.WatchFindingsResponse.events:type_name -> groupgate.v1.FindingEvent
+	59, // 49: groupgate.v1.EffectiveGroupsRequest.consistency:type_name -> groupgate.v1.Consistency
+	39, // 50: groupgate.v1.EffectiveGroupsResponse.groups:type_name -> groupgate.v1.EffectiveGroup
+	42, // 51: groupgate.v1.ListTenantsResponse.tenants:type_name -> groupgate.v1.TenantInfo
+	3,  // 52: groupgate.v1.ObjectSummary.kind:type_name -> groupgate.v1.ObjectKind
+	61, // 53: groupgate.v1.ObjectSummary.user_type:type_name -> groupgate.v1.UserType
+	64, // 54: groupgate.v1.ObjectSummary.group_kind:type_name -> groupgate.v1.GroupKind
+	65, // 55: groupgate.v1.ObjectSummary.membership:type_name -> groupgate.v1.Membership
+	59, // 56: groupgate.v1.SearchObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
+	3,  // 57: groupgate.v1.SearchObjectsRequest.kinds:type_name -> groupgate.v1.ObjectKind
+	44, // 58: groupgate.v1.SearchObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
+	59, // 59: groupgate.v1.LookupObjectsRequest.consistency:type_name -> groupgate.v1.Consistency
+	44, // 60: groupgate.v1.LookupObjectsResponse.objects:type_name -> groupgate.v1.ObjectSummary
+	59, // 61: groupgate.v1.DescribeObjectRequest.consistency:type_name -> groupgate.v1.Consistency
+	44, // 62: groupgate.v1.DirectMember.object:type_name -> groupgate.v1.ObjectSummary
+	33, // 63: groupgate.v1.DirectMember.findings:type_name -> groupgate.v1.Finding
+	64, // 64: groupgate.v1.GroupDetails.kind:type_name -> groupgate.v1.GroupKind
+	65, // 65: groupgate.v1.GroupDetails.membership:type_name -> groupgate.v1.Membership
+	66, // 66: groupgate.v1.GroupDetails.label:type_name -> groupgate.v1.Label
+	44, // 67: groupgate.v1.GroupDetails.owners:type_name -> groupgate.v1.ObjectSummary
+	50, // 68: groupgate.v1.GroupDetails.members:type_name -> groupgate.v1.DirectMember
+	66, // 69: groupgate.v1.GroupDetails.member_labels:type_name -> groupgate.v1.Label
+	44, // 70: groupgate.v1.DescribeObjectResponse.object:type_name -> groupgate.v1.ObjectSummary
+	51, // 71: groupgate.v1.DescribeObjectResponse.group:type_name -> groupgate.v1.GroupDetails
+	52, // 72: groupgate.v1.DescribeObjectResponse.principal:type_name -> groupgate.v1.PrincipalDetails
+	59, // 73: groupgate.v1.ListLabelsRequest.consistency:type_name -> groupgate.v1.Consistency
+	66, // 74: groupgate.v1.ListLabelsResponse.labels:type_name -> groupgate.v1.Label
+	67, // 75: groupgate.v1.DecisionRecord.time:type_name -> google.protobuf.Timestamp
+	0,  // 76: groupgate.v1.DecisionRecord.verdict:type_name -> groupgate.v1.Verdict
+	0,  // 77: groupgate.v1.DecisionRecord.entra_verdict:type_name -> groupgate.v1.Verdict
+	1,  // 78: groupgate.v1.DecisionRecord.violations:type_name -> groupgate.v1.Rule
+	1,  // 79: groupgate.v1.DecisionRecord.warnings:type_name -> groupgate.v1.Rule
+	57, // 80: groupgate.v1.ListDecisionsResponse.records:type_name -> groupgate.v1.DecisionRecord
+	9,  // 81: groupgate.v1.DecisionService.CanAddMember:input_type -> groupgate.v1.CanAddMemberRequest
+	11, // 82: groupgate.v1.DecisionService.CanApplyLabel:input_type -> groupgate.v1.CanApplyLabelRequest
+	13, // 83: groupgate.v1.DecisionService.CanChangeLabel:input_type -> groupgate.v1.CanChangeLabelRequest
+	15, // 84: groupgate.v1.DecisionService.CanCreateRoleGroup:input_type -> groupgate.v1.CanCreateRoleGroupRequest
+	17, // 85: groupgate.v1.DecisionService.CanModifyUser:input_type -> groupgate.v1.CanModifyUserRequest
+	19, // 86: groupgate.v1.DecisionService.CheckMembership:input_type -> groupgate.v1.CheckMembershipRequest
+	21, // 87: groupgate.v1.DecisionService.EffectiveMembers:input_type -> groupgate.v1.EffectiveMembersRequest
+	25, // 88: groupgate.v1.DecisionService.CheckBatch:input_type -> groupgate.v1.CheckBatchRequest
+	29, // 89: groupgate.v1.DecisionService.EvaluatePlan:input_type -> groupgate.v1.EvaluatePlanRequest
+	32, // 90: groupgate.v1.DecisionService.Audit:input_type -> groupgate.v1.AuditRequest
+	38, // 91: groupgate.v1.DecisionService.EffectiveGroups:input_type -> groupgate.v1.EffectiveGroupsRequest
+	35, // 92: groupgate.v1.DecisionService.WatchFindings:input_type -> groupgate.v1.WatchFindingsRequest
+	41, // 93: groupgate.v1.DecisionService.ListTenants:input_type -> groupgate.v1.ListTenantsRequest
+	45, // 94: groupgate.v1.DecisionService.SearchObjects:input_type -> groupgate.v1.SearchObjectsRequest
+	47, // 95: groupgate.v1.DecisionService.LookupObjects:input_type -> groupgate.v1.LookupObjectsRequest
+	49, // 96: groupgate.v1.DecisionService.DescribeObject:input_type -> groupgate.v1.DescribeObjectRequest
+	54, // 97: groupgate.v1.DecisionService.ListLabels:input_type -> groupgate.v1.ListLabelsRequest
+	56, // 98: groupgate.v1.DecisionService.ListDecisions:input_type -> groupgate.v1.ListDecisionsRequest
+	10, // 99: groupgate.v1.DecisionService.CanAddMember:output_type -> groupgate.v1.CanAddMemberResponse
+	12, // 100: groupgate.v1.DecisionService.CanApplyLabel:output_type -> groupgate.v1.CanApplyLabelResponse
+	14, // 101: groupgate.v1.DecisionService.CanChangeLabel:output_type -> groupgate.v1.CanChangeLabelResponse
+	16, // 102: groupgate.v1.DecisionService.CanCreateRoleGroup:output_type -> groupgate.v1.CanCreateRoleGroupResponse
+	18, // 103: groupgate.v1.DecisionService.CanModifyUser:output_type -> groupgate.v1.CanModifyUserResponse
+	20, // 104: groupgate.v1.DecisionService.CheckMembership:output_type -> groupgate.v1.CheckMembershipResponse
+	23, // 105: groupgate.v1.DecisionService.EffectiveMembers:output_type -> groupgate.v1.EffectiveMembersResponse
+	27, // 106: groupgate.v1.DecisionService.CheckBatch:output_type -> groupgate.v1.CheckBatchResponse
+	31, // 107: groupgate.v1.DecisionService.EvaluatePlan:output_type -> groupgate.v1.EvaluatePlanResponse
+	34, // 108: groupgate.v1.DecisionService.Audit:output_type -> groupgate.v1.AuditResponse
+	40, // 109: groupgate.v1.DecisionService.EffectiveGroups:output_type -> groupgate.v1.EffectiveGroupsResponse
+	37, // 110: groupgate.v1.DecisionService.WatchFindings:output_type -> groupgate.v1.WatchFindingsResponse
+	43, // 111: groupgate.v1.DecisionService.ListTenants:output_type -> groupgate.v1.ListTenantsResponse
+	46, // 112: groupgate.v1.DecisionService.SearchObjects:output_type -> groupgate.v1.SearchObjectsResponse
+	48, // 113: groupgate.v1.DecisionService.LookupObjects:output_type -> groupgate.v1.LookupObjectsResponse
+	53, // 114: groupgate.v1.DecisionService.DescribeObject:output_type -> groupgate.v1.DescribeObjectResponse
+	55, // 115: groupgate.v1.DecisionService.ListLabels:output_type -> groupgate.v1.ListLabelsResponse
+	58, // 116: groupgate.v1.DecisionService.ListDecisions:output_type -> groupgate.v1.ListDecisionsResponse
+	99, // [99:117] is the sub-list for method output_type
+	81, // [81:99] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_groupgate_v1_decision_proto_init() }
@@ -4604,7 +4905,7 @@ func file_groupgate_v1_decision_proto_init() {
 		(*CheckBatchResult_Decision)(nil),
 		(*CheckBatchResult_Error)(nil),
 	}
-	file_groupgate_v1_decision_proto_msgTypes[44].OneofWrappers = []any{
+	file_groupgate_v1_decision_proto_msgTypes[47].OneofWrappers = []any{
 		(*DescribeObjectResponse_Group)(nil),
 		(*DescribeObjectResponse_Principal)(nil),
 	}
@@ -4613,8 +4914,8 @@ func file_groupgate_v1_decision_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groupgate_v1_decision_proto_rawDesc), len(file_groupgate_v1_decision_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   50,
+			NumEnums:      6,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	DecisionService_EvaluatePlan_FullMethodName       = "/groupgate.v1.DecisionService/EvaluatePlan"
 	DecisionService_Audit_FullMethodName              = "/groupgate.v1.DecisionService/Audit"
 	DecisionService_EffectiveGroups_FullMethodName    = "/groupgate.v1.DecisionService/EffectiveGroups"
+	DecisionService_WatchFindings_FullMethodName      = "/groupgate.v1.DecisionService/WatchFindings"
 	DecisionService_ListTenants_FullMethodName        = "/groupgate.v1.DecisionService/ListTenants"
 	DecisionService_SearchObjects_FullMethodName      = "/groupgate.v1.DecisionService/SearchObjects"
 	DecisionService_LookupObjects_FullMethodName      = "/groupgate.v1.DecisionService/LookupObjects"
@@ -89,6 +90,13 @@ type DecisionServiceClient interface {
 	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), nearest first,
 	// in batches, all on one revision.
 	EffectiveGroups(ctx context.Context, in *EffectiveGroupsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EffectiveGroupsResponse], error)
+	// Be told when a policy violation enters or leaves the directory
+	//
+	// The findings that hold at the starting revision (each an OPENED event with current set), then an OPENED or
+	// RESOLVED event per finding for every later revision that changes it, as revisions are written (SPEC §16).
+	// Each revision is evaluated only where its changes can change findings. after_revision 0 starts at the newest
+	// revision; one older than the kept change log is OUT_OF_RANGE, as for Watch.
+	WatchFindings(ctx context.Context, in *WatchFindingsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchFindingsResponse], error)
 	// List the tenants this server holds
 	//
 	// The tenants this server holds, each with its revision (for the explorer's tenant picker).
@@ -263,6 +271,25 @@ func (c *decisionServiceClient) EffectiveGroups(ctx context.Context, in *Effecti
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_EffectiveGroupsClient = grpc.ServerStreamingClient[EffectiveGroupsResponse]
 
+func (c *decisionServiceClient) WatchFindings(ctx context.Context, in *WatchFindingsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchFindingsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DecisionService_ServiceDesc.Streams[3], DecisionService_WatchFindings_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchFindingsRequest, WatchFindingsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DecisionService_WatchFindingsClient = grpc.ServerStreamingClient[WatchFindingsResponse]
+
 func (c *decisionServiceClient) ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListTenantsResponse)
@@ -374,6 +401,13 @@ type DecisionServiceServer interface {
 	// Every group principal_id belongs to through any level of nesting (Graph's transitiveMemberOf), nearest first,
 	// in batches, all on one revision.
 	EffectiveGroups(*EffectiveGroupsRequest, grpc.ServerStreamingServer[EffectiveGroupsResponse]) error
+	// Be told when a policy violation enters or leaves the directory
+	//
+	// The findings that hold at the starting revision (each an OPENED event with current set), then an OPENED or
+	// RESOLVED event per finding for every later revision that changes it, as revisions are written (SPEC §16).
+	// Each revision is evaluated only where its changes can change findings. after_revision 0 starts at the newest
+	// revision; one older than the kept change log is OUT_OF_RANGE, as for Watch.
+	WatchFindings(*WatchFindingsRequest, grpc.ServerStreamingServer[WatchFindingsResponse]) error
 	// List the tenants this server holds
 	//
 	// The tenants this server holds, each with its revision (for the explorer's tenant picker).
@@ -443,6 +477,9 @@ func (UnimplementedDecisionServiceServer) Audit(*AuditRequest, grpc.ServerStream
 }
 func (UnimplementedDecisionServiceServer) EffectiveGroups(*EffectiveGroupsRequest, grpc.ServerStreamingServer[EffectiveGroupsResponse]) error {
 	return status.Error(codes.Unimplemented, "method EffectiveGroups not implemented")
+}
+func (UnimplementedDecisionServiceServer) WatchFindings(*WatchFindingsRequest, grpc.ServerStreamingServer[WatchFindingsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchFindings not implemented")
 }
 func (UnimplementedDecisionServiceServer) ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTenants not implemented")
@@ -660,6 +697,17 @@ func _DecisionService_EffectiveGroups_Handler(srv interface{}, stream grpc.Serve
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_EffectiveGroupsServer = grpc.ServerStreamingServer[EffectiveGroupsResponse]
 
+func _DecisionService_WatchFindings_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchFindingsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DecisionServiceServer).WatchFindings(m, &grpc.GenericServerStream[WatchFindingsRequest, WatchFindingsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DecisionService_WatchFindingsServer = grpc.ServerStreamingServer[WatchFindingsResponse]
+
 func _DecisionService_ListTenants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListTenantsRequest)
 	if err := dec(in); err != nil {
@@ -846,6 +894,11 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "EffectiveGroups",
 			Handler:       _DecisionService_EffectiveGroups_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchFindings",
+			Handler:       _DecisionService_WatchFindings_Handler,
 			ServerStreams: true,
 		},
 	},
