@@ -24,7 +24,7 @@ func AuditRules() []pb.Rule {
 // than the limit.
 func (e *Engine) Audit(dir *directory.Directory, rules []pb.Rule, emit func(*pb.Finding) error) error {
 	want := func(r pb.Rule) bool { return len(rules) == 0 || slices.Contains(rules, r) }
-	view := e.resolver.At(dir)
+	view := e.at(dir)
 	send := func(rule pb.Rule, g *directory.Node, path []string, format string, args ...any) error {
 		if !want(rule) {
 			return nil
