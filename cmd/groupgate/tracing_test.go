@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +56,8 @@ func TestServeTracesFromTheEnvironment(t *testing.T) {
 	}
 }
 
-// TestSyncTracesGraphRequests: groupgate sync with OTEL_* set makes a client span of every Graph request.
+// TestSyncTracesGraphRequests: groupgate sync with OTEL_* set makes one "sync.round" span per round and a client
+// span of every Graph request as its child, in its trace; the round span counts the requests it made.
 func TestSyncTracesGraphRequests(t *testing.T) {
 	recv := otlptest.Start(t)
 	g := graphtest.New(graphtest.Crafted())
@@ -65,17 +67,27 @@ func TestSyncTracesGraphRequests(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("sync: %v\n%s", err, out)
 	}
-	var graph int
+	var names []string
 	for _, s := range recv.Spans() {
-		if s.Kind == tracepb.Span_SPAN_KIND_CLIENT && strings.Contains(s.Attributes["url.full"], "/v1.0/") {
-			graph++
+		names = append(names, s.Name)
+	}
+	round := recv.WaitFor(t, "", "sync.round")
+	if round.ParentSpanID != "" || round.Attributes["groupgate.sync.kind"] != "full" || round.Attributes["groupgate.tenant"] == "" {
+		t.Errorf("round span %+v, want a root span of a full round naming the tenant", round)
+	}
+	graph := 0
+	for _, s := range recv.Spans() {
+		if u := s.Attributes["url.full"]; s.Kind != tracepb.Span_SPAN_KIND_CLIENT || !strings.Contains(u, "/v1.0/") && !strings.Contains(u, "/beta/") {
+			continue
+		}
+		graph++
+		if s.TraceID != round.TraceID || s.ParentSpanID != round.SpanID {
+			t.Errorf("Graph request span %s (%s) in trace %s under %s, want the round span's child (%s in %s)", s.Name, s.Attributes["url.full"],
+				s.TraceID, s.ParentSpanID, round.SpanID, round.TraceID)
 		}
 	}
-	if graph < 2 {
-		var names []string
-		for _, s := range recv.Spans() {
-			names = append(names, s.Name)
-		}
-		t.Fatalf("%d Graph client spans, want one per request (users, groups, …); received %v", graph, names)
+	if graph < 2 || round.Attributes["groupgate.sync.graph_requests"] != strconv.Itoa(graph) {
+		t.Fatalf("%d Graph client spans, round span counts %s requests; want one span per request (users, groups, …); received %v",
+			graph, round.Attributes["groupgate.sync.graph_requests"], names)
 	}
 }
