@@ -179,29 +179,19 @@ func evaluate[Q, R any](ctx context.Context, s *Server, name string, dir *direct
 	var probe resolver.Probe
 	r, err := fn(s.engine.Probed(&probe), dir, q)
 	var one *pb.Decision
-	rules, count := []string(nil), 0
-	add := func(d *pb.Decision) {
-		count += len(d.GetViolations()) + len(d.GetWarnings())
-		for _, v := range d.GetViolations() {
-			rules = append(rules, v.GetRule().String())
-		}
-		for _, v := range d.GetWarnings() {
-			rules = append(rules, v.GetRule().String())
-		}
-	}
+	var rules []string
 	switch v := any(r).(type) {
 	case *pb.Decision:
 		if v != nil {
 			one = v
-			add(v)
+			rules = appendRules(rules, v)
 		}
 	case []policy.StepResult:
 		for _, st := range v {
-			if st.Decision != nil {
-				add(st.Decision)
-			}
+			rules = appendRules(rules, st.Decision)
 		}
 	}
+	count := len(rules)
 	var buf [9]attribute.KeyValue
 	attrs := append(buf[:0], attribute.String("groupgate.tenant", dir.TenantID()), attribute.Int64("groupgate.revision", dir.Revision()),
 		attribute.Int("groupgate.rule_count", count), attribute.Int("groupgate.depth_reached", probe.Depth))
@@ -217,6 +207,17 @@ func evaluate[Q, R any](ctx context.Context, s *Server, name string, dir *direct
 	}
 	s.finishedChild(parent, policySpanName(name), start, err, attrs...)
 	return r, err
+}
+
+// appendRules appends the rule codes of d's violations and warnings.
+func appendRules(rules []string, d *pb.Decision) []string {
+	for _, v := range d.GetViolations() {
+		rules = append(rules, v.GetRule().String())
+	}
+	for _, v := range d.GetWarnings() {
+		rules = append(rules, v.GetRule().String())
+	}
+	return rules
 }
 
 // resolverSpan times a walk of the resolver for a "resolver.NAME" child span; end it with the depth the walk
