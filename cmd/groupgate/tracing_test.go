@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -89,5 +90,51 @@ func TestSyncTracesGraphRequests(t *testing.T) {
 	if graph < 2 || round.Attributes["groupgate.sync.graph_requests"] != strconv.Itoa(graph) {
 		t.Fatalf("%d Graph client spans, round span counts %s requests; want one span per request (users, groups, …); received %v",
 			graph, round.Attributes["groupgate.sync.graph_requests"], names)
+	}
+}
+
+// TestBenchObservabilityRounds: bench --observability-rounds runs plain, --decision-log file: and tracing to its
+// own receiver, each against a fresh server: the decision-log run writes records and drops none, the tracing run's
+// spans reach the receiver over either OTLP protocol (at least the server span of every request), and the
+// summary compares the three. It starts its own servers: --separate and --addr are refused.
+func TestBenchObservabilityRounds(t *testing.T) {
+	for _, protocol := range []string{"", "grpc"} {
+		t.Run("protocol "+protocol, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+			out := runCLI(t, "bench", "--preset", "tiny", "-c", "4", "-n", "1000", "--observability-rounds", "1")
+			var records, dropped, spans, requests int
+			for _, line := range strings.Split(out, "\n") {
+				fields := strings.Fields(line)
+				if len(fields) < 3 || fields[3] != "requests" {
+					continue
+				}
+				if !strings.Contains(line, "errors 0 ") {
+					t.Errorf("errors in %q", line)
+				}
+				requests, _ = strconv.Atoi(fields[2])
+				switch fields[0] {
+				case "decision-log":
+					if _, err := fmt.Sscanf(line[strings.Index(line, "records "):], "records %d, dropped %d", &records, &dropped); err != nil {
+						t.Fatalf("%q: %v", line, err)
+					}
+				case "tracing":
+					if _, err := fmt.Sscanf(line[strings.Index(line, "spans "):], "spans %d", &spans); err != nil {
+						t.Fatalf("%q: %v", line, err)
+					}
+				}
+			}
+			if records < requests || dropped != 0 || spans < requests {
+				t.Errorf("records %d (dropped %d), spans %d for %d requests a run; want a record a decision, none dropped, a span or more a request:\n%s",
+					records, dropped, spans, requests, out)
+			}
+			if !strings.Contains(out, "round  plain") || !strings.Contains(out, "\n1      ") {
+				t.Errorf("no summary:\n%s", out)
+			}
+		})
+	}
+	for _, extra := range [][]string{{"--separate"}, {"--addr", "127.0.0.1:1"}} {
+		if _, err := runCLIError(t, append([]string{"bench", "--preset", "tiny", "--observability-rounds", "1"}, extra...)...); err == nil || !strings.Contains(err.Error(), "--observability-rounds") {
+			t.Errorf("%v: error %v, want --observability-rounds refused", extra, err)
+		}
 	}
 }
