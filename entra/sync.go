@@ -10,6 +10,9 @@ import (
 	"time"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -23,6 +26,9 @@ type Syncer struct {
 	// Store keeps the state between runs; nil keeps it in memory only.
 	Store  StateStore
 	Logger *slog.Logger
+	// Tracer makes one "sync.round" span per round, the parent of the round's Graph requests (whose client spans
+	// the Graph client's transport makes from the round's context); nil: no span.
+	Tracer trace.Tracer
 
 	state  *State
 	snap   *pb.Snapshot // build of state, the snapshot the destination holds after the last commit
@@ -220,8 +226,14 @@ func (s *Syncer) forget() {
 func (s *Syncer) Snapshot() *pb.Snapshot { return s.snap }
 
 // RunRound reads one round, writes it to dest and commits it, logging a progress line.
-func (s *Syncer) RunRound(ctx context.Context, dest Destination) error {
-	r, err := s.Next(ctx)
+func (s *Syncer) RunRound(ctx context.Context, dest Destination) (err error) {
+	var r *Round
+	if s.Tracer != nil {
+		var span trace.Span
+		ctx, span = s.Tracer.Start(ctx, "sync.round", trace.WithAttributes(attribute.String("groupgate.tenant", s.Tenant)))
+		defer func() { endRoundSpan(span, r, err) }()
+	}
+	r, err = s.Next(ctx)
 	if err != nil {
 		return err
 	}
@@ -235,20 +247,36 @@ func (s *Syncer) RunRound(ctx context.Context, dest Destination) error {
 	if err != nil {
 		return err
 	}
-	kind := "delta"
-	switch {
-	case r.Resynced:
-		kind = "resync"
-	case r.Full:
-		kind = "full"
-	}
-	s.logger().InfoContext(ctx, "sync round", "tenant", s.Tenant, "kind", kind, "objects_read", r.ObjectsRead,
+	s.logger().InfoContext(ctx, "sync round", "tenant", s.Tenant, "kind", r.kind(), "objects_read", r.ObjectsRead,
 		"graph_requests", r.Requests, "changes", len(r.Changes), "users", len(r.Snapshot.GetUsers()),
 		"groups", len(r.Snapshot.GetGroups()), "result", result, "took", time.Since(r.Started).Round(time.Millisecond).String())
 	if err := s.Commit(ctx, r); err != nil {
 		return fmt.Errorf("saving the sync state: %w", err)
 	}
 	return nil
+}
+
+// kind names how the round read Graph: full, resync or delta.
+func (r *Round) kind() string {
+	switch {
+	case r.Resynced:
+		return "resync"
+	case r.Full:
+		return "full"
+	}
+	return "delta"
+}
+
+// endRoundSpan ends a round's span with what the round read and changed (when it got that far), or its error.
+func endRoundSpan(span trace.Span, r *Round, err error) {
+	if r != nil {
+		span.SetAttributes(attribute.String("groupgate.sync.kind", r.kind()), attribute.Int("groupgate.sync.objects_read", r.ObjectsRead),
+			attribute.Int("groupgate.sync.graph_requests", r.Requests), attribute.Int("groupgate.sync.changes", len(r.Changes)))
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // Run runs a round, then (unless once) one every interval until ctx ends. With once a failed round is

@@ -36,7 +36,7 @@ func (e *Engine) CanAddMember(dir *directory.Directory, req *pb.CanAddMemberRequ
 // addMember applies every CanAddMember rule to adding m to g.
 func (e *Engine) addMember(d *decision, g, m *directory.Node, a principal) {
 	dir := d.dir
-	view := e.resolver.At(dir)
+	view := e.at(dir)
 	attrs := g.Group()
 	gid, mid := g.ID(), m.ID()
 
@@ -106,7 +106,7 @@ func (e *Engine) addMemberLabelRules(d *decision, g, m *directory.Node, a princi
 				"%s is a guest and label %s on %s does not allow guests%s", name(m), labelName(l), name(g), suffix)
 			bypassedRules = append(bypassedRules, pb.Rule_RULE_LABEL_BLOCKS_GUESTS)
 		} else if m.IsGroup() {
-			if path, ok := e.resolver.At(dir).GuestPath(m.Ref()); ok {
+			if path, ok := e.at(dir).GuestPath(m.Ref()); ok {
 				guest := dir.Node(path[len(path)-1])
 				d.violate(pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE, false, dir.IDs(path),
 					"%s contains guest %s (nesting: %s); label %s on %s does not allow guests, and Entra checks only direct guests",

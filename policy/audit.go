@@ -24,7 +24,7 @@ func AuditRules() []pb.Rule {
 // functions on the part of the directory a revision changed, so there is one copy of each rule.
 func (e *Engine) Audit(dir *directory.Directory, rules []pb.Rule, emit func(*pb.Finding) error) error {
 	want := WantRules(rules)
-	view := e.resolver.At(dir)
+	view := e.at(dir)
 	for g := range dir.Groups() {
 		if err := GroupFindings(dir, view, g, want, emit); err != nil {
 			return err

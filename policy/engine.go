@@ -15,7 +15,20 @@ type Engine struct {
 	resolver *resolver.Resolver
 	// planResolver answers on the hypothetical states of EvaluatePlan, which must never reach a cache.
 	planResolver *resolver.Resolver
+	// probe records the resolver walks of one decision (Probed); nil: nothing is recorded.
+	probe *resolver.Probe
 }
+
+// Probed is e recording its resolver walks into p: the server's policy span of a traced decision reports the
+// depth they reached. The copy is for one goroutine's decision; e itself is untouched.
+func (e *Engine) Probed(p *resolver.Probe) *Engine {
+	c := *e
+	c.probe = p
+	return &c
+}
+
+// at is the resolver's view of dir, probed when e is.
+func (e *Engine) at(dir *directory.Directory) resolver.View { return e.resolver.At(dir).Probe(e.probe) }
 
 // New returns an engine that answers membership questions through r.
 func New(r *resolver.Resolver) *Engine {

@@ -163,7 +163,7 @@ func (e *Engine) existingGuests(d *decision, g *directory.Node, l *pb.Label) {
 		}
 		return
 	}
-	if path, ok := e.resolver.At(dir).GuestPath(g.Ref()); ok {
+	if path, ok := e.at(dir).GuestPath(g.Ref()); ok {
 		guest := dir.Node(path[len(path)-1])
 		d.violate(pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE, false, dir.IDs(path),
 			"label %s does not allow guests, and %s contains guest %s through nested groups: %s", labelName(l), name(g), name(guest), pathNames(dir, path))
@@ -178,7 +178,7 @@ const maxParentViolations = 5
 // relabelled later, or a grandparent, escapes it, so this rule is strict only.
 func (e *Engine) lessRestrictiveThanParents(d *decision, g *directory.Node, l *pb.Label) {
 	dir := d.dir
-	view := e.resolver.At(dir)
+	view := e.at(dir)
 	found := 0
 	for anc := range view.Ancestors(g.Ref()) {
 		an := dir.Node(anc)
@@ -232,7 +232,7 @@ func (e *Engine) publishedTo(dir *directory.Directory, l *pb.Label, user *direct
 	if slices.Contains(targets, directory.Everyone) || slices.Contains(targets, user.ID()) {
 		return true
 	}
-	view := e.resolver.At(dir)
+	view := e.at(dir)
 	for _, t := range targets {
 		if tn, ok := dir.Lookup(t); ok && tn.IsGroup() {
 			if _, member := view.MemberPath(tn.Ref(), user.Ref()); member {

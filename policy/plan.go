@@ -20,7 +20,7 @@ import (
 func (e *Engine) EvaluatePlan(dir *directory.Directory, req *pb.EvaluatePlanRequest) ([]StepResult, error) {
 	// Hypothetical states share refs and a revision number with the real one, so the resolver's cache must not
 	// see them: plans use an uncached resolver.
-	pe := &Engine{resolver: e.planResolver}
+	pe := &Engine{resolver: e.planResolver, probe: e.probe}
 	results := make([]StepResult, len(req.GetSteps()))
 	cur := dir
 	for i, step := range req.GetSteps() {

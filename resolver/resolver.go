@@ -44,6 +44,7 @@ type Options struct {
 type guestAnswer struct {
 	path  []directory.Ref
 	found bool
+	depth int // the levels its walk went down (a Probe's Depth on a cache hit)
 }
 
 const kindGuestPath cache.Kind = 1
@@ -84,8 +85,38 @@ func (r *Resolver) Close() {
 
 // View is the resolver bound to one directory revision.
 type View struct {
-	r   *Resolver
-	dir *directory.Directory
+	r     *Resolver
+	dir   *directory.Directory
+	probe *Probe // nil: nothing recorded
+}
+
+// Probe records what the walks of a view did, for a trace's span (the server's policy spans carry it): how
+// many walks ran, how many GuestPath answers came from the cache instead, and the deepest nesting level any
+// walk reached (a cached answer counts with the depth its walk reached). One Probe serves one goroutine's
+// decision: it is not safe for concurrent use.
+type Probe struct {
+	Walks, CacheHits int
+	Depth            int
+}
+
+// Probe returns the view recording into p (nil: record nothing).
+func (v View) Probe(p *Probe) View {
+	v.probe = p
+	return v
+}
+
+// reached records a walk (or a cached one's answer, cached) that went depth levels deep.
+func (v View) reached(depth int, cached bool) {
+	p := v.probe
+	if p == nil {
+		return
+	}
+	if cached {
+		p.CacheHits++
+	} else {
+		p.Walks++
+	}
+	p.Depth = max(p.Depth, depth)
 }
 
 // At binds the resolver to one directory revision.
@@ -163,13 +194,19 @@ func (v View) MemberPath(group, principal directory.Ref) ([]directory.Ref, bool)
 	}
 	s := v.r.scratch(v.dir.RefLimit())
 	defer v.r.release(s)
-	// Walk up from the principal; link[x] is the node below x on the way back down to the principal.
+	// Walk up from the principal; link[x] is the node below x on the way back down to the principal. depth is
+	// the level of the groups being found (the queue's nodes before levelEnd are one level below them).
 	s.visit(principal, principal)
 	s.queue = append(s.queue, principal)
+	depth, levelEnd := 0, 0
 	for i := 0; i < len(s.queue); i++ {
+		if i == levelEnd {
+			depth, levelEnd = depth+1, len(s.queue)
+		}
 		child := s.queue[i]
 		for _, p := range v.dir.Node(child).MemberOf() {
 			if p == group {
+				v.reached(depth, false)
 				return s.appendPath([]directory.Ref{group}, child, principal), true
 			}
 			if s.visit(p, child) {
@@ -177,6 +214,7 @@ func (v View) MemberPath(group, principal directory.Ref) ([]directory.Ref, bool)
 			}
 		}
 	}
+	v.reached(depth-1, false) // the last level found no groups
 	return nil, false
 }
 
@@ -195,26 +233,33 @@ func (v View) GuestPath(group directory.Ref) ([]directory.Ref, bool) {
 	c := v.r.guests
 	if c != nil {
 		if a, ok := c.Get(v.dir.Lineage(), v.dir.Revision(), uint32(group), kindGuestPath); ok {
+			v.reached(a.depth, true)
 			return slices.Clone(a.path), a.found
 		}
 	}
-	path, found := v.shortestDown(group, (*directory.Node).IsGuest)
+	path, found, depth := v.shortestDown(group, (*directory.Node).IsGuest)
+	v.reached(depth, false)
 	if c != nil {
-		c.Set(v.dir.Lineage(), v.dir.Revision(), uint32(group), kindGuestPath, guestAnswer{path: path, found: found}, int64(4*len(path)))
+		c.Set(v.dir.Lineage(), v.dir.Revision(), uint32(group), kindGuestPath, guestAnswer{path: path, found: found, depth: depth}, int64(4*len(path)))
 	}
 	return slices.Clone(path), found
 }
 
-// shortestDown walks down from group breadth-first and returns the path to the first node that matches.
-func (v View) shortestDown(group directory.Ref, match func(*directory.Node) bool) ([]directory.Ref, bool) {
+// shortestDown walks down from group breadth-first and returns the path to the first node that matches, and the
+// deepest level the walk reached (1: group's direct members).
+func (v View) shortestDown(group directory.Ref, match func(*directory.Node) bool) ([]directory.Ref, bool, int) {
 	if v.dir.Node(group) == nil {
-		return nil, false
+		return nil, false, 0
 	}
 	s := v.r.scratch(v.dir.RefLimit())
 	defer v.r.release(s)
 	s.visit(group, group)
 	s.queue = append(s.queue, group)
+	depth, levelEnd := 0, 0
 	for i := 0; i < len(s.queue); i++ {
+		if i == levelEnd {
+			depth, levelEnd = depth+1, len(s.queue)
+		}
 		parent := s.queue[i]
 		for _, m := range v.dir.Node(parent).Members() {
 			if !s.visit(m, parent) {
@@ -224,14 +269,14 @@ func (v View) shortestDown(group directory.Ref, match func(*directory.Node) bool
 			if match(n) {
 				path := s.appendPath(nil, m, group)
 				slices.Reverse(path)
-				return path, true
+				return path, true, depth
 			}
 			if n.IsGroup() {
 				s.queue = append(s.queue, m)
 			}
 		}
 	}
-	return nil, false
+	return nil, false, depth
 }
 
 // Members yields the transitive members of group, each once, in breadth-first order with its depth (1 for a
@@ -264,6 +309,8 @@ func (v View) MemberBatches(group directory.Ref) iter.Seq2[[]directory.Ref, int]
 		s.visit(group, group)
 		frontier := []directory.Ref{group}
 		var batch []directory.Ref
+		deepest := 0
+		defer func() { v.reached(deepest, false) }()
 		for depth := 1; len(frontier) > 0; depth++ {
 			var next []directory.Ref
 			for _, parent := range frontier {
@@ -281,6 +328,7 @@ func (v View) MemberBatches(group directory.Ref) iter.Seq2[[]directory.Ref, int]
 						next = append(next, m)
 					}
 				}
+				deepest = depth
 				if !yield(batch, depth) {
 					return
 				}
@@ -310,6 +358,8 @@ func (v View) walkUp(node directory.Ref, yield func(g directory.Ref, depth int, 
 	defer v.r.release(s)
 	s.visit(node, node)
 	s.queue = append(s.queue, node)
+	deepest := 0
+	defer func() { v.reached(deepest, false) }()
 	for start, depth := 0, 1; start < len(s.queue); depth++ {
 		end := len(s.queue)
 		for i := start; i < end; i++ {
@@ -318,6 +368,7 @@ func (v View) walkUp(node directory.Ref, yield func(g directory.Ref, depth int, 
 					continue
 				}
 				s.queue = append(s.queue, g)
+				deepest = depth
 				if !yield(g, depth, s) {
 					return
 				}

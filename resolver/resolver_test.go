@@ -377,3 +377,66 @@ func TestWriteKeepsUnrelatedEntriesWarm(t *testing.T) {
 		t.Error("a reader on revision 1 sees the guest added in revision 2")
 	}
 }
+
+// TestProbeRecordsDepthReached: a probed view records each walk and the deepest level it reached, found or
+// not, stopped early or not; a cached GuestPath counts as a cache hit with its walk's depth. On the chain
+// g0 → g1 → g2 → g3 → g4 → guest, plus a group "lone" with no members and no parents.
+func TestProbeRecordsDepthReached(t *testing.T) {
+	d := chain(t, 5)
+	ref := func(id string) directory.Ref {
+		n, ok := d.Lookup(id)
+		if !ok {
+			t.Fatalf("no %s", id)
+		}
+		return n.Ref()
+	}
+	cases := []struct {
+		name string
+		walk func(v View)
+		want Probe
+	}{
+		{"member path found at the bottom", func(v View) { v.MemberPath(ref("g0"), ref("guest")) }, Probe{Walks: 1, Depth: 5}},
+		{"member path found midway", func(v View) { v.MemberPath(ref("g3"), ref("guest")) }, Probe{Walks: 1, Depth: 2}},
+		{"member path not found: the whole ancestry walked", func(v View) { v.MemberPath(ref("g4"), ref("g2")) }, Probe{Walks: 1, Depth: 2}},
+		{"member path from a node without parents", func(v View) { v.MemberPath(ref("g4"), ref("g0")) }, Probe{Walks: 1, Depth: 0}},
+		{"guest path", func(v View) { v.GuestPath(ref("g1")) }, Probe{Walks: 1, Depth: 4}},
+		{"ancestors stopped after the first", func(v View) {
+			for range v.Ancestors(ref("guest")) {
+				break
+			}
+		}, Probe{Walks: 1, Depth: 1}},
+		{"members drained", func(v View) {
+			for range v.Members(ref("g0")) {
+			}
+		}, Probe{Walks: 1, Depth: 5}},
+		{"two walks: the deeper counts", func(v View) {
+			v.MemberPath(ref("g3"), ref("guest"))
+			v.GuestPath(ref("g0"))
+		}, Probe{Walks: 2, Depth: 5}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var p Probe
+			c.walk(New(Options{CacheMaxBytes: -1}).At(d).Probe(&p))
+			if p != c.want {
+				t.Fatalf("probe %+v, want %+v", p, c.want)
+			}
+		})
+	}
+	t.Run("cached guest path", func(t *testing.T) {
+		r := New(Options{})
+		defer r.Close()
+		r.At(d).GuestPath(ref("g2"))
+		r.WaitCache()
+		var p Probe
+		if _, ok := r.At(d).Probe(&p).GuestPath(ref("g2")); !ok {
+			t.Fatal("no guest below g2")
+		}
+		if want := (Probe{CacheHits: 1, Depth: 3}); p != want {
+			t.Fatalf("probe %+v, want %+v", p, want)
+		}
+	})
+	t.Run("unprobed views record nothing", func(t *testing.T) {
+		New(Options{CacheMaxBytes: -1}).At(d).MemberPath(ref("g0"), ref("guest")) // must not panic on the nil probe
+	})
+}

@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/policy"
 	"github.com/groupgate/groupgate/resolver"
 	"google.golang.org/grpc"
 )
@@ -26,7 +26,7 @@ type question interface {
 }
 
 // decide answers one Can* question on the directory its consistency asks for.
-func decide[Q question](ctx context.Context, s *Server, name string, q Q, fn func(*directory.Directory, Q) (*pb.Decision, error)) (*pb.Decision, error) {
+func decide[Q question](ctx context.Context, s *Server, name string, q Q, fn func(*policy.Engine, *directory.Directory, Q) (*pb.Decision, error)) (*pb.Decision, error) {
 	var start time.Time
 	if s.cfg.DecisionLog != nil {
 		start = time.Now()
@@ -35,16 +35,12 @@ func decide[Q question](ctx context.Context, s *Server, name string, q Q, fn fun
 	if err != nil {
 		return nil, err
 	}
-	d, err := evaluate(ctx, s, name, dir, q, fn)
+	d, err := evaluate(ctx, s, name, dir, q, fn) // names the decision (DecisionId) when traced
 	if d == nil {
 		return d, err
 	}
-	d.DecisionId = newDecisionID()
-	if s.tracing != nil {
-		// The call's span names its decision: a trace leads to the record, as the record's trace_id to the trace.
-		if span := trace.SpanFromContext(ctx); span.IsRecording() {
-			span.SetAttributes(attribute.String("groupgate.decision_id", d.DecisionId))
-		}
+	if d.DecisionId == "" {
+		d.DecisionId = newDecisionID()
 	}
 	s.cfg.Metrics.observe(name, d)
 	s.logDecision(ctx, q.GetTenantId(), idsOf(q), d, start)
@@ -52,7 +48,7 @@ func decide[Q question](ctx context.Context, s *Server, name string, q Q, fn fun
 }
 
 func (d *decisionService) CanAddMember(ctx context.Context, req *pb.CanAddMemberRequest) (*pb.CanAddMemberResponse, error) {
-	dec, err := decide(ctx, d.s, "can_add_member", req, d.s.engine.CanAddMember)
+	dec, err := decide(ctx, d.s, "can_add_member", req, (*policy.Engine).CanAddMember)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +56,7 @@ func (d *decisionService) CanAddMember(ctx context.Context, req *pb.CanAddMember
 }
 
 func (d *decisionService) CanApplyLabel(ctx context.Context, req *pb.CanApplyLabelRequest) (*pb.CanApplyLabelResponse, error) {
-	dec, err := decide(ctx, d.s, "can_apply_label", req, d.s.engine.CanApplyLabel)
+	dec, err := decide(ctx, d.s, "can_apply_label", req, (*policy.Engine).CanApplyLabel)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +64,7 @@ func (d *decisionService) CanApplyLabel(ctx context.Context, req *pb.CanApplyLab
 }
 
 func (d *decisionService) CanChangeLabel(ctx context.Context, req *pb.CanChangeLabelRequest) (*pb.CanChangeLabelResponse, error) {
-	dec, err := decide(ctx, d.s, "can_change_label", req, d.s.engine.CanChangeLabel)
+	dec, err := decide(ctx, d.s, "can_change_label", req, (*policy.Engine).CanChangeLabel)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +72,7 @@ func (d *decisionService) CanChangeLabel(ctx context.Context, req *pb.CanChangeL
 }
 
 func (d *decisionService) CanCreateRoleGroup(ctx context.Context, req *pb.CanCreateRoleGroupRequest) (*pb.CanCreateRoleGroupResponse, error) {
-	dec, err := decide(ctx, d.s, "can_create_role_group", req, d.s.engine.CanCreateRoleGroup)
+	dec, err := decide(ctx, d.s, "can_create_role_group", req, (*policy.Engine).CanCreateRoleGroup)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +80,7 @@ func (d *decisionService) CanCreateRoleGroup(ctx context.Context, req *pb.CanCre
 }
 
 func (d *decisionService) CanModifyUser(ctx context.Context, req *pb.CanModifyUserRequest) (*pb.CanModifyUserResponse, error) {
-	dec, err := decide(ctx, d.s, "can_modify_user", req, d.s.engine.CanModifyUser)
+	dec, err := decide(ctx, d.s, "can_modify_user", req, (*policy.Engine).CanModifyUser)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +115,7 @@ func (d *decisionService) CheckMembership(ctx context.Context, req *pb.CheckMemb
 		return nil, &directory.NotFoundError{Kind: "principal", ID: req.GetPrincipalId()}
 	}
 	resp := &pb.CheckMembershipResponse{Revision: dir.Revision()}
-	_, end := d.s.resolverSpan(ctx, "member_path", dir)
+	end := d.s.resolverSpan(ctx, "member_path", dir)
 	path, ok := d.s.cfg.Resolver.At(dir).MemberPath(g.Ref(), p.Ref())
 	end(len(path) - 1)
 	if ok {
@@ -141,7 +137,7 @@ func (d *decisionService) EffectiveMembers(req *pb.EffectiveMembersRequest, stre
 	}
 	want := memberTypeFilter(req.GetTypes())
 	batches := d.s.cfg.Resolver.At(dir).MemberBatches(g.Ref())
-	_, end := d.s.resolverSpan(ctx, "members", dir)
+	end := d.s.resolverSpan(ctx, "members", dir)
 	var deepest atomic.Int64 // written by the walk's goroutine, read once the stream has ended
 	defer func() { end(int(deepest.Load())) }()
 	return streamMembers(ctx, stream, pageSize(req.GetPageSize(), DefaultPageSize), dir.Revision(), func(p *memberPager) {
@@ -332,8 +328,12 @@ func (d *decisionService) CheckBatch(ctx context.Context, req *pb.CheckBatchRequ
 	}
 	resp := &pb.CheckBatchResponse{Revision: dir.Revision(), Results: make([]*pb.CheckBatchResult, len(req.GetChecks()))}
 	// One policy span for the whole batch, not one per item: spans are the costly part of tracing.
-	_, span := d.s.child(ctx, "policy.check_batch", attribute.String("groupgate.tenant", dir.TenantID()),
-		attribute.Int64("groupgate.revision", dir.Revision()), attribute.Int("groupgate.items", len(req.GetChecks())))
+	parent, traced := d.s.tracedParent(ctx)
+	engine, started := d.s.engine, time.Time{}
+	var probe resolver.Probe
+	if traced {
+		engine, started = engine.Probed(&probe), time.Now()
+	}
 	violations := 0
 	for i, item := range req.GetChecks() {
 		var start time.Time
@@ -343,7 +343,7 @@ func (d *decisionService) CheckBatch(ctx context.Context, req *pb.CheckBatchRequ
 		var dec *pb.Decision
 		err := validateItem(req.GetTenantId(), item)
 		if err == nil {
-			dec, err = d.s.engine.Check(dir, item)
+			dec, err = engine.Check(dir, item)
 		}
 		if dec != nil {
 			violations += len(dec.GetViolations()) + len(dec.GetWarnings())
@@ -357,9 +357,11 @@ func (d *decisionService) CheckBatch(ctx context.Context, req *pb.CheckBatchRequ
 			resp.Results[i] = &pb.CheckBatchResult{Result: &pb.CheckBatchResult_Decision{Decision: dec}}
 		}
 	}
-	if span != nil {
-		span.SetAttributes(attribute.Int("groupgate.rule_count", violations))
-		span.End()
+	if traced {
+		d.s.finishedChild(parent, "policy.check_batch", started, nil, attribute.String("groupgate.tenant", dir.TenantID()),
+			attribute.Int64("groupgate.revision", dir.Revision()), attribute.Int("groupgate.items", len(req.GetChecks())),
+			attribute.Int("groupgate.rule_count", violations), attribute.Int("groupgate.depth_reached", probe.Depth),
+			attribute.Int("groupgate.resolver_cache_hits", probe.CacheHits))
 	}
 	return resp, nil
 }
@@ -373,7 +375,7 @@ func (d *decisionService) EvaluatePlan(ctx context.Context, req *pb.EvaluatePlan
 	if d.s.cfg.DecisionLog != nil {
 		start = time.Now()
 	}
-	steps, err := evaluate(ctx, d.s, "evaluate_plan", dir, req, d.s.engine.EvaluatePlan)
+	steps, err := evaluate(ctx, d.s, "evaluate_plan", dir, req, (*policy.Engine).EvaluatePlan)
 	if err != nil {
 		return nil, err
 	}

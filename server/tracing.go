@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/policy"
+	"github.com/groupgate/groupgate/resolver"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
@@ -123,79 +126,110 @@ func (c metadataCarrier) Keys() []string {
 	return keys
 }
 
-// child starts a child span of the call's span when that one is recorded; otherwise it returns ctx and a nil
-// span, and costs nothing more (tracing off, or this call not sampled).
+// tracedParent is a context holding only the call's span, when that span is recorded; ok is false otherwise
+// (tracing off, or this call not sampled), and then a child costs nothing more.
 //
-// The child starts from a context holding only its parent: the call's context is a chain of a dozen values deep
-// (gRPC's, the interceptors'), and Start and the parent-based sampler each look the parent up in it again (the
-// sampler's look-ups were 5% of groupgate bench's CPU with every call traced, the server spans' included). The
-// child's callers use the returned span only to end it.
-func (s *Server) child(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+// The context holds only the parent: the call's context is a chain of a dozen values deep (gRPC's, the
+// interceptors'), and Start and the parent-based sampler each look the parent up in it again (the sampler's
+// look-ups were 5% of groupgate bench's CPU with every call traced, the server spans' included).
+func (s *Server) tracedParent(ctx context.Context) (context.Context, bool) {
 	if s.tracing == nil {
-		return ctx, nil
+		return nil, false
 	}
 	parent := trace.SpanFromContext(ctx)
 	if !parent.IsRecording() {
-		return ctx, nil
+		return nil, false
 	}
-	_, span := s.tracing.tracer.Start(trace.ContextWithSpan(context.Background(), parent), name, trace.WithAttributes(attrs...))
-	return ctx, span
+	return trace.ContextWithSpan(context.Background(), parent), true
 }
 
-// evaluate runs one policy evaluation on dir, in a "policy.NAME" span when the call is traced: the tenant, the
-// revision, and what the rules found (violations, warnings, and their codes).
-func evaluate[Q, R any](ctx context.Context, s *Server, name string, dir *directory.Directory, q Q, fn func(*directory.Directory, Q) (R, error)) (R, error) {
-	if s.tracing == nil { // no span name or attributes built on every decision of an untraced server
-		return fn(dir, q)
-	}
-	_, span := s.child(ctx, "policy."+name, attribute.String("groupgate.tenant", dir.TenantID()), attribute.Int64("groupgate.revision", dir.Revision()))
-	r, err := fn(dir, q)
-	if span == nil {
-		return r, err
-	}
-	var decisions []*pb.Decision
-	switch v := any(r).(type) {
-	case *pb.Decision:
-		decisions = append(decisions, v)
-	case []policy.StepResult:
-		for _, st := range v {
-			if st.Decision != nil {
-				decisions = append(decisions, st.Decision)
-			}
-		}
-	}
-	var rules []string
-	violations, warnings := 0, 0
-	for _, d := range decisions {
-		violations += len(d.GetViolations())
-		warnings += len(d.GetWarnings())
-		for _, v := range d.GetViolations() {
-			rules = append(rules, v.GetRule().String())
-		}
-	}
-	span.SetAttributes(attribute.Int("groupgate.rule_count", violations+warnings), attribute.Int("groupgate.violations", violations),
-		attribute.Int("groupgate.warnings", warnings), attribute.StringSlice("groupgate.rules", rules))
-	if len(decisions) == 1 {
-		span.SetAttributes(attribute.String("groupgate.verdict", decisions[0].GetVerdict().String()))
-	}
+// finishedChild records a child span of parent (tracedParent) for work that ran from start to now. The span is
+// made after the work, with all its attributes in the one Start: the SDK copies, deduplicates and limits the
+// attributes of every Start and SetAttributes call, and one call instead of three per decision was measurable
+// with every call traced. Nothing runs inside these spans that makes spans of its own.
+func (s *Server) finishedChild(parent context.Context, name string, start time.Time, err error, attrs ...attribute.KeyValue) {
+	_, span := s.tracing.tracer.Start(parent, name, trace.WithTimestamp(start), trace.WithAttributes(attrs...))
 	if err != nil {
 		span.SetStatus(otelcodes.Error, err.Error())
 	}
 	span.End()
+}
+
+// policySpanNames are the names of the policy spans, made once rather than per decision.
+var policySpanNames sync.Map // question name -> "policy." + name
+
+func policySpanName(name string) string {
+	if v, ok := policySpanNames.Load(name); ok {
+		return v.(string)
+	}
+	v, _ := policySpanNames.LoadOrStore(name, "policy."+name)
+	return v.(string)
+}
+
+// evaluate runs one policy evaluation on dir. When the call is traced, it runs on a probed engine and records a
+// "policy.NAME" span: the tenant, the revision, the depth the resolver's walks reached (and how many walked or
+// came from the cache), what the rules found (rule count and codes), and, for one decision, its verdict and
+// decision id (which it assigns: the trace leads to the decision record, as the record's trace_id to the trace).
+func evaluate[Q, R any](ctx context.Context, s *Server, name string, dir *directory.Directory, q Q, fn func(*policy.Engine, *directory.Directory, Q) (R, error)) (R, error) {
+	parent, traced := s.tracedParent(ctx)
+	if !traced { // no span name, probe or attributes built on a decision that is not traced
+		return fn(s.engine, dir, q)
+	}
+	start := time.Now()
+	var probe resolver.Probe
+	r, err := fn(s.engine.Probed(&probe), dir, q)
+	var one *pb.Decision
+	var rules []string
+	switch v := any(r).(type) {
+	case *pb.Decision:
+		if v != nil {
+			one = v
+			rules = appendRules(rules, v)
+		}
+	case []policy.StepResult:
+		for _, st := range v {
+			rules = appendRules(rules, st.Decision)
+		}
+	}
+	count := len(rules)
+	var buf [9]attribute.KeyValue
+	attrs := append(buf[:0], attribute.String("groupgate.tenant", dir.TenantID()), attribute.Int64("groupgate.revision", dir.Revision()),
+		attribute.Int("groupgate.rule_count", count), attribute.Int("groupgate.depth_reached", probe.Depth))
+	if probe.CacheHits > 0 { // answers the walks did not have to make (their depth counts in depth_reached)
+		attrs = append(attrs, attribute.Int("groupgate.resolver_cache_hits", probe.CacheHits))
+	}
+	if len(rules) > 0 {
+		attrs = append(attrs, attribute.StringSlice("groupgate.rules", rules))
+	}
+	if one != nil {
+		one.DecisionId = newDecisionID()
+		attrs = append(attrs, attribute.String("groupgate.verdict", one.GetVerdict().String()), attribute.String("groupgate.decision_id", one.DecisionId))
+	}
+	s.finishedChild(parent, policySpanName(name), start, err, attrs...)
 	return r, err
 }
 
-// resolverSpan is a child span for a walk of the resolver; end it with the depth the walk reached.
-func (s *Server) resolverSpan(ctx context.Context, name string, dir *directory.Directory) (context.Context, func(depth int)) {
-	if s.tracing == nil {
-		return ctx, func(int) {}
+// appendRules appends the rule codes of d's violations and warnings.
+func appendRules(rules []string, d *pb.Decision) []string {
+	for _, v := range d.GetViolations() {
+		rules = append(rules, v.GetRule().String())
 	}
-	ctx, span := s.child(ctx, "resolver."+name, attribute.String("groupgate.tenant", dir.TenantID()), attribute.Int64("groupgate.revision", dir.Revision()))
-	if span == nil {
-		return ctx, func(int) {}
+	for _, v := range d.GetWarnings() {
+		rules = append(rules, v.GetRule().String())
 	}
-	return ctx, func(depth int) {
-		span.SetAttributes(attribute.Int("groupgate.depth_reached", depth))
-		span.End()
+	return rules
+}
+
+// resolverSpan times a walk of the resolver for a "resolver.NAME" child span; end it with the depth the walk
+// reached.
+func (s *Server) resolverSpan(ctx context.Context, name string, dir *directory.Directory) func(depth int) {
+	parent, traced := s.tracedParent(ctx)
+	if !traced {
+		return func(int) {}
+	}
+	start := time.Now()
+	return func(depth int) {
+		s.finishedChild(parent, "resolver."+name, start, nil, attribute.String("groupgate.tenant", dir.TenantID()),
+			attribute.Int64("groupgate.revision", dir.Revision()), attribute.Int("groupgate.depth_reached", depth))
 	}
 }

@@ -76,7 +76,30 @@ func TestTracing(t *testing.T) {
 			if len(recs) != 1 || recs[0].TraceID != tc.traceID {
 				t.Fatalf("records %v, want one in trace %s", recs, tc.traceID)
 			}
+			if policy.Attributes["groupgate.decision_id"] != recs[0].DecisionID {
+				t.Errorf("policy span's decision_id %q, want the record's %q", policy.Attributes["groupgate.decision_id"], recs[0].DecisionID)
+			}
 		})
+	}
+
+	// The depth the resolver's walks reached inside a Can* question: Engineering holds guest Frank two levels
+	// down (Engineering → Engineering Contractors → Frank), so adding it to Finance walks at least that deep.
+	for _, tc := range []struct {
+		traceID, member string
+		wantDepth       string
+	}{
+		{"33333333333333333333333333333333", "grp-engineering", "2"},
+		{"44444444444444444444444444444444", "u-gina", "0"},
+	} {
+		c := metadata.AppendToOutgoingContext(ctx, "traceparent", "00-"+tc.traceID+"-5555555555555555-01")
+		if _, err := srv.Client.Decisions.CanAddMember(c, &pb.CanAddMemberRequest{TenantId: "contoso", GroupId: "grp-finance", MemberId: tc.member, ActorId: "u-oscar"}); err != nil {
+			t.Fatal(err)
+		}
+		policy := recv.WaitFor(t, tc.traceID, "policy.can_add_member")
+		if got := policy.Attributes["groupgate.depth_reached"]; got != tc.wantDepth {
+			t.Errorf("adding %s: policy span's depth_reached %s, want %s (attributes %v)", tc.member, got, tc.wantDepth, policy.Attributes)
+		}
+		log.take()
 	}
 
 	// A resolver walk: CheckMembership of a member two levels down.

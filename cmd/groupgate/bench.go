@@ -21,6 +21,7 @@ import (
 
 	"github.com/groupgate/groupgate/bench"
 	"github.com/groupgate/groupgate/client"
+	"github.com/groupgate/groupgate/decisionlog"
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/gctune"
@@ -45,6 +46,7 @@ func newBenchCmd() *cobra.Command {
 	var gcHeadroom uint64
 	var stream streamFlags
 	var decisionLog string
+	var obsRounds int
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test a server with decisions (and optional writes) over gRPC and HTTP/JSON, and a no-op gRPC handler in the same run",
@@ -95,6 +97,9 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			if stream.on && (cmd.Flags().Changed("mix") || cmd.Flags().Changed("requests") || cmd.Flags().Changed("rate")) {
 				return errors.New("--stream reads whole EffectiveMembers streams: --mix, --requests and --rate are for the decision load")
 			}
+			if obsRounds > 0 && (cfg.Addr != "" || separate || stream.on || decisionLog != "") {
+				return errors.New("--observability-rounds starts its own servers in this process, with and without a decision log: leave out --addr, --separate, --stream and --decision-log")
+			}
 			ctx := cmd.Context()
 			snapshotPath := ""
 			if cfg.Addr == "" {
@@ -109,6 +114,9 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 			// run before it warmed). All of them are started first and stay up to the end, so that every run, the
 			// no-op ones included, sees the same processes and heaps. The first one also serves the HTTP/JSON API,
 			// loaded after the gRPC runs.
+			if obsRounds > 0 {
+				return runObservability(ctx, cfg, transports[0], snapshotPath, gcHeadroom, obsRounds, cpuProfile)
+			}
 			servers := make([]*benchServer, len(transports))
 			for i, t := range transports {
 				if cfg.Addr != "" {
@@ -239,6 +247,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.IntVar(&stream.repeat, "stream-repeat", 3, "with --stream: timed streams from each server (after one untimed); the median is reported")
 	fl.Int32Var(&stream.pageSize, "stream-page-size", 0, "with --stream: the request's page_size (0: the server's default)")
 	fl.StringVar(&decisionLog, "decision-log", "", "without --addr: the servers' --decision-log (stdout, file:PATH); tracing follows the OTEL_* variables as serve's does")
+	fl.IntVar(&obsRounds, "observability-rounds", 0, "instead of the comparisons above: this many rounds of three runs, each on a fresh server in this process: plain, --decision-log file:… and tracing (OTEL_*) to an OTLP receiver in this process; --cpuprofile PATH writes PATH.RUN.ROUND")
 	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
 	return cmd
@@ -460,6 +469,8 @@ type benchServer struct {
 	stop          func()
 	rss           func() int64
 	cpu           func() time.Duration
+	// logStats reads an in-process server's decision-log counts (nil for a process of its own).
+	logStats func() (decisionlog.Stats, bool)
 }
 
 // startBenchServer starts groupgate on the snapshot file, listening on loopback TCP or on a unix socket in a
@@ -511,7 +522,7 @@ func startBenchServer(ctx context.Context, transport, snapshot string, separate,
 	stop := func() { cancel(); <-errc; a.Close(); cleanup() }
 	select {
 	case <-a.Serving():
-		return &benchServer{addr: a.Addr(), httpURL: a.HTTPURL(), stop: stop, rss: func() int64 { return -1 }}, nil
+		return &benchServer{addr: a.Addr(), httpURL: a.HTTPURL(), stop: stop, rss: func() int64 { return -1 }, logStats: a.DecisionLogStats}, nil
 	case err := <-errc:
 		stop()
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/groupgate/groupgate/store/postgres"
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // decisionLogFlags are serve's --decision-log* flags (SPEC §14).
@@ -29,15 +30,18 @@ func (f *decisionLogFlags) register(fl *pflag.FlagSet, retention *postgres.Reten
 }
 
 // tracedHTTPClient is groupgate sync's Graph client: with tracing on (app.SetupTracing), every Graph request is a
-// client span (otelhttp) and carries its traceparent.
-func tracedHTTPClient(ctx context.Context, timeout time.Duration) (*http.Client, func(), error) {
+// client span (otelhttp) and carries its traceparent, and tracer (nil with tracing off) makes the round spans
+// the requests are children of.
+func tracedHTTPClient(ctx context.Context, timeout time.Duration) (*http.Client, trace.Tracer, func(), error) {
 	tp, shutdown, err := app.SetupTracing(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	c := &http.Client{Timeout: timeout}
+	var tracer trace.Tracer
 	if tp != nil {
 		c.Transport = otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp))
+		tracer = tp.Tracer("github.com/groupgate/groupgate/entra")
 	}
-	return c, shutdown, nil
+	return c, tracer, shutdown, nil
 }

@@ -71,7 +71,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 			} else if tokens, err = entra.DefaultAzureTokens(f.endpoint); err != nil {
 				return fmt.Errorf("no Azure credential (use --token-env, or see docs/sync.md): %w", err)
 			}
-			graphHTTP, stopTracing, err := tracedHTTPClient(ctx, 2*time.Minute) // OTEL_* (decisionlog.go)
+			graphHTTP, tracer, stopTracing, err := tracedHTTPClient(ctx, 2*time.Minute) // OTEL_* (decisionlog.go)
 			if err != nil {
 				return err
 			}
@@ -80,6 +80,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 				Tenant: f.tenant,
 				Graph:  &entra.Client{Endpoint: f.endpoint, Tokens: tokens, HTTP: graphHTTP, Logger: logger},
 				Logger: logger,
+				Tracer: tracer,
 			}
 			if f.labels != "" {
 				if s.Labels, err = entra.LoadLabels(f.labels); err != nil {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +57,8 @@ func TestServeTracesFromTheEnvironment(t *testing.T) {
 	}
 }
 
-// TestSyncTracesGraphRequests: groupgate sync with OTEL_* set makes a client span of every Graph request.
+// TestSyncTracesGraphRequests: groupgate sync with OTEL_* set makes one "sync.round" span per round and a client
+// span of every Graph request as its child, in its trace; the round span counts the requests it made.
 func TestSyncTracesGraphRequests(t *testing.T) {
 	recv := otlptest.Start(t)
 	g := graphtest.New(graphtest.Crafted())
@@ -65,17 +68,73 @@ func TestSyncTracesGraphRequests(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("sync: %v\n%s", err, out)
 	}
-	var graph int
+	var names []string
 	for _, s := range recv.Spans() {
-		if s.Kind == tracepb.Span_SPAN_KIND_CLIENT && strings.Contains(s.Attributes["url.full"], "/v1.0/") {
-			graph++
+		names = append(names, s.Name)
+	}
+	round := recv.WaitFor(t, "", "sync.round")
+	if round.ParentSpanID != "" || round.Attributes["groupgate.sync.kind"] != "full" || round.Attributes["groupgate.tenant"] == "" {
+		t.Errorf("round span %+v, want a root span of a full round naming the tenant", round)
+	}
+	graph := 0
+	for _, s := range recv.Spans() {
+		if u := s.Attributes["url.full"]; s.Kind != tracepb.Span_SPAN_KIND_CLIENT || !strings.Contains(u, "/v1.0/") && !strings.Contains(u, "/beta/") {
+			continue
+		}
+		graph++
+		if s.TraceID != round.TraceID || s.ParentSpanID != round.SpanID {
+			t.Errorf("Graph request span %s (%s) in trace %s under %s, want the round span's child (%s in %s)", s.Name, s.Attributes["url.full"],
+				s.TraceID, s.ParentSpanID, round.SpanID, round.TraceID)
 		}
 	}
-	if graph < 2 {
-		var names []string
-		for _, s := range recv.Spans() {
-			names = append(names, s.Name)
+	if graph < 2 || round.Attributes["groupgate.sync.graph_requests"] != strconv.Itoa(graph) {
+		t.Fatalf("%d Graph client spans, round span counts %s requests; want one span per request (users, groups, …); received %v",
+			graph, round.Attributes["groupgate.sync.graph_requests"], names)
+	}
+}
+
+// TestBenchObservabilityRounds: bench --observability-rounds runs plain, --decision-log file: and tracing to its
+// own receiver, each against a fresh server: the decision-log run writes records and drops none, the tracing run's
+// spans reach the receiver over either OTLP protocol (at least the server span of every request), and the
+// summary compares the three. It starts its own servers: --separate and --addr are refused.
+func TestBenchObservabilityRounds(t *testing.T) {
+	for _, protocol := range []string{"", "grpc"} {
+		t.Run("protocol "+protocol, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+			out := runCLI(t, "bench", "--preset", "tiny", "-c", "4", "-n", "1000", "--observability-rounds", "1")
+			var records, dropped, spans, requests int
+			for _, line := range strings.Split(out, "\n") {
+				fields := strings.Fields(line)
+				if len(fields) < 3 || fields[3] != "requests" {
+					continue
+				}
+				if !strings.Contains(line, "errors 0 ") {
+					t.Errorf("errors in %q", line)
+				}
+				requests, _ = strconv.Atoi(fields[2])
+				switch fields[0] {
+				case "decision-log":
+					if _, err := fmt.Sscanf(line[strings.Index(line, "records "):], "records %d, dropped %d", &records, &dropped); err != nil {
+						t.Fatalf("%q: %v", line, err)
+					}
+				case "tracing":
+					if _, err := fmt.Sscanf(line[strings.Index(line, "spans "):], "spans %d", &spans); err != nil {
+						t.Fatalf("%q: %v", line, err)
+					}
+				}
+			}
+			if records < requests || dropped != 0 || spans < requests {
+				t.Errorf("records %d (dropped %d), spans %d for %d requests a run; want a record a decision, none dropped, a span or more a request:\n%s",
+					records, dropped, spans, requests, out)
+			}
+			if !strings.Contains(out, "round  plain") || !strings.Contains(out, "\n1      ") {
+				t.Errorf("no summary:\n%s", out)
+			}
+		})
+	}
+	for _, extra := range [][]string{{"--separate"}, {"--addr", "127.0.0.1:1"}} {
+		if _, err := runCLIError(t, append([]string{"bench", "--preset", "tiny", "--observability-rounds", "1"}, extra...)...); err == nil || !strings.Contains(err.Error(), "--observability-rounds") {
+			t.Errorf("%v: error %v, want --observability-rounds refused", extra, err)
 		}
-		t.Fatalf("%d Graph client spans, want one per request (users, groups, …); received %v", graph, names)
 	}
 }

@@ -1,11 +1,15 @@
-// Package otlptest is an OTLP trace receiver for tests: a gRPC server on 127.0.0.1 that implements the
-// collector's TraceService and keeps every span it is sent.
+// Package otlptest is an OTLP trace receiver for tests and benchmarks: a gRPC server on 127.0.0.1 that implements
+// the collector's TraceService and keeps every span it is sent (Start), or only counts them (Serve, for groupgate
+// bench: it decodes every request as a collector does, but keeps nothing).
 package otlptest
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/hex"
+	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,6 +19,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // Receiver collects spans. Endpoint is its host:port.
@@ -23,6 +28,9 @@ type Receiver struct {
 	Endpoint string
 	mu       sync.Mutex
 	spans    []*Span
+	count    bool // Serve: count spans, keep none
+	counted  int64
+	requests int64
 }
 
 // Span is a received span, with its ids in hex and its attributes as strings.
@@ -48,9 +56,66 @@ func Start(t testing.TB) *Receiver {
 	return r
 }
 
+// Serve serves a counting receiver until stop: OTLP/gRPC on grpcLis and OTLP/HTTP (protobuf bodies on
+// /v1/traces, gzip or not) on httpLis. Counts reads what it was sent. Endpoint is grpcLis's address.
+func Serve(grpcLis, httpLis net.Listener) (r *Receiver, stop func()) {
+	r = &Receiver{Endpoint: grpcLis.Addr().String(), count: true}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, r)
+	go func() { _ = srv.Serve(grpcLis) }()
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/traces", r)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(httpLis) }()
+	return r, func() { srv.Stop(); _ = hs.Close() }
+}
+
+// ServeHTTP receives an OTLP/HTTP export (binary protobuf, as the OTLP specification's /v1/traces).
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var body io.Reader = req.Body
+	if req.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		body = zr
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var export coltracepb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(b, &export); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	resp, _ := r.Export(req.Context(), &export)
+	out, _ := proto.Marshal(resp)
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(out)
+}
+
+// Counts are the spans and export requests received so far.
+func (r *Receiver) Counts() (spans, requests int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counted, r.requests
+}
+
 func (r *Receiver) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.requests++
+	if r.count {
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				r.counted += int64(len(ss.GetSpans()))
+			}
+		}
+		return &coltracepb.ExportTraceServiceResponse{}, nil
+	}
 	for _, rs := range req.GetResourceSpans() {
 		service := ""
 		for _, kv := range rs.GetResource().GetAttributes() {

@@ -154,3 +154,13 @@ func SetupTracing(ctx context.Context) (trace.TracerProvider, func(), error) {
 		_ = tp.Shutdown(sctx) // exports what is queued; an unreachable collector cannot hold up the exit
 	}, nil
 }
+
+// DecisionLogStats is what the --decision-log logger did with its records so far (after Close: all of them);
+// false without one (groupgate bench reports the dropped records of its decision-log run from it).
+func (a *App) DecisionLogStats() (decisionlog.Stats, bool) {
+	l, ok := a.decisionLog.(*decisionlog.Logger)
+	if !ok || l == nil {
+		return decisionlog.Stats{}, false
+	}
+	return l.Stats(), true
+}
