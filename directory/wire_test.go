@@ -93,6 +93,28 @@ func TestWireDecoderMatchesFromSnapshot(t *testing.T) {
 			t.Fatalf("%s: the wire decoder gave up: %v", name, err)
 		}
 		sameDirectory(t, name, got, want)
+		reverseEdgesMatch(t, name, got)
+	}
+}
+
+// reverseEdgesMatch checks each principal's MemberOf and OwnerOf against the groups' lists: the groups that list
+// it, in ref order (both decoders share the linking, so comparing them cannot catch its mistakes).
+func reverseEdgesMatch(t *testing.T, name string, d *directory.Directory) {
+	t.Helper()
+	memberOf, ownerOf := map[directory.Ref][]directory.Ref{}, map[directory.Ref][]directory.Ref{}
+	for g := range d.Groups() {
+		for _, m := range g.Members() {
+			memberOf[m] = append(memberOf[m], g.Ref())
+		}
+		for _, o := range g.Owners() {
+			ownerOf[o] = append(ownerOf[o], g.Ref())
+		}
+	}
+	for n := range d.Nodes() {
+		if !slices.Equal(n.MemberOf(), memberOf[n.Ref()]) || !slices.Equal(n.OwnerOf(), ownerOf[n.Ref()]) {
+			t.Fatalf("%s: %s is a member of %v and owns %v, want %v and %v", name, n.ID(), n.MemberOf(), n.OwnerOf(),
+				memberOf[n.Ref()], ownerOf[n.Ref()])
+		}
 	}
 }
 
