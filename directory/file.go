@@ -54,8 +54,16 @@ func uncompressedSize(f *os.File, path string) int {
 func ReadSnapshot(r io.Reader, name string) (*pb.Snapshot, error) { return readSnapshot(r, name, 0) }
 
 func readSnapshot(r io.Reader, name string, sizeHint int) (*pb.Snapshot, error) {
-	format := strings.TrimSuffix(name, ".gz")
-	if format != name {
+	data, err := readSnapshotBytes(r, name, sizeHint)
+	if err != nil {
+		return nil, err
+	}
+	return decodeSnapshot(data, name)
+}
+
+// readSnapshotBytes reads a snapshot file's encoded bytes, gunzipped when name ends in .gz.
+func readSnapshotBytes(r io.Reader, name string, sizeHint int) ([]byte, error) {
+	if strings.HasSuffix(name, ".gz") {
 		zr, err := gzip.NewReader(bufio.NewReaderSize(r, 1<<20))
 		if err != nil {
 			return nil, fmt.Errorf("%s: not a valid gzip file: %w", name, err)
@@ -72,7 +80,14 @@ func readSnapshot(r io.Reader, name string, sizeHint int) (*pb.Snapshot, error) 
 	if len(data) > maxSnapshotBytes {
 		return nil, fmt.Errorf("%s: larger than %d bytes", name, int64(maxSnapshotBytes))
 	}
+	return data, nil
+}
+
+// decodeSnapshot decodes a snapshot file's (gunzipped) bytes in the format name's extension gives.
+func decodeSnapshot(data []byte, name string) (*pb.Snapshot, error) {
+	format := strings.TrimSuffix(name, ".gz")
 	s := &pb.Snapshot{}
+	var err error
 	switch {
 	case strings.HasSuffix(format, ".json"):
 		err = protojson.Unmarshal(data, s)
@@ -117,12 +132,36 @@ func WriteSnapshotFile(path string, s *pb.Snapshot) error {
 	return os.WriteFile(path, data, 0o644)
 }
 
-// LoadFile reads and validates a snapshot file into a directory at revision 1.
+// LoadFile reads and validates a snapshot file into a directory at revision 1. A binary snapshot is built
+// straight from its encoding (fromWire) when it can be; otherwise, and for JSON, it is decoded whole first.
 func LoadFile(path string) (*Directory, error) {
-	s, err := ReadSnapshotFile(path)
+	if !strings.HasSuffix(strings.TrimSuffix(path, ".gz"), ".pb") {
+		s, err := ReadSnapshotFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return fromSnapshotFile(path, s)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	data, err := readSnapshotBytes(f, path, uncompressedSize(f, path))
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	if d, err := fromWire(data, 1); err == nil {
+		return d, nil
+	}
+	s, err := decodeSnapshot(data, path)
+	if err != nil {
+		return nil, err
+	}
+	return fromSnapshotFile(path, s)
+}
+
+func fromSnapshotFile(path string, s *pb.Snapshot) (*Directory, error) {
 	d, err := FromSnapshot(s, 1)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
