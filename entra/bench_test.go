@@ -56,7 +56,7 @@ func BenchmarkSyncDeltaRoundMedium(b *testing.B) {
 	g, p, labels, snap := mediumStandIn(b)
 	srv := servertest.StartWith(b, servertest.Options{Metrics: true})
 	s := &entra.Syncer{Tenant: p.TenantID, Graph: &entra.Client{Endpoint: g.URL, Tokens: entra.StaticToken(g.Token), HTTP: g.Client()}, Labels: labels,
-		Store: entra.FileState{Path: filepath.Join(b.TempDir(), "state.json.gz")}}
+		Store: &entra.FileState{Path: filepath.Join(b.TempDir(), "state.json.gz")}}
 	dest := &entra.Server{Client: srv.Client, Tenant: p.TenantID}
 	if err := s.RunRound(ctx, dest); err != nil {
 		b.Fatal(err)

@@ -60,6 +60,25 @@ type working struct {
 	*Mirror
 	owned   map[string]bool // groups copied for this round
 	touched map[string]bool // users and groups a delta entry named
+	units   map[string]bool // units a delta entry named
+}
+
+// delta lists what the round changed from the mirror it forked (from).
+func (w *working) delta(from *State) *Delta {
+	d := &Delta{From: from, Units: sortedKeys(w.units)}
+	for _, id := range sortedKeys(w.touched) {
+		_, u := w.Users[id]
+		_, wasU := from.Mirror.Users[id]
+		_, g := w.Groups[id]
+		_, wasG := from.Mirror.Groups[id]
+		if u || wasU {
+			d.Users = append(d.Users, id)
+		}
+		if g || wasG {
+			d.Groups = append(d.Groups, id)
+		}
+	}
+	return d
 }
 
 func (m *Mirror) fork() *working {
@@ -67,7 +86,7 @@ func (m *Mirror) fork() *working {
 	if units == nil {
 		units = map[string]*Unit{}
 	}
-	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups), Units: units}, owned: map[string]bool{}, touched: map[string]bool{}}
+	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups), Units: units}, owned: map[string]bool{}, touched: map[string]bool{}, units: map[string]bool{}}
 }
 
 func (w *working) group(id string) *Group {
@@ -102,6 +121,7 @@ func (w *working) applyUser(u deltaUser) {
 // applyUnit merges one administrativeUnits/delta entry: properties replace the unit's, members@delta changes
 // its members. The unit is copied, never changed in place (the committed mirror shares it).
 func (w *working) applyUnit(e deltaUnit) {
+	w.units[e.ID] = true
 	if e.Removed != nil {
 		delete(w.Units, e.ID)
 		return
