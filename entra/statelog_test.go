@@ -381,7 +381,9 @@ func TestOldStateFileMigrates(t *testing.T) {
 		t.Fatal("loading did not migrate the state file")
 	}
 	resumed := &entra.Syncer{Tenant: tenant, Graph: s.Graph, Labels: s.Labels, Store: fs}
-	g.Update(func(t *graphtest.Tenant) { t.Users["u-migrated"] = &graphtest.User{DisplayName: "New", UserType: "Member"} })
+	g.Update(func(t *graphtest.Tenant) {
+		t.Users["u-migrated"] = &graphtest.User{DisplayName: "New", UserType: "Member"}
+	})
 	if r := round(t, resumed); r.Full {
 		t.Fatal("the migrated state did not resume with deltas")
 	}
