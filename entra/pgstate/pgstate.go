@@ -97,8 +97,9 @@ func (s *Store) Load(ctx context.Context) (*entra.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync state: %w", err)
 	}
-	if head == nil && old != nil {
-		// A state saved whole by an older groupgate: rewrite it as head and rows now.
+	if old != nil {
+		// A state saved whole by an older groupgate (every Save here clears the column, so it is newer than any
+		// head and rows): rewrite it as head and rows now.
 		st, err := entra.UnmarshalState(old, true)
 		if err != nil || st == nil {
 			return nil, err
