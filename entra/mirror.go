@@ -213,9 +213,12 @@ func (e *UnknownLabelError) Error() string {
 // built indexes a built snapshot, so that the next build can reuse the objects a round did not change: a
 // delta round on a large tenant then allocates and compares only what changed.
 type built struct {
-	kind   map[string]byte
-	users  map[string]*pb.User
-	groups map[string]*pb.Group
+	kind map[string]byte
+	// users and groups are the snapshot's, sorted by id; a delta round walks them beside its own sorted ids
+	// instead of looking each object up (a million map lookups and inserts a round at 1M users).
+	users  []*pb.User
+	groups []*pb.Group
+	sps    []string // service principal ids in kind
 }
 
 // build turns the mirror, the overlay and the label definitions into a snapshot. References to objects the
@@ -223,34 +226,35 @@ type built struct {
 // set, is the previous build and touched the users and groups the round changed: every other object whose
 // roles did not change and whose members and owners all kept their existence is reused as it was.
 func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built, touched map[string]bool) (*pb.Snapshot, *built, error) {
-	kind := make(map[string]byte, len(m.Users)+len(m.Groups)+len(o.ServicePrincipals))
-	for id := range m.Users {
-		kind[id] = 'u'
-	}
-	for id := range m.Groups {
-		kind[id] = 'g'
-	}
-	for id := range o.ServicePrincipals {
-		if _, dup := kind[id]; !dup {
-			kind[id] = 's'
-		}
-	}
-	next := &built{kind: kind, users: make(map[string]*pb.User, len(m.Users)), groups: make(map[string]*pb.Group, len(m.Groups))}
-	if prev == nil {
+	if prev == nil || prev.kind == nil {
 		prev = &built{}
 	}
 	// Objects that appeared, disappeared or changed kind: a group naming one of them must be built again.
+	var kind map[string]byte
 	var changed []string
-	if prev.groups != nil {
-		for id, k := range kind {
-			if prev.kind[id] != k {
-				changed = append(changed, id)
+	var userIDs, groupIDs []string
+	if prev.kind != nil {
+		kind, changed = nextKinds(m, o, prev, touched)
+		userIDs, groupIDs = nextIDs(prev, m, touched)
+	} else {
+		kind = make(map[string]byte, len(m.Users)+len(m.Groups)+len(o.ServicePrincipals))
+		for id := range m.Users {
+			kind[id] = 'u'
+		}
+		for id := range m.Groups {
+			kind[id] = 'g'
+		}
+		for id := range o.ServicePrincipals {
+			if _, dup := kind[id]; !dup {
+				kind[id] = 's'
 			}
 		}
-		for id := range prev.kind {
-			if _, ok := kind[id]; !ok {
-				changed = append(changed, id)
-			}
+		userIDs, groupIDs = sortedKeys(m.Users), sortedKeys(m.Groups)
+	}
+	next := &built{kind: kind, users: make([]*pb.User, 0, len(m.Users)), groups: make([]*pb.Group, 0, len(m.Groups))}
+	for id := range o.ServicePrincipals {
+		if kind[id] == 's' {
+			next.sps = append(next.sps, id)
 		}
 	}
 	existence := newChangedIDs(changed)
@@ -275,22 +279,25 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 		s.Labels = append(s.Labels, c)
 	}
 	slices.SortFunc(s.Labels, func(a, b *pb.Label) int { return strings.Compare(a.GetId(), b.GetId()) })
-	s.Users = make([]*pb.User, 0, len(m.Users))
-	for _, id := range sortedKeys(m.Users) {
-		if pu := prev.users[id]; pu != nil && !touched[id] && slices.Equal(pu.GetDirectoryRoles(), o.Roles[id]) {
-			s.Users = append(s.Users, pu)
-			next.users[id] = pu
-			continue
+	pi := 0 // walks prev.users beside the sorted ids
+	for _, id := range userIDs {
+		for pi < len(prev.users) && prev.users[pi].GetId() < id {
+			pi++
+		}
+		if pi < len(prev.users) && prev.users[pi].GetId() == id {
+			if pu := prev.users[pi]; !touched[id] && slices.Equal(pu.GetDirectoryRoles(), o.Roles[id]) {
+				next.users = append(next.users, pu)
+				continue
+			}
 		}
 		u := m.Users[id]
 		t := pb.UserType_USER_TYPE_MEMBER
 		if u.Guest {
 			t = pb.UserType_USER_TYPE_GUEST
 		}
-		pu := &pb.User{Id: id, DisplayName: u.Name, UserType: t, DirectoryRoles: o.Roles[id]}
-		s.Users = append(s.Users, pu)
-		next.users[id] = pu
+		next.users = append(next.users, &pb.User{Id: id, DisplayName: u.Name, UserType: t, DirectoryRoles: o.Roles[id]})
 	}
+	s.Users = next.users
 	for _, id := range sortedKeys(o.ServicePrincipals) {
 		if kind[id] != 's' {
 			continue
@@ -299,8 +306,8 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 		s.ServicePrincipals = append(s.ServicePrincipals, &pb.ServicePrincipal{Id: id, DisplayName: sp.Name,
 			AppPermissions: sp.Permissions, DirectoryRoles: o.Roles[id]})
 	}
-	s.Groups = make([]*pb.Group, 0, len(m.Groups))
-	for _, id := range sortedKeys(m.Groups) {
+	pi = 0
+	for _, id := range groupIDs {
 		g := m.Groups[id]
 		if g.Label != "" && !labelIDs[g.Label] {
 			return nil, nil, &UnknownLabelError{Label: g.Label, Group: id}
@@ -309,10 +316,14 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 		if g.RoleAssignable {
 			roles = o.Roles[id]
 		}
-		if pg := prev.groups[id]; pg != nil && !touched[id] && slices.Equal(pg.GetDirectoryRoles(), roles) && !g.names(existence) {
-			s.Groups = append(s.Groups, pg)
-			next.groups[id] = pg
-			continue
+		for pi < len(prev.groups) && prev.groups[pi].GetId() < id {
+			pi++
+		}
+		if pi < len(prev.groups) && prev.groups[pi].GetId() == id {
+			if pg := prev.groups[pi]; !touched[id] && slices.Equal(pg.GetDirectoryRoles(), roles) && !g.names(existence) {
+				next.groups = append(next.groups, pg)
+				continue
+			}
 		}
 		membership := pb.Membership_MEMBERSHIP_ASSIGNED
 		if g.Dynamic {
@@ -330,9 +341,9 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 				pg.Owners = append(pg.Owners, oid)
 			}
 		}
-		s.Groups = append(s.Groups, pg)
-		next.groups[id] = pg
+		next.groups = append(next.groups, pg)
 	}
+	s.Groups = next.groups
 	for _, id := range sortedKeys(m.Units) {
 		u := m.Units[id]
 		pu := &pb.AdministrativeUnit{Id: id, DisplayName: u.Name, IsMemberManagementRestricted: u.Restricted}
@@ -388,6 +399,94 @@ func buildRoles(o *Overlay, m *Mirror, kind map[string]byte) ([]*pb.RoleAssignme
 		ds = append(ds, &pb.RoleDefinition{Id: id, DisplayName: d.Name, IsBuiltIn: d.BuiltIn, AllowedResourceActions: slices.Clone(d.Actions)})
 	}
 	return as, ds
+}
+
+// nextKinds is the kind of every object after a delta round, from the previous build's: only the users and
+// groups a delta entry named and the service principals (read whole every round) can have appeared,
+// disappeared or changed kind. It returns those that did. The map is a copy: a failed round leaves prev as it
+// was.
+func nextKinds(m *Mirror, o *Overlay, prev *built, touched map[string]bool) (map[string]byte, []string) {
+	kind := maps.Clone(prev.kind)
+	var changed []string
+	update := func(id string) {
+		var k byte
+		if _, ok := m.Groups[id]; ok {
+			k = 'g'
+		} else if _, ok := m.Users[id]; ok {
+			k = 'u'
+		} else if _, ok := o.ServicePrincipals[id]; ok {
+			k = 's'
+		}
+		if old, had := kind[id]; old == k && (had || k == 0) {
+			return
+		}
+		if k == 0 {
+			delete(kind, id)
+		} else {
+			kind[id] = k
+		}
+		changed = append(changed, id)
+	}
+	for id := range touched {
+		update(id)
+	}
+	for _, id := range prev.sps {
+		update(id)
+	}
+	for id := range o.ServicePrincipals {
+		update(id)
+	}
+	slices.Sort(changed)
+	return kind, slices.Compact(changed)
+}
+
+// nextIDs are the sorted user and group ids after a round: the previous build's without the users and groups
+// a delta entry named, merged with those of them the mirror holds now.
+func nextIDs(prev *built, m *Mirror, touched map[string]bool) (users, groups []string) {
+	var addU, addG []string
+	gone := touched
+	for id := range touched {
+		if _, ok := m.Users[id]; ok {
+			addU = append(addU, id)
+		}
+		if _, ok := m.Groups[id]; ok {
+			addG = append(addG, id)
+		}
+	}
+	users = make([]string, 0, len(m.Users))
+	for _, u := range prev.users {
+		if !gone[u.GetId()] {
+			users = append(users, u.GetId())
+		}
+	}
+	groups = make([]string, 0, len(m.Groups))
+	for _, g := range prev.groups {
+		if !gone[g.GetId()] {
+			groups = append(groups, g.GetId())
+		}
+	}
+	slices.Sort(addU)
+	slices.Sort(addG)
+	return mergeIDs(users, addU), mergeIDs(groups, addG)
+}
+
+// mergeIDs merges two sorted lists of distinct ids.
+func mergeIDs(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]string, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		if j == len(b) || (i < len(a) && a[i] < b[j]) {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
+		}
+	}
+	return out
 }
 
 // changedIDs are the ids whose existence a round changed, as a list and, when long, as a set.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/groupgate/groupgate/entra"
 	"github.com/groupgate/groupgate/entra/graphtest"
+	"google.golang.org/protobuf/proto"
 )
 
 // wholeStore saves the state whole, as FileState did before its log: the reference the log must reproduce.
@@ -222,6 +223,16 @@ func TestFileStateLogEqualsWholeSave(t *testing.T) {
 					compacted++
 				}
 				mustEqualState(t, fmt.Sprintf("round %d", i), load(t, &entra.FileState{Path: path}), load(t, whole))
+				// The snapshot built incrementally round after round (build reusing the previous one) is the one
+				// a process starting from the saved state builds from scratch.
+				fresh := &entra.Syncer{Tenant: tenant, Graph: s.Graph, Labels: s.Labels, Store: &entra.FileState{Path: path}}
+				fr, err := fresh.Next(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := changeStrings(entra.Diff(fr.Prev, s.Snapshot())); len(d) > 0 || !proto.Equal(fr.Prev, s.Snapshot()) {
+					t.Fatalf("round %d: the incremental snapshot differs from one built from the saved state: %v", i, d)
+				}
 			}
 			t.Logf("%d rounds appended, %d wrote the base", appended, compacted)
 			// Each case must exercise what it is named for.
