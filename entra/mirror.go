@@ -61,11 +61,15 @@ type working struct {
 	owned   map[string]bool // groups copied for this round
 	touched map[string]bool // users and groups a delta entry named
 	units   map[string]bool // units a delta entry named
+	// members and owners are, per group, the ids its members@delta and owners@delta named: the only ones
+	// whose membership the round can have changed; a nil set for a group present means every id (the group
+	// was removed, then came back).
+	members, owners map[string]map[string]bool
 }
 
 // delta lists what the round changed from the mirror it forked (from).
 func (w *working) delta(from *State) *Delta {
-	d := &Delta{From: from, Units: sortedKeys(w.units)}
+	d := &Delta{From: from, Units: sortedKeys(w.units), members: w.members, owners: w.owners}
 	for _, id := range sortedKeys(w.touched) {
 		_, u := w.Users[id]
 		_, wasU := from.Mirror.Users[id]
@@ -86,7 +90,8 @@ func (m *Mirror) fork() *working {
 	if units == nil {
 		units = map[string]*Unit{}
 	}
-	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups), Units: units}, owned: map[string]bool{}, touched: map[string]bool{}, units: map[string]bool{}}
+	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups), Units: units}, owned: map[string]bool{}, touched: map[string]bool{}, units: map[string]bool{},
+		members: map[string]map[string]bool{}, owners: map[string]map[string]bool{}}
 }
 
 func (w *working) group(id string) *Group {
@@ -156,6 +161,8 @@ func (w *working) applyGroup(e deltaGroup) {
 	if e.Removed != nil {
 		delete(w.Groups, e.ID)
 		delete(w.owned, e.ID)
+		// Should the id come back in this round, its lists start empty: every old member may be gone.
+		w.members[e.ID], w.owners[e.ID] = nil, nil
 		return
 	}
 	g := w.group(e.ID)
@@ -170,10 +177,24 @@ func (w *working) applyGroup(e deltaGroup) {
 	}
 	for _, r := range e.Members {
 		applyRef(g.Members, r)
+		named(w.members, e.ID, r.ID)
 	}
 	for _, r := range e.Owners {
 		applyRef(g.Owners, r)
+		named(w.owners, e.ID, r.ID)
 	}
+}
+
+func named(sets map[string]map[string]bool, group, id string) {
+	set, ok := sets[group]
+	if ok && set == nil {
+		return // removed earlier in the round: compared whole
+	}
+	if set == nil {
+		set = map[string]bool{}
+		sets[group] = set
+	}
+	set[id] = true
 }
 
 func applyRef(set map[string]byte, r deltaRef) {

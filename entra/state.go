@@ -49,6 +49,8 @@ type State struct {
 type Delta struct {
 	From                 *State
 	Users, Groups, Units []string
+	// members and owners are, per group, the ids the round's entries named in members@delta and owners@delta.
+	members, owners map[string]map[string]bool
 }
 
 // Delta returns what the round that made s changed, or nil when s must be saved whole (a full read, or a state

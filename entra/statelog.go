@@ -203,7 +203,12 @@ func encodeRecord(s *State, d *Delta, seq int) ([]byte, error) {
 	if len(d.Groups) > 0 {
 		r.Groups = make(map[string]*groupChange, len(d.Groups))
 		for _, id := range d.Groups {
-			r.Groups[id] = changeOf(from.Groups[id], m.Groups[id])
+			members, whole := d.members[id]
+			owners := d.owners[id]
+			if whole && members == nil {
+				members, owners = allIDs(from.Groups[id], m.Groups[id])
+			}
+			r.Groups[id] = changeOf(from.Groups[id], m.Groups[id], members, owners)
 		}
 	}
 	if len(d.Units) > 0 {
@@ -228,8 +233,10 @@ func encodeRecord(s *State, d *Delta, seq int) ([]byte, error) {
 	return append(out, payload...), nil
 }
 
-// changeOf is what turns old (nil: a new group) into g (nil: removed).
-func changeOf(old, g *Group) *groupChange {
+// changeOf is what turns old (nil: a new group) into g (nil: removed). members and owners are the ids the round
+// named in the group's members@delta and owners@delta: only their membership can differ, so a round costs the
+// changes it read, not the size of the groups they touch.
+func changeOf(old, g *Group, members, owners map[string]bool) *groupChange {
 	if g == nil {
 		return nil
 	}
@@ -239,20 +246,37 @@ func changeOf(old, g *Group) *groupChange {
 	if old != nil {
 		oldMembers, oldOwners = old.Members, old.Owners
 	}
-	c.Members, c.MembersRemoved = refChanges(oldMembers, g.Members)
-	c.Owners, c.OwnersRemoved = refChanges(oldOwners, g.Owners)
+	c.Members, c.MembersRemoved = refChanges(oldMembers, g.Members, members)
+	c.Owners, c.OwnersRemoved = refChanges(oldOwners, g.Owners, owners)
 	return c
 }
 
-func refChanges(old, cur map[string]byte) (added refsJSON, removed []string) {
-	add := map[string]byte{}
-	for id, k := range cur {
-		if old[id] != k {
-			add[id] = k
+// allIDs names every member and owner of either version of a group.
+func allIDs(old, g *Group) (members, owners map[string]bool) {
+	members, owners = map[string]bool{}, map[string]bool{}
+	for _, v := range []*Group{old, g} {
+		if v == nil {
+			continue
+		}
+		for id := range v.Members {
+			members[id] = true
+		}
+		for id := range v.Owners {
+			owners[id] = true
 		}
 	}
-	for id := range old {
-		if _, ok := cur[id]; !ok {
+	return members, owners
+}
+
+func refChanges(old, cur map[string]byte, named map[string]bool) (added refsJSON, removed []string) {
+	add := map[string]byte{}
+	for id := range named {
+		k, now := cur[id]
+		was, before := old[id]
+		switch {
+		case now && (!before || was != k):
+			add[id] = k
+		case before && !now:
 			removed = append(removed, id)
 		}
 	}
