@@ -61,6 +61,8 @@ type working struct {
 	owned   map[string]bool // groups copied for this round
 	touched map[string]bool // users and groups a delta entry named
 	units   map[string]bool // units a delta entry named
+	// track is set on a delta read (not a full one, where the sets would hold every membership of the tenant).
+	track bool
 	// members and owners are, per group, the ids its members@delta and owners@delta named: the only ones
 	// whose membership the round can have changed; a nil set for a group present means every id (the group
 	// was removed, then came back).
@@ -177,11 +179,15 @@ func (w *working) applyGroup(e deltaGroup) {
 	}
 	for _, r := range e.Members {
 		applyRef(g.Members, r)
-		named(w.members, e.ID, r.ID)
+		if w.track {
+			named(w.members, e.ID, r.ID)
+		}
 	}
 	for _, r := range e.Owners {
 		applyRef(g.Owners, r)
-		named(w.owners, e.ID, r.ID)
+		if w.track {
+			named(w.owners, e.ID, r.ID)
+		}
 	}
 }
 

@@ -149,6 +149,7 @@ func (s *Syncer) Next(ctx context.Context) (*Round, error) {
 // base's mirror, and returns the new links in a State.
 func (s *Syncer) readDeltas(ctx context.Context, base *State, r *Round) (*working, *State, error) {
 	w := base.Mirror.fork()
+	w.track = base.GroupsLink != "" // a delta read: Delta lists what it named
 	links := &State{}
 	var err error
 	links.UsersLink, err = readUsers(ctx, s.Graph, base.UsersLink, func(u deltaUser) error {
