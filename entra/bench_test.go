@@ -2,8 +2,14 @@ package entra_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -56,7 +62,7 @@ func BenchmarkSyncDeltaRoundMedium(b *testing.B) {
 	g, p, labels, snap := mediumStandIn(b)
 	srv := servertest.StartWith(b, servertest.Options{Metrics: true})
 	s := &entra.Syncer{Tenant: p.TenantID, Graph: &entra.Client{Endpoint: g.URL, Tokens: entra.StaticToken(g.Token), HTTP: g.Client()}, Labels: labels,
-		Store: entra.FileState{Path: filepath.Join(b.TempDir(), "state.json.gz")}}
+		Store: &entra.FileState{Path: filepath.Join(b.TempDir(), "state.json.gz")}}
 	dest := &entra.Server{Client: srv.Client, Tenant: p.TenantID}
 	if err := s.RunRound(ctx, dest); err != nil {
 		b.Fatal(err)
@@ -132,4 +138,118 @@ func BenchmarkSyncDeltaRoundMedium(b *testing.B) {
 	}
 	b.ReportMetric(float64(roundTime.Milliseconds())/float64(b.N), "ms-applied/round")
 	b.ReportMetric(float64(saveTime.Milliseconds())/float64(b.N), "ms-state-save/round")
+}
+
+// BenchmarkSyncStateRound times delta rounds of 10, 1,000 and 100,000 membership additions on a tenant held by a
+// running server: ms-applied/round is Next and the server applying the changes, without the stand-in's time
+// answering (Graph's latency); ms-state-save/round is Commit saving the --state file (base and log, statelog.go);
+// state-bytes/round what that save wrote; ms-next/round is the sync's share of ms-applied (the rest is the
+// server applying the batch). Medium always; large (1M users) with GROUPGATE_BENCH_LARGE=1.
+func BenchmarkSyncStateRound(b *testing.B) {
+	presets := []string{"medium"}
+	if os.Getenv("GROUPGATE_BENCH_LARGE") == "1" {
+		presets = append(presets, "large")
+	}
+	for _, preset := range presets {
+		b.Run(preset, func(b *testing.B) {
+			ctx := context.Background()
+			p, _ := workload.Preset(preset)
+			tenantG, labelsJSON, err := graphtest.FromSnapshot(workload.Generate(p))
+			if err != nil {
+				b.Fatal(err)
+			}
+			g := graphtest.New(tenantG)
+			tenantG = nil
+			b.Cleanup(g.Close)
+			g.UserPage, g.GroupPage, g.OtherPage, g.MembersPerEntry = 999, 100, 999, 1000
+			srv := servertest.StartWith(b, servertest.Options{})
+			fs := &entra.FileState{Path: filepath.Join(b.TempDir(), "state.json.gz")}
+			s := &entra.Syncer{Tenant: p.TenantID, Graph: &entra.Client{Endpoint: g.URL, Tokens: entra.StaticToken(g.Token), HTTP: g.Client()},
+				Labels: labelsFile(b, labelsJSON), Store: fs}
+			dest := &entra.Server{Client: srv.Client, Tenant: p.TenantID}
+			start := time.Now()
+			if err := s.RunRound(ctx, dest); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("%s: full round into the server and the state file: %v; base %d bytes", preset, time.Since(start).Round(time.Millisecond), fileBytes(b, fs.Path))
+			rng := rand.New(rand.NewPCG(7, 7))
+			for _, n := range []int{10, 1000, 100_000} {
+				b.Run(fmt.Sprintf("changes=%d", n), func(b *testing.B) {
+					var applied, save, next time.Duration
+					var written int64
+					// GROUPGATE_SYNC_CPUPROFILE profiles the rounds (and the stand-in's updates between them, which
+					// show as graphtest frames), not the setup.
+					if path := os.Getenv("GROUPGATE_SYNC_CPUPROFILE"); path != "" {
+						f, err := os.Create(fmt.Sprintf("%s.%d", path, n))
+						if err != nil {
+							b.Fatal(err)
+						}
+						if err := pprof.StartCPUProfile(f); err != nil {
+							b.Fatal(err)
+						}
+						defer func() { pprof.StopCPUProfile(); f.Close() }()
+					}
+					for i := 0; i < b.N; i++ {
+						b.StopTimer()
+						g.ForgetHistory()
+						g.Update(func(t *graphtest.Tenant) {
+							for k := 0; k < n; {
+								grp := t.Groups[workload.GroupID(rng.IntN(p.Groups))]
+								u := workload.UserID(rng.IntN(p.Users))
+								if len(grp.Members) > 0 && grp.Members[len(grp.Members)-1].ID == u {
+									continue
+								}
+								grp.Members = append(grp.Members, graphtest.Ref{Type: "#microsoft.graph.user", ID: u})
+								k++
+							}
+						})
+						runtime.GC() // the stand-in's copy of the tenant is garbage now; not the round's
+						log := fileBytes(b, fs.LogPath())
+						busy := g.Busy()
+						b.StartTimer()
+						t0 := time.Now()
+						r, err := s.Next(ctx)
+						if err != nil {
+							b.Fatal(err)
+						}
+						next += time.Since(t0) - (g.Busy() - busy)
+						if _, err := dest.Write(ctx, r); err != nil {
+							b.Fatal(err)
+						}
+						t1 := time.Now()
+						if err := s.Commit(ctx, r); err != nil {
+							b.Fatal(err)
+						}
+						save += time.Since(t1)
+						applied += t1.Sub(t0) - (g.Busy() - busy)
+						b.StopTimer()
+						if r.Full || len(r.Changes) == 0 || len(r.Changes) > n {
+							b.Fatalf("round: full %v, %d changes; want a delta of at most %d additions", r.Full, len(r.Changes), n)
+						}
+						if nb, nl := fileBytes(b, fs.Path), fileBytes(b, fs.LogPath()); nl > log {
+							written += nl - log
+						} else {
+							written += nb + nl // compacted: the base written whole
+						}
+						b.StartTimer()
+					}
+					b.ReportMetric(float64(applied.Milliseconds())/float64(b.N), "ms-applied/round")
+					b.ReportMetric(float64(next.Milliseconds())/float64(b.N), "ms-next/round")
+					b.ReportMetric(float64(save.Milliseconds())/float64(b.N), "ms-state-save/round")
+					b.ReportMetric(float64(written)/float64(b.N), "state-bytes/round")
+				})
+			}
+		})
+	}
+}
+
+func fileBytes(b *testing.B, path string) int64 {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
 }

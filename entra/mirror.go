@@ -60,6 +60,31 @@ type working struct {
 	*Mirror
 	owned   map[string]bool // groups copied for this round
 	touched map[string]bool // users and groups a delta entry named
+	units   map[string]bool // units a delta entry named
+	// track is set on a delta read (not a full one, where the sets would hold every membership of the tenant).
+	track bool
+	// members and owners are, per group, the ids its members@delta and owners@delta named: the only ones
+	// whose membership the round can have changed; a nil set for a group present means every id (the group
+	// was removed, then came back).
+	members, owners map[string]map[string]bool
+}
+
+// delta lists what the round changed from the mirror it forked (from).
+func (w *working) delta(from *State) *Delta {
+	d := &Delta{From: from, Units: sortedKeys(w.units), members: w.members, owners: w.owners}
+	for _, id := range sortedKeys(w.touched) {
+		_, u := w.Users[id]
+		_, wasU := from.Mirror.Users[id]
+		_, g := w.Groups[id]
+		_, wasG := from.Mirror.Groups[id]
+		if u || wasU {
+			d.Users = append(d.Users, id)
+		}
+		if g || wasG {
+			d.Groups = append(d.Groups, id)
+		}
+	}
+	return d
 }
 
 func (m *Mirror) fork() *working {
@@ -67,7 +92,8 @@ func (m *Mirror) fork() *working {
 	if units == nil {
 		units = map[string]*Unit{}
 	}
-	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups), Units: units}, owned: map[string]bool{}, touched: map[string]bool{}}
+	return &working{Mirror: &Mirror{Users: maps.Clone(m.Users), Groups: maps.Clone(m.Groups), Units: units}, owned: map[string]bool{}, touched: map[string]bool{}, units: map[string]bool{},
+		members: map[string]map[string]bool{}, owners: map[string]map[string]bool{}}
 }
 
 func (w *working) group(id string) *Group {
@@ -102,6 +128,7 @@ func (w *working) applyUser(u deltaUser) {
 // applyUnit merges one administrativeUnits/delta entry: properties replace the unit's, members@delta changes
 // its members. The unit is copied, never changed in place (the committed mirror shares it).
 func (w *working) applyUnit(e deltaUnit) {
+	w.units[e.ID] = true
 	if e.Removed != nil {
 		delete(w.Units, e.ID)
 		return
@@ -136,6 +163,8 @@ func (w *working) applyGroup(e deltaGroup) {
 	if e.Removed != nil {
 		delete(w.Groups, e.ID)
 		delete(w.owned, e.ID)
+		// Should the id come back in this round, its lists start empty: every old member may be gone.
+		w.members[e.ID], w.owners[e.ID] = nil, nil
 		return
 	}
 	g := w.group(e.ID)
@@ -150,10 +179,28 @@ func (w *working) applyGroup(e deltaGroup) {
 	}
 	for _, r := range e.Members {
 		applyRef(g.Members, r)
+		if w.track {
+			named(w.members, e.ID, r.ID)
+		}
 	}
 	for _, r := range e.Owners {
 		applyRef(g.Owners, r)
+		if w.track {
+			named(w.owners, e.ID, r.ID)
+		}
 	}
+}
+
+func named(sets map[string]map[string]bool, group, id string) {
+	set, ok := sets[group]
+	if ok && set == nil {
+		return // removed earlier in the round: compared whole
+	}
+	if set == nil {
+		set = map[string]bool{}
+		sets[group] = set
+	}
+	set[id] = true
 }
 
 func applyRef(set map[string]byte, r deltaRef) {
@@ -193,9 +240,12 @@ func (e *UnknownLabelError) Error() string {
 // built indexes a built snapshot, so that the next build can reuse the objects a round did not change: a
 // delta round on a large tenant then allocates and compares only what changed.
 type built struct {
-	kind   map[string]byte
-	users  map[string]*pb.User
-	groups map[string]*pb.Group
+	kind map[string]byte
+	// users and groups are the snapshot's, sorted by id; a delta round walks them beside its own sorted ids
+	// instead of looking each object up (a million map lookups and inserts a round at 1M users).
+	users  []*pb.User
+	groups []*pb.Group
+	sps    []string // service principal ids in kind
 }
 
 // build turns the mirror, the overlay and the label definitions into a snapshot. References to objects the
@@ -203,34 +253,35 @@ type built struct {
 // set, is the previous build and touched the users and groups the round changed: every other object whose
 // roles did not change and whose members and owners all kept their existence is reused as it was.
 func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built, touched map[string]bool) (*pb.Snapshot, *built, error) {
-	kind := make(map[string]byte, len(m.Users)+len(m.Groups)+len(o.ServicePrincipals))
-	for id := range m.Users {
-		kind[id] = 'u'
-	}
-	for id := range m.Groups {
-		kind[id] = 'g'
-	}
-	for id := range o.ServicePrincipals {
-		if _, dup := kind[id]; !dup {
-			kind[id] = 's'
-		}
-	}
-	next := &built{kind: kind, users: make(map[string]*pb.User, len(m.Users)), groups: make(map[string]*pb.Group, len(m.Groups))}
-	if prev == nil {
+	if prev == nil || prev.kind == nil {
 		prev = &built{}
 	}
 	// Objects that appeared, disappeared or changed kind: a group naming one of them must be built again.
+	var kind map[string]byte
 	var changed []string
-	if prev.groups != nil {
-		for id, k := range kind {
-			if prev.kind[id] != k {
-				changed = append(changed, id)
+	var userIDs, groupIDs []string
+	if prev.kind != nil {
+		kind, changed = nextKinds(m, o, prev, touched)
+		userIDs, groupIDs = nextIDs(prev, m, touched)
+	} else {
+		kind = make(map[string]byte, len(m.Users)+len(m.Groups)+len(o.ServicePrincipals))
+		for id := range m.Users {
+			kind[id] = 'u'
+		}
+		for id := range m.Groups {
+			kind[id] = 'g'
+		}
+		for id := range o.ServicePrincipals {
+			if _, dup := kind[id]; !dup {
+				kind[id] = 's'
 			}
 		}
-		for id := range prev.kind {
-			if _, ok := kind[id]; !ok {
-				changed = append(changed, id)
-			}
+		userIDs, groupIDs = sortedKeys(m.Users), sortedKeys(m.Groups)
+	}
+	next := &built{kind: kind, users: make([]*pb.User, 0, len(m.Users)), groups: make([]*pb.Group, 0, len(m.Groups))}
+	for id := range o.ServicePrincipals {
+		if kind[id] == 's' {
+			next.sps = append(next.sps, id)
 		}
 	}
 	existence := newChangedIDs(changed)
@@ -255,22 +306,25 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 		s.Labels = append(s.Labels, c)
 	}
 	slices.SortFunc(s.Labels, func(a, b *pb.Label) int { return strings.Compare(a.GetId(), b.GetId()) })
-	s.Users = make([]*pb.User, 0, len(m.Users))
-	for _, id := range sortedKeys(m.Users) {
-		if pu := prev.users[id]; pu != nil && !touched[id] && slices.Equal(pu.GetDirectoryRoles(), o.Roles[id]) {
-			s.Users = append(s.Users, pu)
-			next.users[id] = pu
-			continue
+	pi := 0 // walks prev.users beside the sorted ids
+	for _, id := range userIDs {
+		for pi < len(prev.users) && prev.users[pi].GetId() < id {
+			pi++
+		}
+		if pi < len(prev.users) && prev.users[pi].GetId() == id {
+			if pu := prev.users[pi]; !touched[id] && slices.Equal(pu.GetDirectoryRoles(), o.Roles[id]) {
+				next.users = append(next.users, pu)
+				continue
+			}
 		}
 		u := m.Users[id]
 		t := pb.UserType_USER_TYPE_MEMBER
 		if u.Guest {
 			t = pb.UserType_USER_TYPE_GUEST
 		}
-		pu := &pb.User{Id: id, DisplayName: u.Name, UserType: t, DirectoryRoles: o.Roles[id]}
-		s.Users = append(s.Users, pu)
-		next.users[id] = pu
+		next.users = append(next.users, &pb.User{Id: id, DisplayName: u.Name, UserType: t, DirectoryRoles: o.Roles[id]})
 	}
+	s.Users = next.users
 	for _, id := range sortedKeys(o.ServicePrincipals) {
 		if kind[id] != 's' {
 			continue
@@ -279,8 +333,8 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 		s.ServicePrincipals = append(s.ServicePrincipals, &pb.ServicePrincipal{Id: id, DisplayName: sp.Name,
 			AppPermissions: sp.Permissions, DirectoryRoles: o.Roles[id]})
 	}
-	s.Groups = make([]*pb.Group, 0, len(m.Groups))
-	for _, id := range sortedKeys(m.Groups) {
+	pi = 0
+	for _, id := range groupIDs {
 		g := m.Groups[id]
 		if g.Label != "" && !labelIDs[g.Label] {
 			return nil, nil, &UnknownLabelError{Label: g.Label, Group: id}
@@ -289,10 +343,14 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 		if g.RoleAssignable {
 			roles = o.Roles[id]
 		}
-		if pg := prev.groups[id]; pg != nil && !touched[id] && slices.Equal(pg.GetDirectoryRoles(), roles) && !g.names(existence) {
-			s.Groups = append(s.Groups, pg)
-			next.groups[id] = pg
-			continue
+		for pi < len(prev.groups) && prev.groups[pi].GetId() < id {
+			pi++
+		}
+		if pi < len(prev.groups) && prev.groups[pi].GetId() == id {
+			if pg := prev.groups[pi]; !touched[id] && slices.Equal(pg.GetDirectoryRoles(), roles) && !g.names(existence) {
+				next.groups = append(next.groups, pg)
+				continue
+			}
 		}
 		membership := pb.Membership_MEMBERSHIP_ASSIGNED
 		if g.Dynamic {
@@ -310,9 +368,9 @@ func build(tenant string, m *Mirror, o *Overlay, labels []*pb.Label, prev *built
 				pg.Owners = append(pg.Owners, oid)
 			}
 		}
-		s.Groups = append(s.Groups, pg)
-		next.groups[id] = pg
+		next.groups = append(next.groups, pg)
 	}
+	s.Groups = next.groups
 	for _, id := range sortedKeys(m.Units) {
 		u := m.Units[id]
 		pu := &pb.AdministrativeUnit{Id: id, DisplayName: u.Name, IsMemberManagementRestricted: u.Restricted}
@@ -368,6 +426,94 @@ func buildRoles(o *Overlay, m *Mirror, kind map[string]byte) ([]*pb.RoleAssignme
 		ds = append(ds, &pb.RoleDefinition{Id: id, DisplayName: d.Name, IsBuiltIn: d.BuiltIn, AllowedResourceActions: slices.Clone(d.Actions)})
 	}
 	return as, ds
+}
+
+// nextKinds is the kind of every object after a delta round, from the previous build's: only the users and
+// groups a delta entry named and the service principals (read whole every round) can have appeared,
+// disappeared or changed kind. It returns those that did. The map is a copy: a failed round leaves prev as it
+// was.
+func nextKinds(m *Mirror, o *Overlay, prev *built, touched map[string]bool) (map[string]byte, []string) {
+	kind := maps.Clone(prev.kind)
+	var changed []string
+	update := func(id string) {
+		var k byte
+		if _, ok := m.Groups[id]; ok {
+			k = 'g'
+		} else if _, ok := m.Users[id]; ok {
+			k = 'u'
+		} else if _, ok := o.ServicePrincipals[id]; ok {
+			k = 's'
+		}
+		if old, had := kind[id]; old == k && (had || k == 0) {
+			return
+		}
+		if k == 0 {
+			delete(kind, id)
+		} else {
+			kind[id] = k
+		}
+		changed = append(changed, id)
+	}
+	for id := range touched {
+		update(id)
+	}
+	for _, id := range prev.sps {
+		update(id)
+	}
+	for id := range o.ServicePrincipals {
+		update(id)
+	}
+	slices.Sort(changed)
+	return kind, slices.Compact(changed)
+}
+
+// nextIDs are the sorted user and group ids after a round: the previous build's without the users and groups
+// a delta entry named, merged with those of them the mirror holds now.
+func nextIDs(prev *built, m *Mirror, touched map[string]bool) (users, groups []string) {
+	var addU, addG []string
+	gone := touched
+	for id := range touched {
+		if _, ok := m.Users[id]; ok {
+			addU = append(addU, id)
+		}
+		if _, ok := m.Groups[id]; ok {
+			addG = append(addG, id)
+		}
+	}
+	users = make([]string, 0, len(m.Users))
+	for _, u := range prev.users {
+		if !gone[u.GetId()] {
+			users = append(users, u.GetId())
+		}
+	}
+	groups = make([]string, 0, len(m.Groups))
+	for _, g := range prev.groups {
+		if !gone[g.GetId()] {
+			groups = append(groups, g.GetId())
+		}
+	}
+	slices.Sort(addU)
+	slices.Sort(addG)
+	return mergeIDs(users, addU), mergeIDs(groups, addG)
+}
+
+// mergeIDs merges two sorted lists of distinct ids.
+func mergeIDs(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]string, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		if j == len(b) || (i < len(a) && a[i] < b[j]) {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
+		}
+	}
+	return out
 }
 
 // changedIDs are the ids whose existence a round changed, as a list and, when long, as a set.

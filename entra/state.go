@@ -5,14 +5,11 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -37,7 +34,28 @@ type State struct {
 	Overlay   *Overlay `json:"overlay"`
 	// Labels are the label definitions the last round used, as protobuf JSON.
 	Labels []json.RawMessage `json:"labels,omitempty"`
+	// LogID names the log of rounds that continues this state in a FileState (statelog.go): only records
+	// carrying it apply. Empty in a state written whole (before the log existed, or by another StateStore).
+	LogID string `json:"logId,omitempty"`
+
+	// delta is what the round that made this state changed from the state it started from; nil when the round
+	// read everything, or once saved.
+	delta *Delta
 }
+
+// Delta is what a round changed from the state it started from: the ids of the users, groups and
+// administrative units a delta entry named (each is now in the mirror, or was removed from it). A StateStore
+// can save only these (and the links, overlay and labels) instead of the whole state.
+type Delta struct {
+	From                 *State
+	Users, Groups, Units []string
+	// members and owners are, per group, the ids the round's entries named in members@delta and owners@delta.
+	members, owners map[string]map[string]bool
+}
+
+// Delta returns what the round that made s changed, or nil when s must be saved whole (a full read, or a state
+// that was loaded rather than made by a round).
+func (s *State) Delta() *Delta { return s.delta }
 
 // StateStore keeps a sync's State. The file store is the one there is; a store shared by several sync
 // processes (PostgreSQL with a lease, so that only one writes) can implement the same two methods.
@@ -54,32 +72,6 @@ type StateStore interface {
 // it (paused past its expiry while another took over) stops before writing.
 type Lease interface {
 	Renew(ctx context.Context) error
-}
-
-// FileState keeps the state in one file, gzipped JSON when the name ends in .gz.
-type FileState struct{ Path string }
-
-func (f FileState) Load(context.Context) (*State, error) {
-	data, err := os.ReadFile(f.Path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	s, err := UnmarshalState(data, strings.HasSuffix(f.Path, ".gz"))
-	if err != nil {
-		return nil, fmt.Errorf("state %s (delete it to start with a full sync): %w", f.Path, err)
-	}
-	return s, nil
-}
-
-func (f FileState) Save(_ context.Context, s *State) error {
-	data, err := MarshalState(s, strings.HasSuffix(f.Path, ".gz"))
-	if err != nil {
-		return err
-	}
-	return replaceFile(f.Path, func(tmp string) error { return os.WriteFile(tmp, data, 0o600) })
 }
 
 // MarshalState encodes a state as JSON, gzipped when zip is set: the format of the state file, for other

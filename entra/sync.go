@@ -145,6 +145,9 @@ func (s *Syncer) Next(ctx context.Context) (*Round, error) {
 	r.RequestID = requestID(s.Tenant, base, r.Changes)
 	r.next = &State{Version: stateVersion, Tenant: s.Tenant, Endpoint: s.Graph.Endpoint, UsersLink: links.UsersLink, GroupsLink: links.GroupsLink,
 		UnitsLink: links.UnitsLink, Mirror: w.Mirror, Overlay: overlay, Labels: labels}
+	if !r.Full {
+		r.next.delta = w.delta(base)
+	}
 	return r, nil
 }
 
@@ -152,6 +155,7 @@ func (s *Syncer) Next(ctx context.Context) (*Round, error) {
 // base's mirror, and returns the new links in a State.
 func (s *Syncer) readDeltas(ctx context.Context, base *State, r *Round) (*working, *State, error) {
 	w := base.Mirror.fork()
+	w.track = base.GroupsLink != "" // a delta read: Delta lists what it named
 	links := &State{}
 	var err error
 	links.UsersLink, err = readUsers(ctx, s.Graph, base.UsersLink, func(u deltaUser) error {
@@ -208,9 +212,11 @@ func requestID(tenant string, base *State, changes []*pb.Change) string {
 func (s *Syncer) Commit(ctx context.Context, r *Round) error {
 	s.state, s.snap, s.built = r.next, r.Snapshot, r.built
 	if s.Store == nil {
+		r.next.delta = nil // holds the previous state
 		return nil
 	}
 	err := s.Store.Save(ctx, r.next)
+	r.next.delta = nil
 	if _, shared := s.Store.(Lease); err != nil && shared {
 		s.forget() // another process may hold the state now: start again from what the store holds
 	}

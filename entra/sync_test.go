@@ -484,7 +484,7 @@ func (r *recorder) Write(_ context.Context, round *entra.Round) (string, error) 
 func TestFailedRoundLeavesStateAndDestinationUntouched(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.json.gz")
-	s, g, _ := newSyncer(t, entra.FileState{Path: path})
+	s, g, _ := newSyncer(t, &entra.FileState{Path: path})
 	dest := &recorder{}
 	if err := s.RunRound(ctx, dest); err != nil {
 		t.Fatal(err)
@@ -510,7 +510,7 @@ func TestFailedRoundLeavesStateAndDestinationUntouched(t *testing.T) {
 
 	// A new process resumes from the state file with deltas: the guest's removal is still to come, once.
 	dest.fail = nil
-	resumed := &entra.Syncer{Tenant: tenant, Graph: s.Graph, Labels: s.Labels, Store: entra.FileState{Path: path}}
+	resumed := &entra.Syncer{Tenant: tenant, Graph: s.Graph, Labels: s.Labels, Store: &entra.FileState{Path: path}}
 	if err := resumed.RunRound(ctx, dest); err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 				defer st.Close()
 				s.Store = st
 			case f.state != "":
-				s.Store = entra.FileState{Path: f.state}
+				s.Store = &entra.FileState{Path: f.state}
 			}
 			if f.output != "" {
 				return s.RunRound(ctx, entra.SnapshotFile{Path: f.output})

@@ -17,8 +17,20 @@ import (
 // the medium preset, at Graph's page sizes (999 users, 100 groups a page), and reports the sync process's peak
 // RSS and CPU time, and the wall time without the time the stand-in spent answering (Graph's latency), beside
 // the wall time.
-func BenchmarkSyncFullMedium(b *testing.B) {
-	p, _ := workload.Preset("medium")
+func BenchmarkSyncFullMedium(b *testing.B) { benchmarkSyncFull(b, "medium") }
+
+// BenchmarkSyncFullLarge is BenchmarkSyncFullMedium on the large preset (1M users, 100k groups, 10.1M
+// memberships), with the --state file written as a full sync writes it; only with GROUPGATE_BENCH_LARGE=1 (the
+// stand-in alone holds several GiB).
+func BenchmarkSyncFullLarge(b *testing.B) {
+	if os.Getenv("GROUPGATE_BENCH_LARGE") != "1" {
+		b.Skip("set GROUPGATE_BENCH_LARGE=1 to sync the large preset")
+	}
+	benchmarkSyncFull(b, "large")
+}
+
+func benchmarkSyncFull(b *testing.B, preset string) {
+	p, _ := workload.Preset(preset)
 	tenant, labels, err := graphtest.FromSnapshot(workload.Generate(p))
 	if err != nil {
 		b.Fatal(err)
@@ -31,7 +43,7 @@ func BenchmarkSyncFullMedium(b *testing.B) {
 	if err := os.WriteFile(labelsPath, labels, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	out := filepath.Join(dir, "medium.pb.gz")
+	out := filepath.Join(dir, preset+".pb.gz")
 	var rss int64
 	var cpu, wall time.Duration
 	busy := g.Busy()
@@ -39,6 +51,11 @@ func BenchmarkSyncFullMedium(b *testing.B) {
 		start := time.Now()
 		cmd := exec.Command(os.Args[0], "sync", "--tenant", p.TenantID, "--graph-endpoint", g.URL, "--token-env", "GG_GRAPH_TOKEN",
 			"--labels", labelsPath, "-o", out, "--log-level", "warn")
+		if preset == "large" {
+			state := filepath.Join(dir, "state.json.gz")
+			os.Remove(state)
+			cmd.Args = append(cmd.Args, "--state", state)
+		}
 		cmd.Env = append(os.Environ(), "GROUPGATE_TEST_MAIN=1", "GG_GRAPH_TOKEN="+g.Token)
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("sync: %v\n%s", err, msg)

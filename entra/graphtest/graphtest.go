@@ -179,6 +179,17 @@ func (s *Server) Update(fn func(t *Tenant)) {
 	s.versions = append(s.versions, t)
 }
 
+// ForgetHistory drops every version but the current one, so that a long benchmark on a large tenant does not
+// hold a copy of it per Update; delta links to the dropped versions answer 410 Gone, as expired ones do.
+func (s *Server) ForgetHistory() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range len(s.versions) - 1 {
+		s.versions[i] = nil
+	}
+	s.expired = len(s.versions) - 1
+}
+
 // ExpireDeltaLinks makes every delta link handed out so far answer 410 Gone.
 func (s *Server) ExpireDeltaLinks() {
 	s.mu.Lock()
