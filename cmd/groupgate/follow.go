@@ -150,4 +150,3 @@ func describeChanges(cs []*pb.Change) string {
 	}
 	return strings.Join(out, "; ")
 }
-
