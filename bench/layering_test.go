@@ -9,7 +9,7 @@ import (
 // TestImportsRunDownward checks the module's import graph against the layout the README describes: bench imports
 // internal/, so nothing under internal/ may import bench (internal/benchtenant once imported bench/workload, and
 // the two packages depended on each other's trees); data flows server → policy → resolver → directory and never
-// back; server/app, the wiring, sits on top. In-package test files count (a benchmark's imports are its package's dependencies too); external test
+// back (findings, the live findings evaluator, sits between server and policy); server/app, the wiring, sits on top. In-package test files count (a benchmark's imports are its package's dependencies too); external test
 // packages (package x_test) may use the layers above to drive the one they test.
 func TestImportsRunDownward(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
@@ -36,6 +36,12 @@ func TestImportsRunDownward(t *testing.T) {
 		{"store", "server"},
 		{"store", "policy"},
 		{"web", "server"},
+		// findings (live findings) sits between server and policy: it asks policy, follows store, serves server.
+		{"findings", "server"},
+		{"policy", "findings"},
+		{"resolver", "findings"},
+		{"directory", "findings"},
+		{"store", "findings"},
 		// server/app wires everything; only the commands and the test harness start servers through it.
 		{"server/gateway", "server/app"},
 		{"policy", "server/app"},

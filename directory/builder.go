@@ -105,7 +105,9 @@ func (b *builder) problem(field, format string, args ...any) {
 // mutable returns a node this builder may edit: a copy of the shared node, made once per batch.
 func (b *builder) mutable(r Ref) *Node {
 	n := b.nodes.get(r)
-	if b.mine[r] || (b.loading && n != nil) {
+	// A node deleted earlier in this batch is mine but nil: named again (a dangling member, or upserted anew), it
+	// gets a fresh node rather than a nil one.
+	if (b.mine[r] && n != nil) || (b.loading && n != nil) {
 		return n
 	}
 	c := &Node{ref: r}

@@ -238,6 +238,17 @@ func TestApply(t *testing.T) {
 		{"a kind cannot change", []*pb.Change{change(&pb.User{Id: "g1", UserType: 1})}, nil, "kind cannot change"},
 		{"a label in use cannot be deleted", []*pb.Change{deleteObject("l1")}, nil, "still carried"},
 		{"deleting an unknown object is an error", []*pb.Change{deleteObject("nobody")}, nil, "does not exist"},
+		// A sync batch may delete an object and name it again later in the same batch: a refusal, never a panic.
+		{"a member deleted earlier in the batch is dangling", []*pb.Change{deleteObject("u1"), addMember("g2", "u1")}, nil, "dangling id \"u1\""},
+		{"an object deleted and upserted again in one batch", []*pb.Change{deleteObject("u1"),
+			{Change: &pb.Change_UpsertUser{UpsertUser: &pb.User{Id: "u1", UserType: pb.UserType_USER_TYPE_GUEST}}}, addMember("g2", "u1")},
+			func(t *testing.T, d *Directory) {
+				u, _ := d.Lookup("u1")
+				g, _ := d.Lookup("g2")
+				if u == nil || !u.IsGuest() || !slices.Contains(g.Members(), u.Ref()) {
+					t.Errorf("u1 after delete, upsert, add: %v", u)
+				}
+			}, ""},
 		{"self-membership is refused", []*pb.Change{addMember("g2", "g2")}, nil, "itself"},
 		{"an empty change is refused", []*pb.Change{{}}, nil, "empty change"},
 	}

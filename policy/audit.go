@@ -6,6 +6,7 @@ import (
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/resolver"
 )
 
 // AuditRules are the rules Audit reports, in the order the explorer offers them as filters.
@@ -17,80 +18,110 @@ func AuditRules() []pb.Rule {
 	}
 }
 
-// Audit emits today's violations in the directory (drift), group by group in the order groups were created,
-// then tenant-wide findings: labelled groups whose effective members include a guest while the label disallows
-// guests; labelled parents with unlabelled or less restrictive child groups; role-assignable groups with nested
-// groups or dynamic membership; labels on dynamic groups; nesting cycles (each once); more role-assignable groups
-// than the limit.
+// Audit emits today's violations in the directory (drift), group by group in the order groups were created
+// (GroupFindings), then tenant-wide findings: nesting cycles (each once, CycleFinding) and more role-assignable
+// groups than the limit (LimitFinding). The live findings evaluator (package findings) calls the same three
+// functions on the part of the directory a revision changed, so there is one copy of each rule.
 func (e *Engine) Audit(dir *directory.Directory, rules []pb.Rule, emit func(*pb.Finding) error) error {
-	want := func(r pb.Rule) bool { return len(rules) == 0 || slices.Contains(rules, r) }
+	want := WantRules(rules)
 	view := e.resolver.At(dir)
-	send := func(rule pb.Rule, g *directory.Node, path []string, format string, args ...any) error {
-		if !want(rule) {
-			return nil
-		}
-		gid := ""
-		if g != nil {
-			gid = g.ID()
-		}
-		return emit(&pb.Finding{Rule: rule, GroupId: gid, Path: path, Message: fmt.Sprintf(format, args...)})
-	}
 	for g := range dir.Groups() {
-		attrs := g.Group()
-		l, labelled := dir.Label(attrs.GetLabelId())
-		if labelled && !l.GetGuestsAllowed() && (want(pb.Rule_RULE_LABEL_BLOCKS_GUESTS) || want(pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE)) {
-			if path, ok := view.GuestPath(g.Ref()); ok {
-				if f := guestFinding(dir, g, l, path); want(f.GetRule()) {
-					if err := emit(f); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		for _, m := range g.Members() {
-			child := dir.Node(m)
-			if child == nil || !child.IsGroup() {
-				continue
-			}
-			if labelled {
-				if f := nestedFinding(dir, g, l, child); f != nil && want(f.GetRule()) {
-					if err := emit(f); err != nil {
-						return err
-					}
-				}
-			}
-			if attrs.GetIsAssignableToRole() {
-				if err := send(pb.Rule_RULE_ROLE_GROUP_NO_NESTING, g, []string{g.ID(), child.ID()},
-					"role-assignable group %s contains group %s", name(g), name(child)); err != nil {
-					return err
-				}
-			}
-		}
-		if attrs.GetIsAssignableToRole() && attrs.GetMembership() == pb.Membership_MEMBERSHIP_DYNAMIC {
-			if err := send(pb.Rule_RULE_ROLE_GROUP_DYNAMIC, g, []string{g.ID()}, "role-assignable group %s has dynamic membership", name(g)); err != nil {
-				return err
-			}
-		}
-		if labelled && attrs.GetMembership() == pb.Membership_MEMBERSHIP_DYNAMIC {
-			if err := send(pb.Rule_RULE_DYNAMIC_MEMBERSHIP, g, []string{g.ID(), l.GetId()},
-				"dynamic group %s carries %s, whose policy Entra does not enforce on dynamic groups", name(g), labelName(l)); err != nil {
-				return err
-			}
+		if err := GroupFindings(dir, view, g, want, emit); err != nil {
+			return err
 		}
 	}
 	if want(pb.Rule_RULE_NESTING_CYCLE) {
-		for _, loop := range nestingCycles(dir) {
-			if err := send(pb.Rule_RULE_NESTING_CYCLE, dir.Node(loop[0]), dir.IDs(loop), "nesting cycle: %s", pathNames(dir, loop)); err != nil {
+		for _, comp := range NestingCycles(dir) {
+			if err := emit(CycleFinding(dir, comp)); err != nil {
 				return err
 			}
 		}
 	}
-	if n, limit := dir.Counts().RoleAssignableGroups, dir.RoleAssignableGroupLimit(); n > limit {
-		if err := send(pb.Rule_RULE_ROLE_GROUP_LIMIT, nil, nil, "the tenant has %d role-assignable groups, more than its limit of %d", n, limit); err != nil {
+	if f := LimitFinding(dir); f != nil && want(f.GetRule()) {
+		if err := emit(f); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// WantRules is Audit's rule filter: every rule when rules is empty.
+func WantRules(rules []pb.Rule) func(pb.Rule) bool {
+	return func(r pb.Rule) bool { return len(rules) == 0 || slices.Contains(rules, r) }
+}
+
+// GroupFindings emits the findings about group g that want admits: a guest among its effective members while its
+// label disallows guests (one path, the shortest); each direct child group that is unlabelled or less restrictive
+// than its label; each direct child group of a role-assignable group; a role-assignable group with dynamic
+// membership; a label on a dynamic group. They depend on g's attributes, its label, its direct children's
+// labels, and, for guests, everything below g.
+func GroupFindings(dir *directory.Directory, view resolver.View, g *directory.Node, want func(pb.Rule) bool, emit func(*pb.Finding) error) error {
+	send := func(rule pb.Rule, path []string, format string, args ...any) error {
+		if !want(rule) {
+			return nil
+		}
+		return emit(&pb.Finding{Rule: rule, GroupId: g.ID(), Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	attrs := g.Group()
+	l, labelled := dir.Label(attrs.GetLabelId())
+	if labelled && !l.GetGuestsAllowed() && (want(pb.Rule_RULE_LABEL_BLOCKS_GUESTS) || want(pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE)) {
+		if path, ok := view.GuestPath(g.Ref()); ok {
+			if f := guestFinding(dir, g, l, path); want(f.GetRule()) {
+				if err := emit(f); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, m := range g.Members() {
+		child := dir.Node(m)
+		if child == nil || !child.IsGroup() {
+			continue
+		}
+		if labelled {
+			if f := nestedFinding(dir, g, l, child); f != nil && want(f.GetRule()) {
+				if err := emit(f); err != nil {
+					return err
+				}
+			}
+		}
+		if attrs.GetIsAssignableToRole() {
+			if err := send(pb.Rule_RULE_ROLE_GROUP_NO_NESTING, []string{g.ID(), child.ID()},
+				"role-assignable group %s contains group %s", name(g), name(child)); err != nil {
+				return err
+			}
+		}
+	}
+	if attrs.GetIsAssignableToRole() && attrs.GetMembership() == pb.Membership_MEMBERSHIP_DYNAMIC {
+		if err := send(pb.Rule_RULE_ROLE_GROUP_DYNAMIC, []string{g.ID()}, "role-assignable group %s has dynamic membership", name(g)); err != nil {
+			return err
+		}
+	}
+	if labelled && attrs.GetMembership() == pb.Membership_MEMBERSHIP_DYNAMIC {
+		if err := send(pb.Rule_RULE_DYNAMIC_MEMBERSHIP, []string{g.ID(), l.GetId()},
+			"dynamic group %s carries %s, whose policy Entra does not enforce on dynamic groups", name(g), labelName(l)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CycleFinding is what Audit says of a nesting cycle: comp is a strongly connected component of the group graph
+// with more than one group, sorted by ref; the evidence is the shortest loop from its first group back to itself.
+func CycleFinding(dir *directory.Directory, comp []directory.Ref) *pb.Finding {
+	loop := loopWithin(dir, comp)
+	return &pb.Finding{Rule: pb.Rule_RULE_NESTING_CYCLE, GroupId: dir.Node(loop[0]).ID(), Path: dir.IDs(loop),
+		Message: fmt.Sprintf("nesting cycle: %s", pathNames(dir, loop))}
+}
+
+// LimitFinding is what Audit says when the tenant has more role-assignable groups than its limit; nil otherwise.
+func LimitFinding(dir *directory.Directory) *pb.Finding {
+	n, limit := dir.Counts().RoleAssignableGroups, dir.RoleAssignableGroupLimit()
+	if n <= limit {
+		return nil
+	}
+	return &pb.Finding{Rule: pb.Rule_RULE_ROLE_GROUP_LIMIT,
+		Message: fmt.Sprintf("the tenant has %d role-assignable groups, more than its limit of %d", n, limit)}
 }
 
 // guestFinding is what Audit says of guest path[len(path)-1] in labelled group g, whose label l does not allow
@@ -151,10 +182,9 @@ func MemberFindings(dir *directory.Directory, chain []*directory.Node, member *d
 	return out
 }
 
-// nestingCycles finds the strongly connected components of the group graph with more than one group (Tarjan's
-// algorithm, iterative so deep nesting cannot overflow the stack) and returns one loop through each, starting
-// and ending at the component's first group in ref order.
-func nestingCycles(dir *directory.Directory) [][]directory.Ref {
+// NestingCycles finds the strongly connected components of the group graph with more than one group (Tarjan's
+// algorithm, iterative so deep nesting cannot overflow the stack), each sorted by ref, ordered by first ref.
+func NestingCycles(dir *directory.Directory) [][]directory.Ref {
 	n := dir.RefLimit()
 	index := make([]int32, n) // 0: unvisited; else visit order + 1
 	low := make([]int32, n)
@@ -219,13 +249,11 @@ func nestingCycles(dir *directory.Directory) [][]directory.Ref {
 			}
 		}
 	}
-	loops := make([][]directory.Ref, 0, len(comps))
 	for _, comp := range comps {
 		slices.Sort(comp)
-		loops = append(loops, loopWithin(dir, comp))
 	}
-	slices.SortFunc(loops, func(a, b []directory.Ref) int { return int(a[0]) - int(b[0]) })
-	return loops
+	slices.SortFunc(comps, func(a, b []directory.Ref) int { return int(a[0]) - int(b[0]) })
+	return comps
 }
 
 // loopWithin returns the shortest loop from the component's first group back to itself, staying inside it.

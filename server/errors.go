@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/findings"
 	"github.com/groupgate/groupgate/store"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -35,6 +36,7 @@ func toStatus(err error) *status.Status {
 	var invalid *directory.ValidationError
 	var mismatch *store.RevisionMismatchError
 	var compacted *store.CompactedError
+	var tooOld *findings.TooOldError
 	var badRequest *fieldError
 	switch {
 	case errors.As(err, &badRequest):
@@ -58,6 +60,18 @@ func toStatus(err error) *status.Status {
 			Violations: []*errdetails.PreconditionFailure_Violation{{
 				Type: "REVISION", Subject: "expected_revision", Description: mismatch.Error(),
 			}},
+		})
+	case errors.As(err, &tooOld):
+		// As for Watch: the revision is not kept; the metadata name the oldest one a subscription can start from.
+		return withDetails(status.New(codes.OutOfRange, tooOld.Error()), &errdetails.ErrorInfo{
+			Reason: CompactedReason,
+			Domain: ErrorDomain,
+			Metadata: map[string]string{
+				"tenant_id":          tooOld.TenantID,
+				"after_revision":     strconv.FormatInt(tooOld.After, 10),
+				"oldest_revision":    strconv.FormatInt(tooOld.Oldest, 10),
+				"min_after_revision": strconv.FormatInt(tooOld.Oldest, 10),
+			},
 		})
 	case errors.As(err, &compacted):
 		// OUT_OF_RANGE, as for reading past the end of a file: the request is fine, the revision is not kept. The

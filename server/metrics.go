@@ -22,6 +22,9 @@ type Metrics struct {
 	decisions  *prometheus.CounterVec
 	violations *prometheus.CounterVec
 	warnings   *prometheus.CounterVec
+	// findingsEval times each revision's findings evaluation; findingsEvents counts the events it made.
+	findingsEval   *prometheus.HistogramVec
+	findingsEvents *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them, with Go runtime and process metrics, on a new registry.
@@ -45,8 +48,17 @@ func NewMetrics(st store.Store, cacheStats func() cache.Stats) *Metrics {
 			Name: "groupgate_warnings_total",
 			Help: "Warnings reported in decisions, by rule (e.g. RULE_PREVIEW_BYPASS).",
 		}, []string{"rule"}),
+		findingsEval: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "groupgate_findings_evaluation_seconds",
+			Help:    "How long evaluating one revision's findings took (WatchFindings), from the store's change log to its events.",
+			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 11),
+		}, []string{"tenant"}),
+		findingsEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "groupgate_findings_events_total",
+			Help: "Findings opened or resolved, as WatchFindings reports them.",
+		}, []string{"tenant"}),
 	}
-	m.Registry.MustRegister(m.grpc, m.decisions, m.violations, m.warnings,
+	m.Registry.MustRegister(m.grpc, m.decisions, m.violations, m.warnings, m.findingsEval, m.findingsEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&tenantCollector{store: st})
 	if cacheStats != nil {
@@ -62,6 +74,12 @@ func NewMetrics(st store.Store, cacheStats func() cache.Stats) *Metrics {
 		)
 	}
 	return m
+}
+
+// observeFindings records one revision's findings evaluation.
+func (m *Metrics) observeFindings(tenantID string, _ /* changes */, events int, took time.Duration) {
+	m.findingsEval.WithLabelValues(tenantID).Observe(took.Seconds())
+	m.findingsEvents.WithLabelValues(tenantID).Add(float64(events))
 }
 
 // observe counts a decision. It is safe on a nil *Metrics.

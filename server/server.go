@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/findings"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/policy"
 	"github.com/groupgate/groupgate/resolver"
@@ -50,6 +51,8 @@ type Config struct {
 	// over gRPC and through the HTTP gateway alike, with child spans for policy and resolver work. nil: no spans,
 	// and no cost.
 	TracerProvider trace.TracerProvider
+	// Findings bound WatchFindings' subscribers and history (zero values take defaults).
+	Findings findings.Options
 	// ServerOptions are added to the grpc.Server's (credentials, limits). Interceptors added here would not run
 	// on the HTTP gateway's in-process calls (Invoke): add them to New's chain instead.
 	ServerOptions []grpc.ServerOption
@@ -69,6 +72,8 @@ type Server struct {
 	streamMethods map[string]streamMethod
 	syncs         *syncRounds
 	tracing       *tracing
+	findings      *findings.Hubs
+	findingsOpts  findings.Options
 }
 
 // New builds a server; call Serve to accept connections.
@@ -84,6 +89,17 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, engine: policy.New(cfg.Resolver), health: health.NewServer(), syncs: newSyncRounds(),
 		unaryMethods: map[string]unaryMethod{}, streamMethods: map[string]streamMethod{}}
+	s.findingsOpts = cfg.Findings
+	if s.findingsOpts.Logger == nil {
+		s.findingsOpts.Logger = cfg.Logger
+	}
+	if s.findingsOpts.SubscriberBuffer <= 0 {
+		s.findingsOpts.SubscriberBuffer = 256
+	}
+	if cfg.Metrics != nil && s.findingsOpts.Observe == nil {
+		s.findingsOpts.Observe = cfg.Metrics.observeFindings
+	}
+	s.findings = findings.NewHubs(cfg.Store, s.findingsOpts)
 
 	recoveryOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		cfg.Logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -172,8 +188,11 @@ func (s *Server) MarkNotServing() {
 }
 
 // Shutdown reports NOT_SERVING, stops accepting calls and waits for in-flight ones up to ctx, then cuts them.
+// WatchFindings streams, which would never end by themselves, are ended first (UNAVAILABLE, with the revision to
+// resume from).
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
+	s.findings.Close()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -2,11 +2,13 @@ package server
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/groupgate/groupgate/directory"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/policy"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -221,6 +223,17 @@ func validate(req any) error {
 		}
 		if len(r.GetRequestId()) > maxRequestIDLength {
 			v.add("request_id", "at most %d bytes", maxRequestIDLength)
+		}
+	case *pb.WatchFindingsRequest:
+		v.id("tenant_id", r.GetTenantId())
+		if r.GetAfterRevision() < 0 {
+			v.add("after_revision", "must not be negative")
+		}
+		for i, rule := range r.GetRules() {
+			field := fmt.Sprintf("rules[%d]", i)
+			if v.enum(field, rule); rule != 0 && rule.Descriptor().Values().ByNumber(rule.Number()) != nil && !slices.Contains(policy.AuditRules(), rule) {
+				v.add(field, "%v is a decision rule, not an audit finding: want one of %v", rule, policy.AuditRules())
+			}
 		}
 	case *pb.WatchRequest:
 		v.id("tenant_id", r.GetTenantId())

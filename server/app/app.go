@@ -189,7 +189,8 @@ func (a *App) buildServer(context.Context) error {
 	}
 	a.srv = server.New(server.Config{Store: a.store, Resolver: a.resolver, Logger: a.logger, Tokens: a.tokens, JWT: a.jwt,
 		Limits: a.cfg.Limits, Metrics: a.metrics, ServerOptions: append(opts, a.cfg.ServerOptions...),
-		DecisionLog: a.decisionLog, DecisionLogReader: a.decisionLogReader, TracerProvider: a.tracer})
+		DecisionLog: a.decisionLog, DecisionLogReader: a.decisionLogReader, TracerProvider: a.tracer,
+		Findings: a.cfg.Findings})
 	a.onClose(a.srv.GRPC().Stop) // when Run did not stop it gracefully
 	return nil
 }

@@ -11,6 +11,7 @@ package app
 
 import (
 	"crypto/tls"
+	"github.com/groupgate/groupgate/findings"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -99,6 +100,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the server's logs; nil: slog.Default().
 	Logger *slog.Logger
+	// Findings bound WatchFindings' subscribers and history (server.Config.Findings); zero values take defaults.
+	Findings findings.Options
 }
 
 // OIDC configures Entra ID / OpenID Connect bearer tokens (serve's --oidc-* flags).

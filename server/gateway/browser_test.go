@@ -116,6 +116,13 @@ func TestWebPagesCannotWriteOrRead(t *testing.T) {
 		{name: "rebinding: the OpenAPI document", method: "GET", path: "/openapi.json", host: "evil.example", wantCode: 403},
 		{name: "rebinding: a name that merely starts like localhost", method: "GET", path: "/", host: "localhost.evil.example", wantCode: 403},
 		{name: "rebinding: a GET of the API", method: "GET", path: "/v1/getStatus", host: "evil.example:" + port, wantCode: 403},
+		// The live findings stream (SPEC §16) is an API route like the others: a page may not open it.
+		{name: "findings stream: text/plain from a foreign page", method: "POST", path: "/v1/watchFindings",
+			contentType: "text/plain;charset=UTF-8", body: `{"tenantId":"contoso"}`, origin: evil, fetchS: "cross-site", wantCode: 403},
+		{name: "findings stream: JSON from a foreign origin", method: "POST", path: "/v1/watchFindings",
+			contentType: "application/json", body: `{"tenantId":"contoso"}`, origin: evil, wantCode: 403},
+		{name: "findings stream: rebinding", method: "POST", path: "/v1/watchFindings", contentType: "application/json",
+			body: `{"tenantId":"contoso"}`, host: "evil.example:" + port, wantCode: 403},
 		// The AuthZEN routes are the API too (SPEC §17: its certification wants 400, not 415, for a non-JSON body).
 		{name: "AuthZEN: text/plain evaluation from a foreign page", method: "POST", path: "/access/v1/evaluation",
 			contentType: "text/plain", body: authzenQuestion, origin: evil, fetchS: "cross-site", wantCode: 403},

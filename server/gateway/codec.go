@@ -23,7 +23,7 @@ func marshaler() runtime.Marshaler {
 	}}
 }
 
-// startStream makes a Watch live: its 200 goes out as soon as the server has accepted the watch (sent its
+// startStream makes a Watch or a WatchFindings live: its 200 goes out as soon as the server has accepted the watch (sent its
 // headers), before the first change, which may be long in coming (an HTTP client that sees no status by then gives
 // up), and every change is flushed as it comes. grpc-gateway calls it with a nil message when a stream starts (and
 // with each message, ignored here). A watch that fails before starting has no headers, so its error still gets its
@@ -32,7 +32,7 @@ func startStream(ctx context.Context, w http.ResponseWriter, msg proto.Message) 
 	if msg != nil {
 		return nil
 	}
-	if method, _ := runtime.RPCMethod(ctx); method != pb.DirectoryService_Watch_FullMethodName {
+	if method, _ := runtime.RPCMethod(ctx); method != pb.DirectoryService_Watch_FullMethodName && method != pb.DecisionService_WatchFindings_FullMethodName {
 		return nil
 	}
 	if md, ok := runtime.ServerMetadataFromContext(ctx); !ok || md.HeaderMD == nil {
@@ -47,7 +47,8 @@ func startStream(ctx context.Context, w http.ResponseWriter, msg proto.Message) 
 	return nil
 }
 
-// flushControl keeps grpc-gateway from flushing after every message of a stream, except for a Watch (live). The
+// flushControl keeps grpc-gateway from flushing after every message of a stream, except for a Watch or a
+// WatchFindings (live). The
 // other streams (EffectiveMembers, Audit, ExportSnapshot, …) produce their messages at once, so flushing each one
 // only costs a write system call apiece: net/http writes them as its buffer fills, and the last when the stream
 // ends. Flushing per message made a one-message stream three writes (status, message, end) instead of one.

@@ -634,6 +634,76 @@ func TestHTTPWatchStreamsLiveChanges(t *testing.T) {
 	}
 }
 
+// TestHTTPWatchFindingsStreamsLiveEvents: WatchFindings over HTTP, as a checker, sends the starting findings and
+// then each revision's events as NDJSON lines while the response stays open, the finding_id the same on the
+// OPENED and the RESOLVED line.
+func TestHTTPWatchFindingsStreamsLiveEvents(t *testing.T) {
+	srv := servertest.StartWith(t, servertest.Options{HTTP: true, Tokens: tokens(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.HTTPURL+"/v1/watchFindings",
+		strings.NewReader(`{"tenantId":"contoso","rules":["RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+checkerToken)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson; charset=utf-8" {
+		t.Fatalf("watchFindings: HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := make(chan *pb.WatchFindingsResponse)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var l struct{ Result json.RawMessage }
+			var m pb.WatchFindingsResponse
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil || protojson.Unmarshal(l.Result, &m) != nil {
+				t.Errorf("line %s", sc.Bytes())
+				return
+			}
+			lines <- &m
+		}
+	}()
+	next := func(what string) *pb.WatchFindingsResponse {
+		t.Helper()
+		select {
+		case m, ok := <-lines:
+			if !ok {
+				t.Fatalf("%s: the stream ended", what)
+			}
+			return m
+		case <-ctx.Done():
+			t.Fatalf("%s: no line", what)
+		}
+		return nil
+	}
+	// The demo tenant has no transitive guest finding: the starting findings are just the end marker.
+	if m := next("start"); !m.GetCurrentDone() || m.GetRevision() != 1 || len(m.GetEvents()) != 0 {
+		t.Fatalf("first line %v, want current_done at revision 1", m)
+	}
+	var ids []string
+	for i, change := range []string{"addMember", "removeMember"} {
+		w := do(t, srv.HTTPURL, call{path: "/v1/writeChanges", token: writerToken,
+			body: `{"tenantId":"contoso","changes":[{"` + change + `":{"groupId":"grp-finance-interns","memberId":"u-gina"}}]}`})
+		if w.code != 200 {
+			t.Fatalf("%s: HTTP %d %s", change, w.code, w.body)
+		}
+		m := next(change)
+		want := []pb.FindingEventKind{pb.FindingEventKind_FINDING_EVENT_KIND_OPENED, pb.FindingEventKind_FINDING_EVENT_KIND_RESOLVED}[i]
+		if m.GetRevision() != int64(2+i) || len(m.GetEvents()) != 1 || m.GetEvents()[0].GetKind() != want ||
+			m.GetEvents()[0].GetFinding().GetGroupId() != "grp-finance" {
+			t.Fatalf("after %s: %v, want one %v event on grp-finance at revision %d", change, m, want, 2+i)
+		}
+		ids = append(ids, m.GetEvents()[0].GetFindingId())
+	}
+	if ids[0] != ids[1] || ids[0] == "" {
+		t.Errorf("finding ids %v: want the same on OPENED and RESOLVED", ids)
+	}
+}
+
 const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 // syncBuffer is a log sink the server writes while the test reads.

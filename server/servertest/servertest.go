@@ -12,6 +12,7 @@ import (
 
 	"github.com/groupgate/groupgate/client"
 	"github.com/groupgate/groupgate/directory"
+	"github.com/groupgate/groupgate/findings"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/app"
 	"github.com/groupgate/groupgate/server/gateway"
@@ -66,6 +67,8 @@ type Options struct {
 	// Store, when set, opens the store to serve (its OnChange must call onChange) instead of a memory store
 	// holding the given tenants; the caller seeds it.
 	Store func(onChange store.ChangeListener) store.Store
+	// Findings bound WatchFindings' subscribers and history (server.Config.Findings).
+	Findings findings.Options
 }
 
 // Start serves the given tenants (the demo tenant when none is given) from a memory store on 127.0.0.1:0 and
@@ -99,6 +102,7 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		TracerProvider:    opts.TracerProvider,
 		// GCHeadroom zero: a test's server leaves the collector to Go, as before the headroom existed.
 		ShutdownTimeout: 5 * time.Second,
+		Findings:        opts.Findings,
 	}
 	if opts.Store != nil {
 		cfg.Store = func(onChange store.ChangeListener) (store.Store, error) { return opts.Store(onChange), nil }
