@@ -350,17 +350,71 @@ func (d *Deliverer) follow(ctx context.Context, ledger Ledger, tenant string, po
 			d.pending.Sub(float64(len(resp.GetEvents())))
 		}
 	}()
-	for resp := range queue {
-		if resp.GetRevision() <= pos.Revision {
-			d.pending.Sub(float64(len(resp.GetEvents())))
-			continue // delivered already (a replay that overlaps the catch-up)
+	// A revision with more events than one message holds comes as consecutive messages of that revision, every
+	// one full but the last: a revision is recorded as delivered after a message that is not full, or when a
+	// message of a later revision comes, or when nothing more comes for revisionIdle.
+	var held *revisionEvents
+	record := func() error {
+		if held == nil {
+			return nil
 		}
-		err := d.deliverRevision(ctx, ledger, tenant, pos, resp.GetRevision(), resp.GetEvents())
-		if err != nil {
-			return err
+		r := held
+		held = nil
+		return d.record(ctx, ledger, tenant, pos, r)
+	}
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
+	for {
+		select {
+		case resp, ok := <-queue:
+			if !ok {
+				// The stream ended: a revision not known to be complete is not recorded; the next stream
+				// replays it whole (duplicates only of the revision in flight).
+				return <-readErr
+			}
+			rev := resp.GetRevision()
+			if held != nil && rev != held.rev {
+				if err := record(); err != nil {
+					return err
+				}
+			}
+			if rev <= pos.Revision {
+				d.pending.Sub(float64(len(resp.GetEvents())))
+				continue // delivered already (a replay that overlaps the catch-up)
+			}
+			if held == nil {
+				held = &revisionEvents{rev: rev, opened: map[string]*pb.Finding{}}
+			}
+			if err := d.postAll(ctx, tenant, resp.GetEvents(), held); err != nil {
+				return err
+			}
+			if len(resp.GetEvents()) < fullMessage {
+				if err := record(); err != nil {
+					return err
+				}
+			} else {
+				idle.Reset(revisionIdle)
+			}
+		case <-idle.C:
+			if err := record(); err != nil {
+				return err
+			}
 		}
 	}
-	return <-readErr
+}
+
+// fullMessage is the most events the server puts in one WatchFindings message (server.findingsPageSize).
+const fullMessage = 1000
+
+// revisionIdle is how long a full message's revision waits for a continuation before it counts as complete: the
+// server sends a revision's messages back to back.
+const revisionIdle = 2 * time.Second
+
+// revisionEvents are the delivered events of one revision, not yet recorded in the ledger.
+type revisionEvents struct {
+	rev      int64
+	opened   map[string]*pb.Finding
+	resolved []string
 }
 
 // catchUp turns the starting findings into the events the receiver lacks: OPENED for what holds now and it
@@ -387,8 +441,18 @@ func catchUp(pos *Position, current map[string]*pb.FindingEvent, start int64) []
 // deliverRevision posts one revision's events in order, each until the receiver takes it, then records the
 // revision as delivered. With no events it only moves the position forward.
 func (d *Deliverer) deliverRevision(ctx context.Context, ledger Ledger, tenant string, pos *Position, rev int64, events []*pb.FindingEvent) error {
-	opened := map[string]*pb.Finding{}
-	var resolved []string
+	r := &revisionEvents{rev: rev, opened: map[string]*pb.Finding{}}
+	if err := d.postAll(ctx, tenant, events, r); err != nil {
+		return err
+	}
+	if rev == pos.Revision && len(events) == 0 {
+		return nil
+	}
+	return d.record(ctx, ledger, tenant, pos, r)
+}
+
+// postAll posts events in order, each until the receiver takes it, noting them in r.
+func (d *Deliverer) postAll(ctx context.Context, tenant string, events []*pb.FindingEvent, r *revisionEvents) error {
 	for i, e := range events {
 		if err := d.post(ctx, tenant, e); err != nil {
 			d.pending.Sub(float64(len(events) - i)) // they will be read again from the stream
@@ -397,26 +461,28 @@ func (d *Deliverer) deliverRevision(ctx context.Context, ledger Ledger, tenant s
 		d.sent.Inc()
 		d.pending.Dec()
 		if e.GetKind() == pb.FindingEventKind_FINDING_EVENT_KIND_RESOLVED {
-			resolved = append(resolved, e.GetFindingId())
-			delete(opened, e.GetFindingId())
+			r.resolved = append(r.resolved, e.GetFindingId())
+			delete(r.opened, e.GetFindingId())
 		} else {
-			opened[e.GetFindingId()] = e.GetFinding()
+			r.opened[e.GetFindingId()] = e.GetFinding()
 		}
 	}
-	if rev == pos.Revision && len(events) == 0 {
-		return nil
+	return nil
+}
+
+// record notes a revision's delivered events in the ledger and in pos.
+func (d *Deliverer) record(ctx context.Context, ledger Ledger, tenant string, pos *Position, r *revisionEvents) error {
+	if err := ledger.Delivered(ctx, tenant, r.rev, r.opened, r.resolved); err != nil {
+		return fmt.Errorf("recording revision %d as delivered: %w", r.rev, err)
 	}
-	if err := ledger.Delivered(ctx, tenant, rev, opened, resolved); err != nil {
-		return fmt.Errorf("recording revision %d as delivered: %w", rev, err)
-	}
-	for id, f := range opened {
+	for id, f := range r.opened {
 		pos.Open[id] = f
 	}
-	for _, id := range resolved {
+	for _, id := range r.resolved {
 		delete(pos.Open, id)
 	}
-	pos.Revision = rev
-	d.position.WithLabelValues(tenant).Set(float64(rev))
+	pos.Revision = r.rev
+	d.position.WithLabelValues(tenant).Set(float64(r.rev))
 	return nil
 }
 
