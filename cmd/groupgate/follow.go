@@ -124,7 +124,7 @@ func formatEvent(e *pb.FindingEvent) string {
 	}
 	fd := e.GetFinding()
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-8s r%-6d %s  %s\n    %s\n", kind, e.GetRevision(), fd.GetRule(), fd.GetGroupId(), fd.GetMessage())
+	fmt.Fprintf(&b, "%-8s r%d  %s  %s\n    %s\n", kind, e.GetRevision(), fd.GetRule(), fd.GetGroupId(), fd.GetMessage())
 	if len(fd.GetPath()) > 0 {
 		fmt.Fprintf(&b, "    path: %s\n", strings.Join(fd.GetPath(), " -> "))
 	}
