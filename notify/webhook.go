@@ -41,6 +41,11 @@ type Config struct {
 	Token string
 	// Tenants lists the tenants to deliver for; it is asked again every TenantsEvery for new ones.
 	Tenants func() []string
+	// Prepare, when set, is called once for every tenant Tenants lists, whether or not this replica holds the
+	// lease: the server starts following the tenant's findings then (Server.StartFindings), so that a standby
+	// that takes over holds the findings history since its start and can replay from the delivered revision
+	// rather than fall back to the difference.
+	Prepare func(ctx context.Context, tenant string) error
 	// Ledgers keep the delivered position and grant the one-replica lease.
 	Ledgers Ledgers
 	// Logger receives what the deliverer does; never the secret, the header values or the URL's query.
@@ -52,7 +57,7 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait between attempts (doubling, with jitter); zero: 500 ms and 1 min.
 	MinBackoff, MaxBackoff time.Duration
 	// LeaseEvery is how often a replica without the lease tries for it, and TenantsEvery how often the tenant
-	// list is read again; zero: 5 s and 10 s.
+	// list is read again; zero: 5 s and 2 s.
 	LeaseEvery, TenantsEvery time.Duration
 	// QueueMessages bounds the WatchFindings messages read ahead of delivery per tenant; zero: 256. When it is
 	// full the deliverer stops reading: the server ends the stream (RESOURCE_EXHAUSTED) and the deliverer
@@ -146,7 +151,7 @@ func New(cfg Config) (*Deliverer, error) {
 	def(&cfg.MinBackoff, 500*time.Millisecond)
 	def(&cfg.MaxBackoff, time.Minute)
 	def(&cfg.LeaseEvery, 5*time.Second)
-	def(&cfg.TenantsEvery, 10*time.Second)
+	def(&cfg.TenantsEvery, 2*time.Second)
 	if cfg.QueueMessages <= 0 {
 		cfg.QueueMessages = 256
 	}
@@ -176,6 +181,9 @@ func New(cfg Config) (*Deliverer, error) {
 // Run delivers until ctx ends: it waits for the lease, then follows every tenant, one goroutine each, until ctx
 // ends or the lease is lost (then it waits for the lease again).
 func (d *Deliverer) Run(ctx context.Context) {
+	if d.cfg.Prepare != nil {
+		go d.prepare(ctx)
+	}
 	for ctx.Err() == nil {
 		ledger, err := d.cfg.Ledgers.Lease(ctx)
 		switch {
@@ -193,6 +201,30 @@ func (d *Deliverer) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case <-time.After(d.cfg.LeaseEvery):
+		}
+	}
+}
+
+// prepare calls Config.Prepare for every tenant, new ones as they appear, until ctx ends.
+func (d *Deliverer) prepare(ctx context.Context) {
+	done := map[string]bool{}
+	tick := time.NewTicker(d.cfg.TenantsEvery)
+	defer tick.Stop()
+	for {
+		for _, t := range d.cfg.Tenants() {
+			if done[t] {
+				continue
+			}
+			if err := d.cfg.Prepare(ctx, t); err != nil {
+				d.cfg.Logger.Warn("findings webhook: cannot follow the tenant's findings yet", "tenant", t, "err", err)
+				continue
+			}
+			done[t] = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
 	}
 }

@@ -120,7 +120,7 @@ func (a *App) startFindingsWebhook(context.Context) error {
 		reg = a.metrics.Registry
 	}
 	d, err := notify.New(notify.Config{URL: w.URL, Secret: a.webhookSecret, Header: a.webhookHeader,
-		Conn: a.srv.Conn(), Token: a.webhookToken, Tenants: a.store.Tenants, Ledgers: ledgers,
+		Conn: a.srv.Conn(), Token: a.webhookToken, Tenants: a.store.Tenants, Prepare: a.srv.StartFindings, Ledgers: ledgers,
 		Logger: a.logger, Registerer: reg, MinBackoff: w.MinBackoff, MaxBackoff: w.MaxBackoff, LeaseEvery: w.LeaseEvery})
 	if err != nil {
 		return err
