@@ -186,7 +186,7 @@ func TestFindingsWebhookFailover(t *testing.T) {
 	plain.kill(syscall.SIGTERM)
 	before := len(recv.Events())
 	startReplica(t, url, "--findings-webhook", recv.URL+"/hook", "--findings-webhook-secret-file", secretPath)
-	es = recv.WaitFor(t, 60*time.Second, "the difference after the restart", func(es []notifytest.Event) bool { return len(es) > before })
+	recv.WaitFor(t, 60*time.Second, "the difference after the restart", func(es []notifytest.Event) bool { return len(es) > before })
 	time.Sleep(500 * time.Millisecond) // a flood would be arriving by now
 	es = recv.Events()[before:]
 	if want := fmt.Sprintf("%s-resolved-%d", id, rev); len(es) != 1 || es[0].ID != want {
