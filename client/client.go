@@ -161,6 +161,19 @@ func (c *Client) Audit(ctx context.Context, req *pb.AuditRequest, fn func(f *pb.
 	}
 }
 
+// WatchFindings streams the findings that hold at the starting revision, then each later revision's
+// OPENED/RESOLVED events (SPEC §16), calling fn for every message until the stream ends, fails, or fn fails. It
+// runs until ctx ends: the server never ends a healthy stream by itself.
+func (c *Client) WatchFindings(ctx context.Context, req *pb.WatchFindingsRequest, fn func(*pb.WatchFindingsResponse) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the stream on the server if fn stops early
+	stream, err := c.Decisions.WatchFindings(ctx, req)
+	if err != nil {
+		return err
+	}
+	return each(stream, fn)
+}
+
 // bearer sends a bearer token with every call.
 type bearer struct{ token string }
 

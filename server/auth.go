@@ -3,8 +3,10 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -115,6 +117,26 @@ func ParseTokens(r io.Reader) (*Tokens, error) {
 		return nil, fmt.Errorf("no tokens")
 	}
 	return t, nil
+}
+
+// WithInternalCaller returns tokens (nil: none) plus a new random token of the given role and name, and that
+// token: how a part of the server that calls it in-process (the findings webhook, through Server.Conn) passes the
+// same authentication as any caller. The token exists only in this process's memory.
+func WithInternalCaller(t *Tokens, role Role, name string) (*Tokens, string, error) {
+	if !validCallerName(name) {
+		return nil, "", fmt.Errorf("internal caller name %q: want 1 to 64 letters, digits, '.', '_', '-' or '@'", name)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, "", err
+	}
+	token := hex.EncodeToString(raw)
+	out := &Tokens{}
+	if t != nil {
+		out.entries = append(out.entries, t.entries...)
+	}
+	out.entries = append(out.entries, tokenEntry{digest: sha256.Sum256([]byte(token)), role: role, name: name})
+	return out, token, nil
 }
 
 func validCallerName(name string) bool {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -218,6 +219,8 @@ func newMembersCmd() *cobra.Command {
 func newAuditCmd() *cobra.Command {
 	f := &clientFlags{}
 	var rules []string
+	var follow bool
+	var afterRevision int64
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "List today's policy violations in the directory (drift)",
@@ -238,6 +241,12 @@ func newAuditCmd() *cobra.Command {
 					return fmt.Errorf("--rule %q: unknown rule", r)
 				}
 				req.Rules = append(req.Rules, pb.Rule(v))
+			}
+			if follow {
+				return followFindings(cmd, f, c, &pb.WatchFindingsRequest{TenantId: f.tenant, AfterRevision: afterRevision, Rules: req.Rules})
+			}
+			if afterRevision != 0 {
+				return errors.New("--after-revision needs --follow")
 			}
 			n := 0
 			err = c.Audit(ctx, req, func(fd *pb.Finding, rev int64) error {
@@ -261,6 +270,8 @@ func newAuditCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringSliceVar(&rules, "rule", nil, "only findings of these rules (e.g. RULE_NESTING_CYCLE or nesting_cycle)")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "after the current findings, print each finding that opens or resolves as it happens, until Ctrl-C (--timeout does not apply)")
+	cmd.Flags().Int64Var(&afterRevision, "after-revision", 0, "with --follow: start at this revision (the last one printed, to resume); 0: the newest")
 	f.register(cmd)
 	return cmd
 }

@@ -41,6 +41,7 @@ type serveFlags struct {
 	oidcAudiences   []string
 	oidcRoles       []string
 	decisionLog     decisionLogFlags // --decision-log* (decisionlog.go)
+	webhook         app.FindingsWebhook
 	// httpReady, when set, receives the HTTP listener's address (tests; not a flag).
 	httpReady chan<- string
 }
@@ -100,6 +101,10 @@ func newServeCmd() *cobra.Command {
 	fl.DurationVar(&f.retention.For, "retain-for", 24*time.Hour, "postgres: keep at least the revisions (and superseded checkpoints) written within this period")
 	fl.DurationVar(&f.retention.Every, "prune-every", time.Minute, "postgres: how often one replica prunes what --retain-revisions and --retain-for no longer keep (0: keep everything)")
 	f.decisionLog.register(fl, &f.retention)
+	fl.StringVar(&f.webhook.URL, "findings-webhook", "", "post each finding that opens or resolves to this URL as a signed CloudEvents 1.0 JSON event (README \"Be told when a violation enters\"); https unless loopback")
+	fl.StringVar(&f.webhook.SecretFile, "findings-webhook-secret-file", "", "file holding the key of the events' X-Groupgate-Signature (HMAC-SHA256 of the body); required with --findings-webhook")
+	fl.StringVar(&f.webhook.HeaderFile, "findings-webhook-header-file", "", "file of 'Name: value' lines sent with every event, e.g. Event Grid's aeg-sas-key (values never logged)")
+	fl.BoolVar(&f.webhook.Insecure, "findings-webhook-insecure", false, "allow a plain http:// --findings-webhook off this machine")
 	annotateEnv(cmd)
 	return cmd
 }
@@ -140,5 +145,6 @@ func (f *serveFlags) config() (app.Config, error) {
 		TLSCert: f.tlsCert, TLSKey: f.tlsKey, ClientCA: f.clientCA, Browser: f.browser, AuthZENBaseURL: f.authzenBaseURL,
 		Limits: f.limits, CacheBytes: f.cacheBytes, GCHeadroom: f.gcHeadroom, FollowMemoryLimit: true,
 		DecisionLog: app.DecisionLogConfig{Sink: f.decisionLog.sink, MaxBytes: f.decisionLog.maxBytes, Keep: f.decisionLog.keep}, ShutdownTimeout: f.shutdownTimeout, Logger: logger,
+		FindingsWebhook: f.webhook,
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 
 	"github.com/groupgate/groupgate/internal/gctune"
@@ -45,6 +46,10 @@ type App struct {
 	httpAddr          string // the HTTP listener's address and base URL (gateway.Endpoint)
 	httpURL           string
 	serving           chan struct{}
+
+	webhookSecret []byte      // the findings webhook's HMAC key
+	webhookHeader http.Header // sent with its POSTs
+	webhookToken  string      // its in-process calls' bearer token, "" without authentication
 }
 
 // Open checks cfg, loads the tenants and binds every listener, one step after another; a failed step undoes the
@@ -56,10 +61,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		a.checkAddresses, // first: a typo should not wait for a large tenant to load
 		a.tuneGC,
 		a.openCallers,
+		a.checkFindingsWebhook, // before the store loads: bad flags stop serve at once
 		a.openTLS,
 		a.openStore,
 		a.openObservability,
 		a.buildServer,
+		a.startFindingsWebhook,
 		a.listen,
 		a.serveMetrics,
 	} {

@@ -83,6 +83,9 @@ type Config struct {
 	// ServerOptions are added to the gRPC server's (tests).
 	ServerOptions []grpc.ServerOption
 
+	// FindingsWebhook posts each live finding event to a URL (SPEC §16); its URL "": none.
+	FindingsWebhook FindingsWebhook
+
 	// Limits bound requests and concurrency (zero fields: server's defaults).
 	Limits server.Limits
 	// CacheBytes bounds the resolver's cache; 0: its default.

@@ -69,6 +69,8 @@ type Options struct {
 	Store func(onChange store.ChangeListener) store.Store
 	// Findings bound WatchFindings' subscribers and history (server.Config.Findings).
 	Findings findings.Options
+	// FindingsWebhook posts live findings to a URL (app.Config.FindingsWebhook).
+	FindingsWebhook app.FindingsWebhook
 }
 
 // Start serves the given tenants (the demo tenant when none is given) from a memory store on 127.0.0.1:0 and
@@ -103,6 +105,7 @@ func StartWith(t testing.TB, opts Options, tenants ...*directory.Directory) *Ser
 		// GCHeadroom zero: a test's server leaves the collector to Go, as before the headroom existed.
 		ShutdownTimeout: 5 * time.Second,
 		Findings:        opts.Findings,
+		FindingsWebhook: opts.FindingsWebhook,
 	}
 	if opts.Store != nil {
 		cfg.Store = func(onChange store.ChangeListener) (store.Store, error) { return opts.Store(onChange), nil }
