@@ -33,7 +33,8 @@ func named(c *pb.Change) (ids []string, settings bool) {
 }
 
 // causes picks the changes of a revision (prev → next) that opened or resolved f: those that name its group,
-// anything on its path (the subject, the groups between), or a label one of those groups carries. A change can
+// anything on its path (the subject, the groups between), or a label one of those groups carries — a membership
+// change only when the edge it adds or removes joins two of those. A change can
 // also act from further away: removing the nearest guest deep below a group makes another guest, on another
 // path, the one reported. When no change names the finding, causes falls back to the changes that name
 // something below its group (for the role-assignable limit: the group upserts and deletes, and settings).
@@ -65,7 +66,14 @@ func causes(res *resolver.Resolver, prev, next *directory.Directory, changes []*
 	var out []*pb.Change
 	for _, c := range changes {
 		ids, _ := named(c)
-		if slices.ContainsFunc(ids, func(id string) bool { return touch[id] }) {
+		// A membership change is an edge: it is this finding's when both of its ends are (the edge lies on the
+		// path). Naming the group alone is not enough: a Confidential group gaining 1,000 unlabelled children
+		// opens 1,000 findings, each caused by its own child's edge, not by all 1,000.
+		onPath := slices.ContainsFunc(ids, func(id string) bool { return touch[id] })
+		if c.GetAddMember() != nil || c.GetRemoveMember() != nil {
+			onPath = !slices.ContainsFunc(ids, func(id string) bool { return !touch[id] })
+		}
+		if onPath {
 			out = append(out, c)
 		}
 	}

@@ -101,7 +101,7 @@ func (f *fakeFindings) WatchFindings(req *pb.WatchFindingsRequest, stream grpc.S
 	if err := stream.Send(&pb.WatchFindingsResponse{Events: cur, Revision: start}); err != nil {
 		return err
 	}
-	if err := stream.Send(&pb.WatchFindingsResponse{Revision: start, CurrentDone: true}); err != nil {
+	if err := stream.Send(&pb.WatchFindingsResponse{Revision: start, CurrentDone: true, RevisionDone: true}); err != nil {
 		return err
 	}
 	sent := 0
@@ -124,7 +124,7 @@ func (f *fakeFindings) WatchFindings(req *pb.WatchFindingsRequest, stream grpc.S
 			}
 		}
 		if len(es) > 0 {
-			if err := stream.Send(&pb.WatchFindingsResponse{Events: es, Revision: next}); err != nil {
+			if err := stream.Send(&pb.WatchFindingsResponse{Events: es, Revision: next, RevisionDone: true}); err != nil {
 				return err
 			}
 			sent++

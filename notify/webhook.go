@@ -382,9 +382,8 @@ func (d *Deliverer) follow(ctx context.Context, ledger Ledger, tenant string, po
 			d.pending.Sub(float64(len(resp.GetEvents())))
 		}
 	}()
-	// A revision with more events than one message holds comes as consecutive messages of that revision, every
-	// one full but the last: a revision is recorded as delivered after a message that is not full, or when a
-	// message of a later revision comes, or when nothing more comes for revisionIdle.
+	// A revision with more events than one message holds comes as consecutive messages of that revision: it is
+	// recorded as delivered after the message that carries revision_done (or when a later revision's comes).
 	var held *revisionEvents
 	record := func() error {
 		if held == nil {
@@ -394,53 +393,36 @@ func (d *Deliverer) follow(ctx context.Context, ledger Ledger, tenant string, po
 		held = nil
 		return d.record(ctx, ledger, tenant, pos, r)
 	}
-	idle := time.NewTimer(time.Hour)
-	defer idle.Stop()
 	for {
-		select {
-		case resp, ok := <-queue:
-			if !ok {
-				// The stream ended: a revision not known to be complete is not recorded; the next stream
-				// replays it whole (duplicates only of the revision in flight).
-				return <-readErr
-			}
-			rev := resp.GetRevision()
-			if held != nil && rev != held.rev {
-				if err := record(); err != nil {
-					return err
-				}
-			}
-			if rev <= pos.Revision {
-				d.pending.Sub(float64(len(resp.GetEvents())))
-				continue // delivered already (a replay that overlaps the catch-up)
-			}
-			if held == nil {
-				held = &revisionEvents{rev: rev, opened: map[string]*pb.Finding{}}
-			}
-			if err := d.postAll(ctx, tenant, resp.GetEvents(), held); err != nil {
+		resp, ok := <-queue
+		if !ok {
+			// The stream ended: a revision not known to be complete is not recorded; the next stream
+			// replays it whole (duplicates only of the revision in flight).
+			return <-readErr
+		}
+		rev := resp.GetRevision()
+		if held != nil && rev != held.rev {
+			if err := record(); err != nil {
 				return err
 			}
-			if len(resp.GetEvents()) < fullMessage {
-				if err := record(); err != nil {
-					return err
-				}
-			} else {
-				idle.Reset(revisionIdle)
-			}
-		case <-idle.C:
+		}
+		if rev <= pos.Revision {
+			d.pending.Sub(float64(len(resp.GetEvents())))
+			continue // delivered already (a replay that overlaps the catch-up)
+		}
+		if held == nil {
+			held = &revisionEvents{rev: rev, opened: map[string]*pb.Finding{}}
+		}
+		if err := d.postAll(ctx, tenant, resp.GetEvents(), held); err != nil {
+			return err
+		}
+		if resp.GetRevisionDone() {
 			if err := record(); err != nil {
 				return err
 			}
 		}
 	}
 }
-
-// fullMessage is the most events the server puts in one WatchFindings message (server.findingsPageSize).
-const fullMessage = 1000
-
-// revisionIdle is how long a full message's revision waits for a continuation before it counts as complete: the
-// server sends a revision's messages back to back.
-const revisionIdle = 2 * time.Second
 
 // revisionEvents are the delivered events of one revision, not yet recorded in the ledger.
 type revisionEvents struct {

@@ -11,12 +11,17 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // findingsPageSize bounds the events of one WatchFindings message: the starting findings come in pages of it, and
 // a revision with more events (an import) is split into consecutive messages of the same revision, so that no
 // message nears gRPC's default 4 MiB receive limit.
 const findingsPageSize = 1000
+
+// findingsPageBytes also ends a page: events carry their evidence and causes (an upsert_group cause holds the
+// group's whole member list), so a thousand of them can outgrow the limit on their own.
+const findingsPageBytes = 1 << 20
 
 // StartFindings starts following a tenant's findings before anyone subscribes, so that the history a
 // subscriber can resume from begins now. Unknown tenants are a *directory.NotFoundError.
@@ -46,32 +51,37 @@ func (d *decisionService) WatchFindings(req *pb.WatchFindingsRequest, stream grp
 	}
 	want := policy.WantRules(req.GetRules())
 	last := sub.Start // the last revision fully sent
-	send := func(rev int64, events []*pb.FindingEvent) error {
+	// send sends a revision's events that the rules admit, in pages; done marks the last page as the revision's end
+	// (revision_done), with an empty message after a last page that was full, so that a consumer never guesses. A
+	// revision none of whose events the rules admit sends nothing.
+	send := func(rev int64, events []*pb.FindingEvent, done bool) error {
 		var page []*pb.FindingEvent
+		size, sent := 0, false
 		for _, e := range events {
 			if !want(e.GetFinding().GetRule()) {
 				continue
 			}
-			if page = append(page, e); len(page) == findingsPageSize {
+			page, size = append(page, e), size+proto.Size(e)
+			if len(page) == findingsPageSize || size >= findingsPageBytes {
 				if err := stream.Send(&pb.WatchFindingsResponse{Events: page, Revision: rev}); err != nil {
 					return err
 				}
-				page = nil
+				page, size, sent = nil, 0, true
 			}
 		}
-		if len(page) > 0 {
-			return stream.Send(&pb.WatchFindingsResponse{Events: page, Revision: rev})
+		if len(page) > 0 || (done && sent) {
+			return stream.Send(&pb.WatchFindingsResponse{Events: page, Revision: rev, RevisionDone: done})
 		}
 		return nil
 	}
-	if err := send(sub.Start, sub.Current); err != nil {
+	if err := send(sub.Start, sub.Current, false); err != nil {
 		return err
 	}
-	if err := stream.Send(&pb.WatchFindingsResponse{Revision: sub.Start, CurrentDone: true}); err != nil {
+	if err := stream.Send(&pb.WatchFindingsResponse{Revision: sub.Start, CurrentDone: true, RevisionDone: true}); err != nil {
 		return err
 	}
 	for _, rec := range sub.Backlog {
-		if err := send(rec.Revision, rec.Events); err != nil {
+		if err := send(rec.Revision, rec.Events, true); err != nil {
 			return err
 		}
 		last = rec.Revision
@@ -87,7 +97,7 @@ func (d *decisionService) WatchFindings(req *pb.WatchFindingsRequest, stream grp
 		case <-ctx.Done():
 			return ctx.Err()
 		case rec := <-sub.C():
-			if err := send(rec.Revision, rec.Events); err != nil {
+			if err := send(rec.Revision, rec.Events, true); err != nil {
 				return err
 			}
 			last = rec.Revision

@@ -72,8 +72,8 @@ func (s *findingsStream) current(rev int64) map[string]*pb.FindingEvent {
 			s.t.Fatalf("starting message at revision %d, want %d", m.GetRevision(), rev)
 		}
 		if m.GetCurrentDone() {
-			if len(m.GetEvents()) != 0 {
-				s.t.Fatalf("current_done message carries %d events, want none", len(m.GetEvents()))
+			if len(m.GetEvents()) != 0 || !m.GetRevisionDone() {
+				s.t.Fatalf("current_done message carries %d events and revision_done %v, want none and true", len(m.GetEvents()), m.GetRevisionDone())
 			}
 			return out
 		}
@@ -365,5 +365,46 @@ func TestWatchFindingsImportReplacesTheTenant(t *testing.T) {
 	if !slices.Contains(kinds[pb.FindingEventKind_FINDING_EVENT_KIND_RESOLVED], pb.Rule_RULE_NESTING_CYCLE) ||
 		!slices.Contains(kinds[pb.FindingEventKind_FINDING_EVENT_KIND_OPENED], pb.Rule_RULE_LABEL_BLOCKS_GUESTS_TRANSITIVE) {
 		t.Errorf("import events %v: want the cycle resolved and the guest finding opened", kinds)
+	}
+}
+
+// TestWatchFindingsSplitsALargeRevision: a revision with more events than one message holds comes as consecutive
+// messages of that revision, and only the last says revision_done — what a consumer (the webhook) records a
+// revision as delivered by.
+func TestWatchFindingsSplitsALargeRevision(t *testing.T) {
+	srv := servertest.Start(t)
+	start := revisionOf(t, srv)
+	w := watchFindings(t, srv, &pb.WatchFindingsRequest{Rules: []pb.Rule{pb.Rule_RULE_NESTED_GROUP_UNLABELED}})
+	w.current(start)
+
+	// Confidential grp-finance gains 1,001 unlabelled child groups: 1,001 findings in one revision, one more than a
+	// message holds (server.findingsPageSize).
+	const pageSize = 1000
+	const children = pageSize + 1
+	var changes []*pb.Change
+	for i := range children {
+		id := fmt.Sprintf("grp-split-%04d", i)
+		changes = append(changes, &pb.Change{Change: &pb.Change_UpsertGroup{UpsertGroup: &pb.Group{
+			Id: id, DisplayName: id, Kind: pb.GroupKind_GROUP_KIND_SECURITY, Membership: pb.Membership_MEMBERSHIP_ASSIGNED}}}, addMember("grp-finance", id))
+	}
+	rev := write(t, srv, changes...)
+	var sizes []int
+	var done []bool
+	for len(done) == 0 || !done[len(done)-1] {
+		m := w.next()
+		if m.GetRevision() != rev {
+			t.Fatalf("message at revision %d, want %d (sizes so far %v)", m.GetRevision(), rev, sizes)
+		}
+		sizes, done = append(sizes, len(m.GetEvents())), append(done, m.GetRevisionDone())
+		for _, e := range m.GetEvents() {
+			// Each finding is caused by its own child's creation and edge, not by the other 1,000 edges.
+			if child := e.GetFinding().GetPath()[0]; len(e.GetCausedBy()) != 2 ||
+				e.GetCausedBy()[0].GetUpsertGroup().GetId() != child || e.GetCausedBy()[1].GetAddMember().GetMemberId() != child {
+				t.Fatalf("finding about %s caused by %d changes %v, want its upsert and its edge", child, len(e.GetCausedBy()), e.GetCausedBy()[:min(3, len(e.GetCausedBy()))])
+			}
+		}
+	}
+	if !slices.Equal(sizes, []int{pageSize, 1}) || !slices.Equal(done, []bool{false, true}) {
+		t.Errorf("revision %d came as messages of %v events with revision_done %v, want [%d 1] and [false true]", rev, sizes, done, pageSize)
 	}
 }

@@ -40,7 +40,7 @@ func followFindings(cmd *cobra.Command, f *clientFlags, c *client.Client, req *p
 			if err := p.print(resp); err != nil {
 				return err
 			}
-			if resp.GetCurrentDone() || len(resp.GetEvents()) > 0 && !resp.GetEvents()[0].GetCurrent() {
+			if resp.GetRevisionDone() {
 				req.AfterRevision = resp.GetRevision() // fully received: where a resumed stream starts
 			}
 			return nil

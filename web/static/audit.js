@@ -79,8 +79,9 @@ async function follow(v, signal) {
           await names(events.flatMap((e) => [e.finding?.groupId, ...list(e.finding?.path)]).filter(Boolean), signal).catch(() => {});
           for (const e of events) applyEvent(v, e);
         }
-        after = num(msg.revision);
-        v.revLine.querySelector('.revision').textContent = String(after);
+        // A revision split over several messages is fully received only with its revision_done message.
+        if (msg.revisionDone) after = num(msg.revision);
+        v.revLine.querySelector('.revision').textContent = String(num(msg.revision));
       }
     } catch (e) {
       if (signal.aborted || e.name === 'AbortError') return;

@@ -2576,7 +2576,11 @@ type WatchFindingsResponse struct {
 	// the starting findings; later messages each carry one revision's events.
 	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Set on the message that ends the findings that held at the starting revision.
-	CurrentDone   bool `protobuf:"varint,3,opt,name=current_done,json=currentDone,proto3" json:"current_done,omitempty"`
+	CurrentDone bool `protobuf:"varint,3,opt,name=current_done,json=currentDone,proto3" json:"current_done,omitempty"`
+	// Set on the last message of a revision: a revision with more events than one message holds comes as consecutive
+	// messages of that revision, and only this one says that all of them have arrived (e.g. before a consumer records
+	// the revision as delivered). The current_done message carries it too.
+	RevisionDone  bool `protobuf:"varint,4,opt,name=revision_done,json=revisionDone,proto3" json:"revision_done,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2628,6 +2632,13 @@ func (x *WatchFindingsResponse) GetRevision() int64 {
 func (x *WatchFindingsResponse) GetCurrentDone() bool {
 	if x != nil {
 		return x.CurrentDone
+	}
+	return false
+}
+
+func (x *WatchFindingsResponse) GetRevisionDone() bool {
+	if x != nil {
+		return x.RevisionDone
 	}
 	return false
 }
@@ -4449,11 +4460,12 @@ const file_groupgate_v1_decision_proto_rawDesc = "" +
 	"finding_id\x18\x03 \x01(\tR\tfindingId\x12\x1a\n" +
 	"\brevision\x18\x04 \x01(\x03R\brevision\x121\n" +
 	"\tcaused_by\x18\x05 \x03(\v2\x14.groupgate.v1.ChangeR\bcausedBy\x12\x18\n" +
-	"\acurrent\x18\x06 \x01(\bR\acurrent\"\x8a\x01\n" +
+	"\acurrent\x18\x06 \x01(\bR\acurrent\"\xaf\x01\n" +
 	"\x15WatchFindingsResponse\x122\n" +
 	"\x06events\x18\x01 \x03(\v2\x1a.groupgate.v1.FindingEventR\x06events\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12!\n" +
-	"\fcurrent_done\x18\x03 \x01(\bR\vcurrentDone\"\xae\x02\n" +
+	"\fcurrent_done\x18\x03 \x01(\bR\vcurrentDone\x12#\n" +
+	"\rrevision_done\x18\x04 \x01(\bR\frevisionDone\"\xae\x02\n" +
 	"\x16EffectiveGroupsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12;\n" +
 	"\vconsistency\x18\x02 \x01(\v2\x19.groupgate.v1.ConsistencyR\vconsistency\x12!\n" +
