@@ -304,7 +304,13 @@ func (c *inProcessClientStream) SendMsg(m any) error {
 	case c.request <- proto.Clone(msg):
 		return nil
 	case <-c.done:
-		return io.EOF // as gRPC: the handler has returned, and RecvMsg says how
+		// The handler has returned (e.g. refused by an interceptor before reading), and RecvMsg says how. As grpc-go
+		// does, a stream with one request gets nil here rather than io.EOF: its generated client returns SendMsg's
+		// error as the call's, which would hide the status (an HTTP caller without a token got "EOF", not 401).
+		if !c.clientStreams {
+			return nil
+		}
+		return io.EOF
 	case <-c.clientCtx.Done():
 		return status.FromContextError(c.clientCtx.Err()).Err()
 	}
