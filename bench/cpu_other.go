@@ -4,5 +4,5 @@ package bench
 
 import "time"
 
-// processCPU is 0 where getrusage is unavailable: the reports' CPU time per request is then 0.
-func processCPU() time.Duration { return 0 }
+// ProcessCPU is 0 where getrusage is unavailable: the reports' CPU time per request is then 0.
+func ProcessCPU() time.Duration { return 0 }

@@ -130,7 +130,7 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	for w := range samples { // allocated up front: the driver's own memory stays flat during the run
 		samples[w] = make([]time.Duration, 0, perWorker)
 	}
-	cpuStart := processCPU()
+	cpuStart := ProcessCPU()
 	// With a rate, request n is due at start + n/rate: a worker takes the next slot and waits for its time. A
 	// stalled server is caught up afterwards (at most Concurrency requests at once), so the average holds.
 	var slot atomic.Int64
@@ -185,7 +185,7 @@ func Run(ctx context.Context, name string, cfg Config) (Report, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpuStart
+	cpu := ProcessCPU() - cpuStart
 	var all []time.Duration
 	for _, s := range samples {
 		all = append(all, s...)

@@ -115,7 +115,7 @@ func Stream(ctx context.Context, name string, cfg StreamConfig) (StreamReport, e
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", name, err)
 	}
-	cpuStart := processCPU()
+	cpuStart := ProcessCPU()
 	for i := 0; i < cfg.Repeat; i++ {
 		start, members, messages := time.Now(), 0, 0
 		var first time.Duration
@@ -136,7 +136,7 @@ func Stream(ctx context.Context, name string, cfg StreamConfig) (StreamReport, e
 		r.Whole, r.First = append(r.Whole, whole), append(r.First, first)
 	}
 	if len(r.Whole) > 0 {
-		r.CPUPerStream = (processCPU() - cpuStart) / time.Duration(len(r.Whole))
+		r.CPUPerStream = (ProcessCPU() - cpuStart) / time.Duration(len(r.Whole))
 	}
 	return r, nil
 }

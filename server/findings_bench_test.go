@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/groupgate/groupgate/bench"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/benchtenant"
 	"github.com/groupgate/groupgate/internal/workload"
@@ -114,7 +115,7 @@ func BenchmarkDecisionsWithFindingsWatchers(b *testing.B) {
 				var next atomic.Int64
 				b.SetParallelism(8)
 				runtime.GC() // the previous sub-benchmark's garbage, so that its collection is not measured here
-				cpu0 := processCPU()
+				cpu0 := bench.ProcessCPU()
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
@@ -133,7 +134,7 @@ func BenchmarkDecisionsWithFindingsWatchers(b *testing.B) {
 					}
 				})
 				b.StopTimer()
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(bench.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 				b.ReportMetric(float64(revisions.Load()), "revisions")
 				if watchers > 0 {
 					b.ReportMetric(float64(events.Load())/float64(watchers), "events/watcher")
