@@ -1,6 +1,7 @@
 package findings
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/groupgate/groupgate/directory"
@@ -57,7 +58,8 @@ func causes(res *resolver.Resolver, prev, next *directory.Directory, changes []*
 		touch[id] = true
 	}
 	for _, d := range []*directory.Directory{prev, next} {
-		for _, id := range keys(touch) {
+		// A copy of the keys: the loop adds labels to touch while it ranges.
+		for _, id := range slices.Collect(maps.Keys(touch)) {
 			if n, ok := d.Lookup(id); ok && n.IsGroup() && n.Group().GetLabelId() != "" {
 				touch[n.Group().GetLabelId()] = true
 			}
@@ -103,15 +105,6 @@ func causes(res *resolver.Resolver, prev, next *directory.Directory, changes []*
 		if slices.ContainsFunc(ids, below) {
 			out = append(out, c)
 		}
-	}
-	return out
-}
-
-// keys returns a copy of the set's keys, so that the caller may add to the set while ranging.
-func keys(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
 	}
 	return out
 }
