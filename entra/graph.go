@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,12 +107,31 @@ func (e *ResyncError) Is(target error) bool { return target == ErrResync }
 // graphError is Graph's error body (concepts/errors.md): {"error": {"code": …, "message": …, "innerError": …}}.
 type graphError struct {
 	Error struct {
-		Code       string `json:"code"`
-		Message    string `json:"message"`
-		InnerError *struct {
-			Code string `json:"code"`
-		} `json:"innerError"`
+		Code       string      `json:"code"`
+		Message    string      `json:"message"`
+		InnerError *innerError `json:"innerError"`
 	} `json:"error"`
+}
+
+// innerError "might recursively contain more innererror objects with additional, more specific error codes"
+// (concepts/errors.md, "Code property"); encoding/json matches "innererror" and "innerError" alike.
+type innerError struct {
+	Code       string      `json:"code"`
+	InnerError *innerError `json:"innerError"`
+}
+
+// hasCode reports whether the body's code or any innererror's, at any depth, is one of codes: apps "must loop
+// over the innererror objects, looking for the error codes" they expect (concepts/errors.md, "Code property").
+func (ge *graphError) hasCode(codes ...string) bool {
+	if slices.Contains(codes, ge.Error.Code) {
+		return true
+	}
+	for in, depth := ge.Error.InnerError, 0; in != nil && depth < 32; in, depth = in.InnerError, depth+1 {
+		if slices.Contains(codes, in.Code) {
+			return true
+		}
+	}
+	return false
 }
 
 // redact elides the values of state tokens: they are not credentials, but they are long and say nothing.
@@ -232,14 +252,9 @@ func (c *Client) try(ctx context.Context, rawURL, needs string, v any) (time.Dur
 	var ge graphError
 	_ = json.Unmarshal(body, &ge)
 	code := ge.Error.Code
-	inner := ""
-	if ge.Error.InnerError != nil {
-		inner = ge.Error.InnerError.Code
-	}
 	e := &Error{URL: redact(rawURL), Status: resp.StatusCode, Code: code, Message: ge.Error.Message}
 	switch {
-	case resp.StatusCode == http.StatusGone, code == "syncStateNotFound", code == "resyncRequired",
-		inner == "syncStateNotFound", inner == "resyncRequired":
+	case resp.StatusCode == http.StatusGone, ge.hasCode("syncStateNotFound", "resyncRequired"):
 		// concepts/delta-query-overview.md, "Synchronization reset" and "Token duration".
 		if code == "" {
 			code = http.StatusText(resp.StatusCode)

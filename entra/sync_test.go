@@ -374,6 +374,23 @@ func TestExpiredTokenCodeResyncs(t *testing.T) {
 	}
 }
 
+// TestNestedInnerErrorCodeResyncs: an innererror "might recursively contain more innererror objects" and apps
+// "must loop over the innererror objects, looking for the error codes" they expect (concepts/errors.md, "Code
+// property"): a syncStateNotFound two levels down starts a full resync too.
+func TestNestedInnerErrorCodeResyncs(t *testing.T) {
+	s, g := committedSyncer(t)
+	g.AddFault(graphtest.Fault{Path: "/v1.0/groups/delta", Status: http.StatusBadRequest, Times: 1,
+		Body: `{"error": {"code": "invalidRequest", "message": "The request is malformed or incorrect.", "innerError": {"code": "badRequest",
+  "innerError": {"code": "syncStateNotFound", "message": "The sync state generation is not found."}, "date": "2026-11-27T00:00:00"}}}`})
+	r, err := s.Next(context.Background())
+	if err != nil {
+		t.Fatalf("a syncStateNotFound nested in innererror must start a full resync, not fail: %v", err)
+	}
+	if !r.Resynced || !r.Full {
+		t.Errorf("resynced %v full %v, want both", r.Resynced, r.Full)
+	}
+}
+
 func TestThrottlingIsRetriedAfterRetryAfter(t *testing.T) {
 	s, g, waits := newSyncer(t, nil)
 	s.Graph.Backoff = 40 * time.Millisecond
