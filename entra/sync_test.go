@@ -279,6 +279,56 @@ func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 	}
 }
 
+// TestDeltaAnswersInAnyOrder: Graph may answer a delta query with an empty first page, a large group's entries
+// apart from each other, and replays (graphtest.Server.Shuffle cites each); the sync then reads the same tenant
+// and the same changes as from the stand-in's plain order.
+func TestDeltaAnswersInAnyOrder(t *testing.T) {
+	ctx := context.Background()
+	plain, pg, _ := newSyncer(t, nil)
+	shuffled, sg, _ := newSyncer(t, nil)
+	sg.Shuffle = true
+	for _, g := range []*graphtest.Server{pg, sg} {
+		g.MembersPerEntry = 2 // g-confidential's 6 members in 3 entries
+	}
+	round := func(s *entra.Syncer) *entra.Round {
+		t.Helper()
+		r, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b := round(plain), round(shuffled)
+	if b.ObjectsRead <= a.ObjectsRead {
+		t.Errorf("the shuffled stand-in sent %d entries, the plain one %d: no replay", b.ObjectsRead, a.ObjectsRead)
+	}
+	if !proto.Equal(a.Snapshot, b.Snapshot) {
+		t.Errorf("full read differs:\n%s", strings.Join(changeStrings(entra.Diff(a.Snapshot, b.Snapshot)), "\n"))
+	}
+	for _, g := range []*graphtest.Server{pg, sg} {
+		g.Update(func(t *graphtest.Tenant) {
+			conf := t.Groups[graphtest.GroupConf]
+			conf.Members = slices.DeleteFunc(conf.Members, func(r graphtest.Ref) bool { return r.ID == "u-m1" || r.ID == "u-m3" })
+			t.Users["u-new"] = &graphtest.User{DisplayName: "New Hire", UserType: "Member"}
+			conf.Members = append(conf.Members, graphtest.Ref{Type: "#microsoft.graph.user", ID: "u-new"},
+				graphtest.Ref{Type: "#microsoft.graph.user", ID: graphtest.UserGina}, graphtest.Ref{Type: "#microsoft.graph.user", ID: graphtest.UserBob})
+			delete(t.Groups, graphtest.GroupDL)
+			delete(t.Users, "u-m2")
+			t.Groups[graphtest.GroupDyn].DisplayName = "Everyone (dynamic)"
+		})
+	}
+	a, b = round(plain), round(shuffled)
+	if got, want := changeStrings(b.Changes), changeStrings(a.Changes); !slices.Equal(got, want) || len(want) == 0 {
+		t.Errorf("delta round changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !proto.Equal(a.Snapshot, b.Snapshot) {
+		t.Errorf("delta round differs:\n%s", strings.Join(changeStrings(entra.Diff(a.Snapshot, b.Snapshot)), "\n"))
+	}
+}
+
 // A member leaving a unit (members@delta with @removed) and a unit deleted (@removed): the unit's new member
 // list, the unit's deletion and the assignment scoped to it, which Graph drops with the unit and the build
 // leaves out as soon as the unit is gone. A custom role assigned anew arrives with its definition.
