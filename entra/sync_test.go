@@ -329,6 +329,41 @@ func TestDeltaAnswersInAnyOrder(t *testing.T) {
 	}
 }
 
+// TestSoftDeletedUserKeepsItsMemberships: a deleted user comes in users/delta with @removed "changed"
+// (concepts/delta-query-users.md); groups/delta names no membership change, since "users that have been temporary
+// deleted keep their group memberships and won't appear in the delta result until they're permanently deleted"
+// (concepts/delta-query-groups.md, "deltaLink response"). The snapshot drops the user and its memberships; a
+// restore (the user back with no annotation) brings both back although no group entry named them.
+func TestSoftDeletedUserKeepsItsMemberships(t *testing.T) {
+	ctx := context.Background()
+	s, g := committedSyncer(t)
+	var saved *graphtest.User
+	g.Update(func(t *graphtest.Tenant) { saved = t.Users["u-m1"]; delete(t.Users, "u-m1") })
+	next := func() *entra.Round {
+		t.Helper()
+		r, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := next()
+	want := []string{`{"deleteObject":{"id":"u-m1"}}`, `{"removeMember":{"groupId":"g-confidential","memberId":"u-m1"}}`}
+	if got := changeStrings(r.Changes); !slices.Equal(got, want) {
+		t.Errorf("soft delete: changes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	g.Update(func(t *graphtest.Tenant) { t.Users["u-m1"] = saved })
+	r = next()
+	want = []string{`{"addMember":{"groupId":"g-confidential","memberId":"u-m1"}}`,
+		`{"upsertUser":{"id":"u-m1","displayName":"Member u-m1","userType":"USER_TYPE_MEMBER"}}`}
+	if got := changeStrings(r.Changes); !slices.Equal(got, want) {
+		t.Errorf("restore: changes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // A member leaving a unit (members@delta with @removed) and a unit deleted (@removed): the unit's new member
 // list, the unit's deletion and the assignment scoped to it, which Graph drops with the unit and the build
 // leaves out as soon as the unit is gone. A custom role assigned anew arrives with its definition.
