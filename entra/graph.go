@@ -172,10 +172,20 @@ func (c *Client) checkLink(link string) error {
 	if err != nil {
 		return fmt.Errorf("link from Graph does not parse: %w", err)
 	}
-	if u.Scheme != base.Scheme || u.Host != base.Host {
+	if !strings.EqualFold(u.Scheme, base.Scheme) || hostPort(u) != hostPort(base) {
 		return fmt.Errorf("link %s leaves the Graph endpoint %s: refused (the token would go elsewhere)", redact(link), c.Endpoint)
 	}
 	return nil
+}
+
+// hostPort is a URL's host in lower case with its port, the scheme's default one when the URL names none: host
+// names compare without regard to case and an explicit default port is the same host (RFC 3986, 3.2.2 and 6.2.3).
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Hostname()) + ":" + port
 }
 
 // get fetches one URL into v, retrying 429 and 503 (and network failures) up to MaxAttempts. needs names the

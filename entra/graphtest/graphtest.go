@@ -287,6 +287,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			code := f.Code
 			if code == "" {
+				// TooManyRequests: concepts/throttling.md, "Sample response"; serviceNotAvailable:
+				// concepts/errors.md, "Code property".
 				code = map[int]string{429: "TooManyRequests", 503: "serviceNotAvailable"}[f.Status]
 			}
 			graphError(w, f.Status, code, http.StatusText(f.Status))
