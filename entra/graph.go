@@ -41,7 +41,7 @@ type Client struct {
 	Tokens   TokenSource
 	HTTP     *http.Client
 	Logger   *slog.Logger
-	// MaxAttempts bounds how often one request is tried (429, 503, network errors); 0 means 6.
+	// MaxAttempts bounds how often one request is tried (429, 503, 504, network errors); 0 means 6.
 	MaxAttempts int
 	// MaxRetryAfter caps a server-suggested wait; 0 means 2 minutes.
 	MaxRetryAfter time.Duration
@@ -188,7 +188,7 @@ func hostPort(u *url.URL) string {
 	return strings.ToLower(u.Hostname()) + ":" + port
 }
 
-// get fetches one URL into v, retrying 429 and 503 (and network failures) up to MaxAttempts. needs names the
+// get fetches one URL into v, retrying 429, 503 and 504 (and network failures) up to MaxAttempts. needs names the
 // application permission the request needs, for 401/403 errors.
 func (c *Client) get(ctx context.Context, rawURL, needs string, v any) error {
 	if err := c.checkLink(rawURL); err != nil {
@@ -270,8 +270,10 @@ func (c *Client) try(ctx context.Context, rawURL, needs string, v any) (time.Dur
 			code = http.StatusText(resp.StatusCode)
 		}
 		return -1, &ResyncError{URL: redact(rawURL), Code: code}
-	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusServiceUnavailable:
-		// concepts/throttling.md: wait the Retry-After seconds, then retry.
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusServiceUnavailable,
+		resp.StatusCode == http.StatusGatewayTimeout:
+		// concepts/throttling.md: wait the Retry-After seconds, then retry; without one, back off. 504 "may
+		// occur together with 503" (concepts/errors.md), and Microsoft's Graph SDK retry handlers retry it too.
 		return c.retryAfter(resp.Header.Get("Retry-After")), e
 	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
 		e.Needs = needs

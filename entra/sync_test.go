@@ -498,6 +498,23 @@ func TestThrottlingIsRetriedAfterRetryAfter(t *testing.T) {
 	}
 }
 
+// TestGatewayTimeoutIsRetried: 504 Gateway Timeout "may occur together with 503" (concepts/errors.md, "HTTP status
+// codes"), and Microsoft's own Graph SDK retry handler retries 429, 503 and 504 alike (concepts/throttling.md:
+// "Microsoft Graph SDKs already implement handlers that rely on the Retry-After header or default to an
+// exponential backoff"). One 504 in the middle of a million-user read must not throw the read away.
+func TestGatewayTimeoutIsRetried(t *testing.T) {
+	s, g, waits := newSyncer(t, nil)
+	s.Graph.Backoff = 40 * time.Millisecond
+	g.AddFault(graphtest.Fault{Path: "/v1.0/groups/delta", Status: http.StatusGatewayTimeout, Times: 1})
+	g.AddFault(graphtest.Fault{Path: "/v1.0/users/delta", Status: http.StatusGatewayTimeout, RetryAfter: "2", Times: 1})
+	if _, err := s.Next(context.Background()); err != nil {
+		t.Fatalf("a 504 must be retried: %v", err)
+	}
+	if w := *waits; len(w) != 2 || w[0] != 2*time.Second || w[1] <= 0 || w[1] > 41*time.Millisecond {
+		t.Fatalf("waits %v; want 2s (its Retry-After), then a backoff within 40ms", w)
+	}
+}
+
 // TestFractionalRetryAfter: Graph's throttling example (concepts/throttling.md) answers "Retry-After: 2.128";
 // the wait is those 2.128 s, not a backoff that would retry early.
 func TestFractionalRetryAfter(t *testing.T) {
