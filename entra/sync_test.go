@@ -544,8 +544,8 @@ func TestFailuresNameTheURLAndThePermission(t *testing.T) {
 			g.AddFault(graphtest.Fault{Path: "/v1.0/subscribedSkus", Status: 403, Code: "Authorization_RequestDenied", Times: 1})
 		}, []string{"/v1.0/subscribedSkus", "HTTP 403", "needs the Graph application permission Organization.Read.All"}},
 		{"administrative units without their permission", func(_ *entra.Syncer, g *graphtest.Server) {
-			g.AddFault(graphtest.Fault{Path: "/v1.0/administrativeUnits/delta", Status: 403, Code: "Authorization_RequestDenied", Times: 1})
-		}, []string{"/v1.0/administrativeUnits/delta", "HTTP 403", "needs the Graph application permission AdministrativeUnit.Read.All"}},
+			g.AddFault(graphtest.Fault{Path: "/v1.0/directory/administrativeUnits/delta", Status: 403, Code: "Authorization_RequestDenied", Times: 1})
+		}, []string{"/v1.0/directory/administrativeUnits/delta", "HTTP 403", "needs the Graph application permission AdministrativeUnit.Read.All"}},
 		{"link to another host", func(_ *entra.Syncer, g *graphtest.Server) {
 			g.AddFault(graphtest.Fault{Path: "/v1.0/users/delta", Status: 200, Times: 1,
 				Body: `{"value": [], "@odata.nextLink": "https://elsewhere.example/v1.0/users/delta?$skiptoken=abc"}`})

@@ -322,7 +322,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	cur := s.versions[len(s.versions)-1]
 	switch {
-	case path == "/v1.0/users/delta", path == "/v1.0/groups/delta", path == "/v1.0/administrativeUnits/delta":
+	case path == "/v1.0/users/delta", path == "/v1.0/groups/delta", path == unitsDelta:
 		s.serveDelta(w, r, cur)
 	case path == "/v1.0/roleManagement/directory/roleDefinitions":
 		var out []any
@@ -403,6 +403,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// unitsDelta is where v1.0 serves administrativeUnits/delta: "GET /directory/administrativeUnits/delta"
+// (api-reference/v1.0/api/administrativeunit-delta.md, "HTTP request"); "The URL endpoint for calling the
+// administrativeUnits API is /administrativeUnits in the beta endpoint but /directory/administrativeUnits in the
+// v1.0 endpoint" (api-reference/beta/resources/administrativeunit.md, "Methods").
+const unitsDelta = "/v1.0/directory/administrativeUnits/delta"
+
 // serveDelta answers users/delta and groups/delta: a full read (no token) or the changes since a deltaLink's
 // version. The query of the first request ($select) travels inside the links, as Graph encodes it into its
 // tokens (api-reference/v1.0/api/group-delta.md, "Query parameters").
@@ -452,7 +458,7 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, cur *Tenant)
 	switch {
 	case groups:
 		entries, size = s.groupEntries(since, cur, selected), s.GroupPage
-	case r.URL.Path == "/v1.0/administrativeUnits/delta":
+	case r.URL.Path == unitsDelta:
 		entries, size = unitEntries(since, cur, selected), s.GroupPage
 	default:
 		entries = userEntries(since, cur, selected)
@@ -687,7 +693,7 @@ func (s *Server) writePage(w http.ResponseWriter, r *http.Request, c *cursor) {
 	// "@odata.context": ".../v1.0/$metadata#groups" for groups/delta (concepts/delta-query-groups.md), under
 	// beta for a beta collection.
 	version, context, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	context = strings.TrimSuffix(context, "/delta")
+	context = strings.TrimPrefix(strings.TrimSuffix(context, "/delta"), "directory/") // "#administrativeunits" in the units' page
 	if rest, ok := strings.CutPrefix(context, "servicePrincipals/"); ok {
 		// A navigation from one entity names it by key: "$metadata#servicePrincipals('…')/appRoleAssignedTo"
 		// (api-reference/v1.0/api/serviceprincipal-list-approleassignedto.md).

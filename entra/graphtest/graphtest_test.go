@@ -214,7 +214,7 @@ func TestUnitsDelta(t *testing.T) {
 	s := New(Crafted())
 	defer s.Close()
 	s.GroupPage = 1
-	entries, links, delta := readPages(t, s, s.URL+"/v1.0/administrativeUnits/delta?$select=id,displayName,isMemberManagementRestricted,members")
+	entries, links, delta := readPages(t, s, s.URL+"/v1.0/directory/administrativeUnits/delta?$select=id,displayName,isMemberManagementRestricted,members")
 	if len(entries) != 2 || len(links) != 1 || delta == "" {
 		t.Fatalf("%d entries over %d nextLinks, deltaLink %q; want 2 units a page each, then a deltaLink", len(entries), len(links), delta)
 	}
