@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,7 +41,7 @@ type Client struct {
 	Tokens   TokenSource
 	HTTP     *http.Client
 	Logger   *slog.Logger
-	// MaxAttempts bounds how often one request is tried (429, 503, network errors); 0 means 6.
+	// MaxAttempts bounds how often one request is tried (429, 503, 504, network errors); 0 means 6.
 	MaxAttempts int
 	// MaxRetryAfter caps a server-suggested wait; 0 means 2 minutes.
 	MaxRetryAfter time.Duration
@@ -106,12 +107,31 @@ func (e *ResyncError) Is(target error) bool { return target == ErrResync }
 // graphError is Graph's error body (concepts/errors.md): {"error": {"code": …, "message": …, "innerError": …}}.
 type graphError struct {
 	Error struct {
-		Code       string `json:"code"`
-		Message    string `json:"message"`
-		InnerError *struct {
-			Code string `json:"code"`
-		} `json:"innerError"`
+		Code       string      `json:"code"`
+		Message    string      `json:"message"`
+		InnerError *innerError `json:"innerError"`
 	} `json:"error"`
+}
+
+// innerError "might recursively contain more innererror objects with additional, more specific error codes"
+// (concepts/errors.md, "Code property"); encoding/json matches "innererror" and "innerError" alike.
+type innerError struct {
+	Code       string      `json:"code"`
+	InnerError *innerError `json:"innerError"`
+}
+
+// hasCode reports whether the body's code or any innererror's, at any depth, is one of codes: apps "must loop
+// over the innererror objects, looking for the error codes" they expect (concepts/errors.md, "Code property").
+func (ge *graphError) hasCode(codes ...string) bool {
+	if slices.Contains(codes, ge.Error.Code) {
+		return true
+	}
+	for in, depth := ge.Error.InnerError, 0; in != nil && depth < 32; in, depth = in.InnerError, depth+1 {
+		if slices.Contains(codes, in.Code) {
+			return true
+		}
+	}
+	return false
 }
 
 // redact elides the values of state tokens: they are not credentials, but they are long and say nothing.
@@ -152,13 +172,23 @@ func (c *Client) checkLink(link string) error {
 	if err != nil {
 		return fmt.Errorf("link from Graph does not parse: %w", err)
 	}
-	if u.Scheme != base.Scheme || u.Host != base.Host {
+	if !strings.EqualFold(u.Scheme, base.Scheme) || hostPort(u) != hostPort(base) {
 		return fmt.Errorf("link %s leaves the Graph endpoint %s: refused (the token would go elsewhere)", redact(link), c.Endpoint)
 	}
 	return nil
 }
 
-// get fetches one URL into v, retrying 429 and 503 (and network failures) up to MaxAttempts. needs names the
+// hostPort is a URL's host in lower case with its port, the scheme's default one when the URL names none: host
+// names compare without regard to case and an explicit default port is the same host (RFC 3986, 3.2.2 and 6.2.3).
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Hostname()) + ":" + port
+}
+
+// get fetches one URL into v, retrying 429, 503 and 504 (and network failures) up to MaxAttempts. needs names the
 // application permission the request needs, for 401/403 errors.
 func (c *Client) get(ctx context.Context, rawURL, needs string, v any) error {
 	if err := c.checkLink(rawURL); err != nil {
@@ -232,21 +262,18 @@ func (c *Client) try(ctx context.Context, rawURL, needs string, v any) (time.Dur
 	var ge graphError
 	_ = json.Unmarshal(body, &ge)
 	code := ge.Error.Code
-	inner := ""
-	if ge.Error.InnerError != nil {
-		inner = ge.Error.InnerError.Code
-	}
 	e := &Error{URL: redact(rawURL), Status: resp.StatusCode, Code: code, Message: ge.Error.Message}
 	switch {
-	case resp.StatusCode == http.StatusGone, code == "syncStateNotFound", code == "resyncRequired",
-		inner == "syncStateNotFound", inner == "resyncRequired":
+	case resp.StatusCode == http.StatusGone, ge.hasCode("syncStateNotFound", "resyncRequired"):
 		// concepts/delta-query-overview.md, "Synchronization reset" and "Token duration".
 		if code == "" {
 			code = http.StatusText(resp.StatusCode)
 		}
 		return -1, &ResyncError{URL: redact(rawURL), Code: code}
-	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusServiceUnavailable:
-		// concepts/throttling.md: wait the Retry-After seconds, then retry.
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusServiceUnavailable,
+		resp.StatusCode == http.StatusGatewayTimeout:
+		// concepts/throttling.md: wait the Retry-After seconds, then retry; without one, back off. 504 "may
+		// occur together with 503" (concepts/errors.md), and Microsoft's Graph SDK retry handlers retry it too.
 		return c.retryAfter(resp.Header.Get("Retry-After")), e
 	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
 		e.Needs = needs

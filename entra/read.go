@@ -80,7 +80,11 @@ const (
 	usersDeltaPath  = "/v1.0/users/delta?$select=id,displayName,userType"
 	groupsDeltaPath = "/v1.0/groups/delta?$select=id,displayName,groupTypes,mailEnabled,securityEnabled," +
 		"onPremisesSyncEnabled,isAssignableToRole,assignedLabels,members,owners"
-	unitsDeltaPath = "/v1.0/administrativeUnits/delta?$select=id,displayName,isMemberManagementRestricted,members"
+	// v1.0 serves units under /directory: "GET /directory/administrativeUnits/delta"
+	// (api-reference/v1.0/api/administrativeunit-delta.md, "HTTP request"; api-reference/beta/resources/
+	// administrativeunit.md: "/administrativeUnits in the beta endpoint but /directory/administrativeUnits in the
+	// v1.0 endpoint").
+	unitsDeltaPath = "/v1.0/directory/administrativeUnits/delta?$select=id,displayName,isMemberManagementRestricted,members"
 )
 
 // Least-privileged application permissions of each read (the "Permissions" tables of each page), named in

@@ -187,10 +187,12 @@ func TestFileStateLogEqualsWholeSave(t *testing.T) {
 		name     string
 		fraction float64
 		gz       bool
+		shuffle  bool // Graph's orders, empty pages and replays (graphtest.Server.Shuffle)
 	}{
-		{"log only", 1000, false},
-		{"compacted often", 2, true},
-		{"default", 0, true},
+		{"log only", 1000, false, false},
+		{"compacted often", 2, true, false},
+		{"default", 0, true, false},
+		{"shuffled", 0, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "state.json")
@@ -199,6 +201,7 @@ func TestFileStateLogEqualsWholeSave(t *testing.T) {
 			}
 			fs := &entra.FileState{Path: path, CompactFraction: tc.fraction}
 			s, g, _ := newSyncer(t, fs)
+			g.Shuffle = tc.shuffle
 			whole := &wholeStore{}
 			ref := &entra.Syncer{Tenant: tenant, Graph: s.Graph, Labels: s.Labels, Store: whole}
 			rng := rand.New(rand.NewPCG(25, uint64(len(tc.name))))

@@ -279,6 +279,91 @@ func TestDeltaRoundWritesTheSmallestChanges(t *testing.T) {
 	}
 }
 
+// TestDeltaAnswersInAnyOrder: Graph may answer a delta query with an empty first page, a large group's entries
+// apart from each other, and replays (graphtest.Server.Shuffle cites each); the sync then reads the same tenant
+// and the same changes as from the stand-in's plain order.
+func TestDeltaAnswersInAnyOrder(t *testing.T) {
+	ctx := context.Background()
+	plain, pg, _ := newSyncer(t, nil)
+	shuffled, sg, _ := newSyncer(t, nil)
+	sg.Shuffle = true
+	for _, g := range []*graphtest.Server{pg, sg} {
+		g.MembersPerEntry = 2 // g-confidential's 6 members in 3 entries
+	}
+	round := func(s *entra.Syncer) *entra.Round {
+		t.Helper()
+		r, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b := round(plain), round(shuffled)
+	if b.ObjectsRead <= a.ObjectsRead {
+		t.Errorf("the shuffled stand-in sent %d entries, the plain one %d: no replay", b.ObjectsRead, a.ObjectsRead)
+	}
+	if !proto.Equal(a.Snapshot, b.Snapshot) {
+		t.Errorf("full read differs:\n%s", strings.Join(changeStrings(entra.Diff(a.Snapshot, b.Snapshot)), "\n"))
+	}
+	for _, g := range []*graphtest.Server{pg, sg} {
+		g.Update(func(t *graphtest.Tenant) {
+			conf := t.Groups[graphtest.GroupConf]
+			conf.Members = slices.DeleteFunc(conf.Members, func(r graphtest.Ref) bool { return r.ID == "u-m1" || r.ID == "u-m3" })
+			t.Users["u-new"] = &graphtest.User{DisplayName: "New Hire", UserType: "Member"}
+			conf.Members = append(conf.Members, graphtest.Ref{Type: "#microsoft.graph.user", ID: "u-new"},
+				graphtest.Ref{Type: "#microsoft.graph.user", ID: graphtest.UserGina}, graphtest.Ref{Type: "#microsoft.graph.user", ID: graphtest.UserBob})
+			delete(t.Groups, graphtest.GroupDL)
+			delete(t.Users, "u-m2")
+			t.Groups[graphtest.GroupDyn].DisplayName = "Everyone (dynamic)"
+		})
+	}
+	a, b = round(plain), round(shuffled)
+	if got, want := changeStrings(b.Changes), changeStrings(a.Changes); !slices.Equal(got, want) || len(want) == 0 {
+		t.Errorf("delta round changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !proto.Equal(a.Snapshot, b.Snapshot) {
+		t.Errorf("delta round differs:\n%s", strings.Join(changeStrings(entra.Diff(a.Snapshot, b.Snapshot)), "\n"))
+	}
+}
+
+// TestSoftDeletedUserKeepsItsMemberships: a deleted user comes in users/delta with @removed "changed"
+// (concepts/delta-query-users.md); groups/delta names no membership change, since "users that have been temporary
+// deleted keep their group memberships and won't appear in the delta result until they're permanently deleted"
+// (concepts/delta-query-groups.md, "deltaLink response"). The snapshot drops the user and its memberships; a
+// restore (the user back with no annotation) brings both back although no group entry named them.
+func TestSoftDeletedUserKeepsItsMemberships(t *testing.T) {
+	ctx := context.Background()
+	s, g := committedSyncer(t)
+	var saved *graphtest.User
+	g.Update(func(t *graphtest.Tenant) { saved = t.Users["u-m1"]; delete(t.Users, "u-m1") })
+	next := func() *entra.Round {
+		t.Helper()
+		r, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := next()
+	want := []string{`{"deleteObject":{"id":"u-m1"}}`, `{"removeMember":{"groupId":"g-confidential","memberId":"u-m1"}}`}
+	if got := changeStrings(r.Changes); !slices.Equal(got, want) {
+		t.Errorf("soft delete: changes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	g.Update(func(t *graphtest.Tenant) { t.Users["u-m1"] = saved })
+	r = next()
+	want = []string{`{"addMember":{"groupId":"g-confidential","memberId":"u-m1"}}`,
+		`{"upsertUser":{"id":"u-m1","displayName":"Member u-m1","userType":"USER_TYPE_MEMBER"}}`}
+	if got := changeStrings(r.Changes); !slices.Equal(got, want) {
+		t.Errorf("restore: changes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // A member leaving a unit (members@delta with @removed) and a unit deleted (@removed): the unit's new member
 // list, the unit's deletion and the assignment scoped to it, which Graph drops with the unit and the build
 // leaves out as soon as the unit is gone. A custom role assigned anew arrives with its definition.
@@ -374,6 +459,23 @@ func TestExpiredTokenCodeResyncs(t *testing.T) {
 	}
 }
 
+// TestNestedInnerErrorCodeResyncs: an innererror "might recursively contain more innererror objects" and apps
+// "must loop over the innererror objects, looking for the error codes" they expect (concepts/errors.md, "Code
+// property"): a syncStateNotFound two levels down starts a full resync too.
+func TestNestedInnerErrorCodeResyncs(t *testing.T) {
+	s, g := committedSyncer(t)
+	g.AddFault(graphtest.Fault{Path: "/v1.0/groups/delta", Status: http.StatusBadRequest, Times: 1,
+		Body: `{"error": {"code": "invalidRequest", "message": "The request is malformed or incorrect.", "innerError": {"code": "badRequest",
+  "innerError": {"code": "syncStateNotFound", "message": "The sync state generation is not found."}, "date": "2026-11-27T00:00:00"}}}`})
+	r, err := s.Next(context.Background())
+	if err != nil {
+		t.Fatalf("a syncStateNotFound nested in innererror must start a full resync, not fail: %v", err)
+	}
+	if !r.Resynced || !r.Full {
+		t.Errorf("resynced %v full %v, want both", r.Resynced, r.Full)
+	}
+}
+
 func TestThrottlingIsRetriedAfterRetryAfter(t *testing.T) {
 	s, g, waits := newSyncer(t, nil)
 	s.Graph.Backoff = 40 * time.Millisecond
@@ -393,6 +495,23 @@ func TestThrottlingIsRetriedAfterRetryAfter(t *testing.T) {
 	}
 	if len(r.Snapshot.GetUsers()) != 10 {
 		t.Errorf("after the retries %d users, want 10", len(r.Snapshot.GetUsers()))
+	}
+}
+
+// TestGatewayTimeoutIsRetried: 504 Gateway Timeout "may occur together with 503" (concepts/errors.md, "HTTP status
+// codes"), and Microsoft's own Graph SDK retry handler retries 429, 503 and 504 alike (concepts/throttling.md:
+// "Microsoft Graph SDKs already implement handlers that rely on the Retry-After header or default to an
+// exponential backoff"). One 504 in the middle of a million-user read must not throw the read away.
+func TestGatewayTimeoutIsRetried(t *testing.T) {
+	s, g, waits := newSyncer(t, nil)
+	s.Graph.Backoff = 40 * time.Millisecond
+	g.AddFault(graphtest.Fault{Path: "/v1.0/groups/delta", Status: http.StatusGatewayTimeout, Times: 1})
+	g.AddFault(graphtest.Fault{Path: "/v1.0/users/delta", Status: http.StatusGatewayTimeout, RetryAfter: "2", Times: 1})
+	if _, err := s.Next(context.Background()); err != nil {
+		t.Fatalf("a 504 must be retried: %v", err)
+	}
+	if w := *waits; len(w) != 2 || w[0] != 2*time.Second || w[1] <= 0 || w[1] > 41*time.Millisecond {
+		t.Fatalf("waits %v; want 2s (its Retry-After), then a backoff within 40ms", w)
 	}
 }
 
@@ -425,8 +544,8 @@ func TestFailuresNameTheURLAndThePermission(t *testing.T) {
 			g.AddFault(graphtest.Fault{Path: "/v1.0/subscribedSkus", Status: 403, Code: "Authorization_RequestDenied", Times: 1})
 		}, []string{"/v1.0/subscribedSkus", "HTTP 403", "needs the Graph application permission Organization.Read.All"}},
 		{"administrative units without their permission", func(_ *entra.Syncer, g *graphtest.Server) {
-			g.AddFault(graphtest.Fault{Path: "/v1.0/administrativeUnits/delta", Status: 403, Code: "Authorization_RequestDenied", Times: 1})
-		}, []string{"/v1.0/administrativeUnits/delta", "HTTP 403", "needs the Graph application permission AdministrativeUnit.Read.All"}},
+			g.AddFault(graphtest.Fault{Path: "/v1.0/directory/administrativeUnits/delta", Status: 403, Code: "Authorization_RequestDenied", Times: 1})
+		}, []string{"/v1.0/directory/administrativeUnits/delta", "HTTP 403", "needs the Graph application permission AdministrativeUnit.Read.All"}},
 		{"link to another host", func(_ *entra.Syncer, g *graphtest.Server) {
 			g.AddFault(graphtest.Fault{Path: "/v1.0/users/delta", Status: 200, Times: 1,
 				Body: `{"value": [], "@odata.nextLink": "https://elsewhere.example/v1.0/users/delta?$skiptoken=abc"}`})

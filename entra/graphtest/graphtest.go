@@ -137,6 +137,14 @@ type Server struct {
 	// collections; MembersPerEntry splits a group with more members into several entries (as Graph does for
 	// large groups). Defaults: 2, 2, 2, 3.
 	UserPage, GroupPage, OtherPage, MembersPerEntry int
+	// Shuffle makes the delta queries answer as Graph may but the stand-in otherwise never does: a first page
+	// with no entries and a nextLink ("This is true even if the current response may contain an empty
+	// result", concepts/delta-query-overview.md, "Use delta query to track changes in a resource
+	// collection"; concepts/paging.md: "A page of results may contain zero or more results"), entries out of
+	// order so that a large group's entries are not consecutive ("Assume that the same group could show up
+	// anywhere in the nextLink sequence", concepts/delta-query-groups.md, "Paging through members in a large
+	// group"), and one entry sent twice ("Replays", concepts/delta-query-overview.md).
+	Shuffle bool
 
 	mu       sync.Mutex
 	versions []*Tenant // versions[v] is the tenant at version v; the last is current
@@ -156,6 +164,8 @@ type cursor struct {
 	// query is what the first request asked besides paging, repeated in every nextLink of a list that is not a
 	// delta query (concepts/paging.md); a delta query's links carry it inside their tokens instead.
 	query url.Values
+	// empty makes the next page hold no entries (with a nextLink), as Shuffle asks.
+	empty bool
 }
 
 // New starts a stand-in serving t (which it copies).
@@ -277,6 +287,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			code := f.Code
 			if code == "" {
+				// TooManyRequests: concepts/throttling.md, "Sample response"; serviceNotAvailable:
+				// concepts/errors.md, "Code property".
 				code = map[int]string{429: "TooManyRequests", 503: "serviceNotAvailable"}[f.Status]
 			}
 			graphError(w, f.Status, code, http.StatusText(f.Status))
@@ -310,7 +322,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	cur := s.versions[len(s.versions)-1]
 	switch {
-	case path == "/v1.0/users/delta", path == "/v1.0/groups/delta", path == "/v1.0/administrativeUnits/delta":
+	case path == "/v1.0/users/delta", path == "/v1.0/groups/delta", path == unitsDelta:
 		s.serveDelta(w, r, cur)
 	case path == "/v1.0/roleManagement/directory/roleDefinitions":
 		var out []any
@@ -391,6 +403,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// unitsDelta is where v1.0 serves administrativeUnits/delta: "GET /directory/administrativeUnits/delta"
+// (api-reference/v1.0/api/administrativeunit-delta.md, "HTTP request"); "The URL endpoint for calling the
+// administrativeUnits API is /administrativeUnits in the beta endpoint but /directory/administrativeUnits in the
+// v1.0 endpoint" (api-reference/beta/resources/administrativeunit.md, "Methods").
+const unitsDelta = "/v1.0/directory/administrativeUnits/delta"
+
 // serveDelta answers users/delta and groups/delta: a full read (no token) or the changes since a deltaLink's
 // version. The query of the first request ($select) travels inside the links, as Graph encodes it into its
 // tokens (api-reference/v1.0/api/group-delta.md, "Query parameters").
@@ -440,13 +458,34 @@ func (s *Server) serveDelta(w http.ResponseWriter, r *http.Request, cur *Tenant)
 	switch {
 	case groups:
 		entries, size = s.groupEntries(since, cur, selected), s.GroupPage
-	case r.URL.Path == "/v1.0/administrativeUnits/delta":
+	case r.URL.Path == unitsDelta:
 		entries, size = unitEntries(since, cur, selected), s.GroupPage
 	default:
 		entries = userEntries(since, cur, selected)
 	}
 	delta := fmt.Sprintf("%s%s?$deltatoken=%s", s.URL, r.URL.Path, url.QueryEscape(fmt.Sprintf("%d.%s", len(s.versions)-1, sel)))
-	s.writeList(w, r, entries, delta, size)
+	c := &cursor{entries: entries, last: delta, size: max(size, 1)}
+	if s.Shuffle {
+		c.entries, c.empty = shuffled(entries), true
+	}
+	s.writePage(w, r, c)
+}
+
+// shuffled is entries with those at even positions first, then those at odd ones (which separates the
+// consecutive entries of a group split across entries), and the middle one sent again at the end. Within one
+// answer the stand-in names an object either as present or as removed and a member either as added or as
+// removed, so neither the order nor the replay changes what the entries mean.
+func shuffled(entries []any) []any {
+	if len(entries) < 2 {
+		return entries
+	}
+	out := make([]any, 0, len(entries)+1)
+	for _, odd := range []int{0, 1} {
+		for i := odd; i < len(entries); i += 2 {
+			out = append(out, entries[i])
+		}
+	}
+	return append(out, entries[len(entries)/2])
 }
 
 func pick(selected map[string]bool, m map[string]any) map[string]any {
@@ -648,10 +687,13 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, entries []any
 
 func (s *Server) writePage(w http.ResponseWriter, r *http.Request, c *cursor) {
 	n := min(c.size, len(c.entries))
+	if c.empty {
+		c.empty, n = false, 0
+	}
 	// "@odata.context": ".../v1.0/$metadata#groups" for groups/delta (concepts/delta-query-groups.md), under
 	// beta for a beta collection.
 	version, context, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	context = strings.TrimSuffix(context, "/delta")
+	context = strings.TrimPrefix(strings.TrimSuffix(context, "/delta"), "directory/") // "#administrativeunits" in the units' page
 	if rest, ok := strings.CutPrefix(context, "servicePrincipals/"); ok {
 		// A navigation from one entity names it by key: "$metadata#servicePrincipals('…')/appRoleAssignedTo"
 		// (api-reference/v1.0/api/serviceprincipal-list-approleassignedto.md).

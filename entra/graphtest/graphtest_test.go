@@ -214,7 +214,7 @@ func TestUnitsDelta(t *testing.T) {
 	s := New(Crafted())
 	defer s.Close()
 	s.GroupPage = 1
-	entries, links, delta := readPages(t, s, s.URL+"/v1.0/administrativeUnits/delta?$select=id,displayName,isMemberManagementRestricted,members")
+	entries, links, delta := readPages(t, s, s.URL+"/v1.0/directory/administrativeUnits/delta?$select=id,displayName,isMemberManagementRestricted,members")
 	if len(entries) != 2 || len(links) != 1 || delta == "" {
 		t.Fatalf("%d entries over %d nextLinks, deltaLink %q; want 2 units a page each, then a deltaLink", len(entries), len(links), delta)
 	}
@@ -237,5 +237,45 @@ func TestUnitsDelta(t *testing.T) {
 	}
 	if entries[1]["id"] != UnitEMEA || entries[1]["@removed"] == nil {
 		t.Errorf("EMEA removal %v", entries[1])
+	}
+}
+
+// Shuffle: the first page holds no entry but a nextLink, g-confidential's entries are not consecutive, and one
+// entry comes twice.
+func TestShuffle(t *testing.T) {
+	s := New(Crafted())
+	defer s.Close()
+	s.Shuffle = true
+	link := s.URL + "/v1.0/groups/delta?$select=id,displayName,members"
+	var first struct {
+		Value    []map[string]any `json:"value"`
+		NextLink string           `json:"@odata.nextLink"`
+	}
+	get(t, s, link, &first)
+	if len(first.Value) != 0 || first.NextLink == "" {
+		t.Fatalf("first page %d entries, nextLink %q; want none and a nextLink", len(first.Value), first.NextLink)
+	}
+	entries, _, delta := readPages(t, s, link)
+	if delta == "" {
+		t.Fatal("no deltaLink")
+	}
+	var conf []int
+	seen := map[string]int{}
+	for i, e := range entries {
+		b, _ := json.Marshal(e)
+		seen[string(b)]++
+		if e["id"] == GroupConf {
+			conf = append(conf, i)
+		}
+	}
+	if len(conf) != 2 || conf[1] == conf[0]+1 {
+		t.Errorf("g-confidential at %v; want its 2 entries apart", conf)
+	}
+	replays := 0
+	for _, n := range seen {
+		replays += n - 1
+	}
+	if len(entries) != 10 || replays != 1 {
+		t.Errorf("%d entries with %d replays; want the 9 entries and one of them again", len(entries), replays)
 	}
 }
