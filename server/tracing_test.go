@@ -61,6 +61,9 @@ func TestTracing(t *testing.T) {
 			if rpc.ParentSpanID != tc.parentID {
 				t.Errorf("server span's parent %s, want the caller's span %s", rpc.ParentSpanID, tc.parentID)
 			}
+			if tc.transport == "" && rpc.Attributes["rpc.response.status_code"] != "OK" { // otelgrpc's, at the call's end
+				t.Errorf("server span's attributes %v, want rpc.response.status_code OK", rpc.Attributes)
+			}
 			if tc.transport != "" && rpc.Attributes["groupgate.transport"] != tc.transport {
 				t.Errorf("server span's attributes %v, want groupgate.transport %s", rpc.Attributes, tc.transport)
 			}

@@ -22,8 +22,8 @@ type observabilityRun struct {
 
 // runObservability measures what the decision log and tracing cost (issue 21): rounds of three runs back to back,
 // each against a server of its own in this process, started fresh on the same snapshot: plain, --decision-log
-// file:… (a temporary file), and tracing to an OTLP receiver in this process (OTLP over gRPC and HTTP; it decodes
-// every export and counts the spans). The tracing run sets only OTEL_EXPORTER_OTLP_ENDPOINT: the protocol, the
+// file:… (a temporary file), and tracing to an OTLP receiver in this process (OTLP over gRPC, where it decodes
+// every export, and HTTP, where it counts the spans in the wire format without decoding them). The tracing run sets only OTEL_EXPORTER_OTLP_ENDPOINT: the protocol, the
 // sampler and the batch processor are the defaults or what OTEL_* in the environment say, as for serve. The
 // receiver's CPU is charged to the figure (it runs on the same cores as the server and the load, as a local
 // collector would). The records and spans are counted after each server has stopped (and flushed).
