@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	kgzip "github.com/klauspost/compress/gzip"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -64,16 +65,22 @@ func readSnapshot(r io.Reader, name string, sizeHint int) (*pb.Snapshot, error) 
 // readSnapshotBytes reads a snapshot file's encoded bytes, gunzipped when name ends in .gz.
 func readSnapshotBytes(r io.Reader, name string, sizeHint int) ([]byte, error) {
 	if strings.HasSuffix(name, ".gz") {
-		zr, err := gzip.NewReader(bufio.NewReaderSize(r, 1<<20))
+		// klauspost/compress's reader: the same format, gunzipped in ~60% of compress/gzip's time (the large
+		// preset's 48 MB .pb.gz: 0.66–0.93 s against 1.20–1.22 s), which is a fifth of serve's start from it.
+		zr, err := kgzip.NewReader(bufio.NewReaderSize(r, 1<<20))
 		if err != nil {
 			return nil, fmt.Errorf("%s: not a valid gzip file: %w", name, err)
 		}
 		defer zr.Close()
 		r = zr
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(sizeHint, 0), maxSnapshotBytes)+bytes.MinRead))
+	data := make([]byte, 0, min(max(sizeHint, 0), maxSnapshotBytes)+bytes.MinRead)
+	// Read once and then scanned field by field: on the large preset (144 MB) its page faults alone were a
+	// tenth of the start.
+	adviseHugePages(data[:cap(data)])
+	buf := bytes.NewBuffer(data)
 	_, err := buf.ReadFrom(io.LimitReader(r, maxSnapshotBytes+1))
-	data := buf.Bytes()
+	data = buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading (gzip stream corrupt or truncated?): %w", name, err)
 	}

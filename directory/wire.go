@@ -4,6 +4,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
 
@@ -50,7 +51,8 @@ var errNotFast = errors.New("snapshot needs the general decoder")
 // errNotFast, and the caller decodes the whole snapshot and runs FromSnapshot, which then accepts or refuses it
 // exactly as before (with the same messages). An accepted snapshot gives the directory FromSnapshot would.
 func fromWire(data []byte, revision int64) (*Directory, error) {
-	principals, ok := countPrincipals(data)
+	count, ok := countPrincipals(data)
+	principals := count.users + count.servicePrincipals + count.groups
 	if !ok {
 		return nil, errNotFast
 	}
@@ -58,12 +60,12 @@ func fromWire(data []byte, revision int64) (*Directory, error) {
 		tenantID                                  string
 		settings                                  *pb.TenantSettings
 		labels, sps, roleDefs, assignments, units [][]byte
-		groups                                    [][]byte
+		users, groups                             [][]byte
 		b                                         *builder
-		u                                         wireUser
 		strs                                      arena
 		err                                       error
 	)
+	users, groups = make([][]byte, 0, count.users), make([][]byte, 0, count.groups)
 	for rest := data; len(rest) > 0; {
 		num, _, n := protowire.ConsumeTag(rest)
 		rest = rest[n:]
@@ -100,12 +102,7 @@ func fromWire(data []byte, revision int64) (*Directory, error) {
 					return nil, err
 				}
 			}
-			// Users are created as they are read, in declaration order: refs 0… FromSnapshot reserves
-			// every user, then every service principal, then every group before creating any, which numbers
-			// them the same.
-			if !u.decode(v, &strs) || !b.loadUser(u.id, u.displayName, u.userType, u.roles) {
-				return nil, errNotFast
-			}
+			users = append(users, v)
 		case snapshotServicePrincipals:
 			sps = append(sps, v)
 		case snapshotGroups:
@@ -123,6 +120,19 @@ func fromWire(data []byte, revision int64) (*Directory, error) {
 			return nil, err
 		}
 	}
+	// Users are created in declaration order: refs 0… FromSnapshot reserves every user, then every service
+	// principal, then every group before creating any, which numbers them the same. They are decoded on every
+	// core first; only the index and the node vector are written one user at a time.
+	decodedUsers, ok := decodeUsers(users)
+	if !ok {
+		return nil, errNotFast
+	}
+	for i := range decodedUsers {
+		if !b.loadUser(&decodedUsers[i]) {
+			return nil, errNotFast
+		}
+	}
+	decodedUsers, users = nil, nil
 	spMsgs := make([]*pb.ServicePrincipal, len(sps))
 	for i, raw := range sps {
 		spMsgs[i] = &pb.ServicePrincipal{}
@@ -151,7 +161,7 @@ func fromWire(data []byte, revision int64) (*Directory, error) {
 	}
 
 	// Groups: attributes and ref lists decoded on every core against the (now read-only) index.
-	decoded, ok := decodeGroups(groups, b.index.x.overlay)
+	decoded, ok := decodeGroups(groups, newLoadTable(b.index.x.overlay))
 	if !ok {
 		return nil, errNotFast
 	}
@@ -197,24 +207,32 @@ func fromWire(data []byte, revision int64) (*Directory, error) {
 	return d, nil
 }
 
+// principalCounts are the users, service principals and groups of an encoded snapshot.
+type principalCounts struct{ users, servicePrincipals, groups int }
+
 // countPrincipals counts the users, service principals and groups of an encoded snapshot, checking that every
 // field is one fromWire reads: a known field of the Snapshot message in the length-delimited encoding.
-func countPrincipals(data []byte) (int, bool) {
-	count := 0
+func countPrincipals(data []byte) (principalCounts, bool) {
+	var count principalCounts
 	for len(data) > 0 {
 		num, typ, n := protowire.ConsumeTag(data)
 		if n < 0 || typ != protowire.BytesType || num < snapshotTenantID || num > snapshotUnits {
 			// Not well formed, an unknown field, or a known one in another wire type (which proto.Unmarshal
 			// keeps as unknown): the general decoder's business.
-			return 0, false
+			return count, false
 		}
 		data = data[n:]
 		if n = protowire.ConsumeFieldValue(num, typ, data); n < 0 {
-			return 0, false
+			return count, false
 		}
 		data = data[n:]
-		if num == snapshotUsers || num == snapshotServicePrincipals || num == snapshotGroups {
-			count++
+		switch num {
+		case snapshotUsers:
+			count.users++
+		case snapshotServicePrincipals:
+			count.servicePrincipals++
+		case snapshotGroups:
+			count.groups++
 		}
 	}
 	return count, true
@@ -247,29 +265,55 @@ func startWire(tenantID string, settings *pb.TenantSettings, labels [][]byte, pr
 
 // loadUser creates a user declared by a snapshot as reserve and then createUser would in FromSnapshot, in one
 // index write instead of three lookups and a write. It reports false for anything FromSnapshot would refuse
-// here: a bad or duplicate id (labels are known by now; units come later in both), or a bad user type.
-func (b *builder) loadUser(id, displayName string, userType pb.UserType, roles []string) bool {
-	switch userType {
-	case pb.UserType_USER_TYPE_MEMBER, pb.UserType_USER_TYPE_GUEST:
-	default:
-		return false
-	}
-	if !ValidID(id) {
-		return false
-	}
-	if _, isLabel := b.labels[id]; isLabel {
+// here: a duplicate id or one a label holds (labels are known by now; units come later in both); decodeUsers
+// checked the rest.
+func (b *builder) loadUser(u *wireUser) bool {
+	if _, isLabel := b.labels[u.node.id]; isLabel {
 		return false
 	}
 	index := b.index.x.overlay
 	before := len(index)
 	r := b.nodes.allocate()
-	if index[id] = r; len(index) == before {
+	if index[u.node.id] = r; len(index) == before {
 		return false // a duplicate: the snapshot is refused, so the overwritten entry does not matter
 	}
-	n := &Node{id: id, ref: r, kind: KindUser, userType: userType, userDisplayName: displayName, userRoles: roles}
+	n := u.node
+	n.ref = r
 	b.nodes.v.chunks[r>>chunkBits][r&(chunkSize-1)] = n // allocate made the chunk this builder's
 	b.countNode(n, +1)
 	return true
+}
+
+// decodeUsers decodes User messages on every core into their nodes (refs not yet given), reporting false for
+// one FromSnapshot would refuse by itself (a bad id or user type) or one the wire decoder does not read.
+func decodeUsers(users [][]byte) ([]wireUser, bool) {
+	out := make([]wireUser, len(users))
+	workers := runtime.GOMAXPROCS(0)
+	const chunk = 4096 // users a worker takes at a time
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var strs arena
+			for !failed.Load() {
+				from := int(next.Add(chunk)) - chunk
+				if from >= len(users) {
+					return
+				}
+				for i := from; i < min(from+chunk, len(users)); i++ {
+					if !out[i].decode(users[i], &strs) {
+						failed.Store(true)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out, !failed.Load()
 }
 
 // hasDuplicate reports whether a ref list names a ref twice (see refList).
@@ -287,17 +331,20 @@ func (b *builder) hasDuplicate(refs []Ref) bool {
 	return false
 }
 
-// wireUser is one user read from the wire; decode reuses it from user to user.
+// wireUser is one user read from the wire: its node, and the fields decode read it from.
 type wireUser struct {
-	id, displayName string
-	userType        pb.UserType
-	roles           []string
+	node *Node
 }
 
 // decode reads a User message as proto.Unmarshal would (a scalar field seen twice: the last wins), with its
-// strings copied into strs. It reports false for anything it does not read itself.
+// strings copied into strs, into a new node. It reports false for anything it does not read itself, and for a
+// bad id or user type.
 func (u *wireUser) decode(b []byte, strs *arena) bool {
-	*u = wireUser{}
+	var (
+		id, displayName string
+		kind            pb.UserType
+		roles           []string
+	)
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -313,11 +360,11 @@ func (u *wireUser) decode(b []byte, strs *arena) bool {
 			b = b[n:]
 			switch num {
 			case userID:
-				u.id = strs.string(v)
+				id = strs.string(v)
 			case userDisplayName:
-				u.displayName = strs.string(v)
+				displayName = strs.string(v)
 			default:
-				u.roles = append(u.roles, string(v))
+				roles = append(roles, string(v))
 			}
 		case typ == protowire.VarintType && num == userType:
 			v, n := protowire.ConsumeVarint(b)
@@ -325,11 +372,20 @@ func (u *wireUser) decode(b []byte, strs *arena) bool {
 				return false
 			}
 			b = b[n:]
-			u.userType = pb.UserType(int32(v))
+			kind = pb.UserType(int32(v))
 		default:
 			return false
 		}
 	}
+	switch kind {
+	case pb.UserType_USER_TYPE_MEMBER, pb.UserType_USER_TYPE_GUEST:
+	default:
+		return false
+	}
+	if !ValidID(id) {
+		return false
+	}
+	u.node = &Node{id: id, kind: KindUser, userType: kind, userDisplayName: displayName, userRoles: roles}
 	return true
 }
 
@@ -365,10 +421,10 @@ type wireGroup struct {
 	members, owners []Ref
 }
 
-// decodeGroups decodes every group on all cores. Each member and owner id is looked up in the index straight
+// decodeGroups decodes every group on all cores. Each member and owner id is looked up in the table straight
 // from the wire bytes; ok is false when one is not a reserved id, a group lists itself, or a message does not
 // decode.
-func decodeGroups(groups [][]byte, index map[string]Ref) ([]wireGroup, bool) {
+func decodeGroups(groups [][]byte, index *loadTable) ([]wireGroup, bool) {
 	out := make([]wireGroup, len(groups))
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
@@ -378,10 +434,10 @@ func decodeGroups(groups [][]byte, index map[string]Ref) ([]wireGroup, bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var rest []byte
+			var s groupScratch
 			for i := w; i < len(groups); i += workers {
 				var good bool
-				out[i], rest, good = decodeGroup(groups[i], index, rest[:0])
+				out[i], good = s.decodeGroup(groups[i], index)
 				if !good {
 					failed.Do(func() { ok = false })
 					return
@@ -393,85 +449,73 @@ func decodeGroups(groups [][]byte, index map[string]Ref) ([]wireGroup, bool) {
 	return out, ok
 }
 
+// groupScratch is what decodeGroup reuses from group to group: the member and owner ids as wire bytes, and the
+// fields it leaves to proto.Unmarshal.
+type groupScratch struct {
+	members, owners [][]byte
+	rest            []byte
+}
+
 // decodeGroup reads one Group message: id, members and owners itself, every other field (copied into rest)
 // through proto.Unmarshal.
-func decodeGroup(b []byte, index map[string]Ref, rest []byte) (wireGroup, []byte, bool) {
+func (s *groupScratch) decodeGroup(b []byte, index *loadTable) (wireGroup, bool) {
 	var g wireGroup
 	var id []byte
-	var self Ref
-	nMembers, nOwners := 0, 0
-	// Count first, so each list is allocated once at its size.
-	for c := b; len(c) > 0; {
-		num, typ, n := protowire.ConsumeTag(c)
-		if n < 0 {
-			return g, rest, false
-		}
-		c = c[n:]
-		if typ == protowire.BytesType {
-			switch num {
-			case groupMembers:
-				nMembers++
-			case groupOwners:
-				nOwners++
-			}
-		}
-		n = protowire.ConsumeFieldValue(num, typ, c)
-		if n < 0 {
-			return g, rest, false
-		}
-		c = c[n:]
-	}
-	g.members = make([]Ref, 0, nMembers)
-	if nOwners > 0 {
-		g.owners = make([]Ref, 0, nOwners)
-	}
-	lookup := func(v []byte) (Ref, bool) {
-		r, ok := index[string(v)] // no allocation: the compiler looks the bytes up as they are
-		return r, ok
-	}
+	s.members, s.owners, s.rest = s.members[:0], s.owners[:0], s.rest[:0]
 	for len(b) > 0 {
 		start := b
 		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return g, false
+		}
 		b = b[n:]
 		if typ == protowire.BytesType && (num == groupID || num == groupMembers || num == groupOwners) {
 			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return g, false
+			}
 			b = b[n:]
 			switch num {
 			case groupID:
 				id = v
 			case groupMembers:
-				r, ok := lookup(v)
-				if !ok {
-					return g, rest, false
-				}
-				g.members = append(g.members, r)
+				s.members = append(s.members, v)
 			case groupOwners:
-				r, ok := lookup(v)
-				if !ok {
-					return g, rest, false
-				}
-				g.owners = append(g.owners, r)
+				s.owners = append(s.owners, v)
 			}
 			continue
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return g, false
+		}
 		b = b[n:]
-		rest = append(rest, start[:len(start)-len(b)]...)
+		s.rest = append(s.rest, start[:len(start)-len(b)]...)
 	}
-	self, known := lookup(id)
+	g.members = make([]Ref, len(s.members))
+	if !index.lookupAll(s.members, g.members) {
+		return g, false
+	}
+	if len(s.owners) > 0 {
+		g.owners = make([]Ref, len(s.owners))
+		if !index.lookupAll(s.owners, g.owners) {
+			return g, false
+		}
+	}
+	self, known := index.lookup(id)
 	if !known {
-		return g, rest, false
+		return g, false
 	}
 	for _, m := range g.members {
 		if m == self {
-			return g, rest, false
+			return g, false
 		}
 	}
 	g.attrs = &pb.Group{}
-	if proto.Unmarshal(rest, g.attrs) != nil {
-		return g, rest, false
+	if proto.Unmarshal(s.rest, g.attrs) != nil {
+		return g, false
 	}
-	return g, rest, true
+	return g, true
 }
 
 // arena copies strings into shared blocks: a million ids and names as a few hundred allocations instead of two

@@ -30,8 +30,10 @@ func wireCorpus(t *testing.T) map[string][]byte {
 		out[name] = b
 	}
 	add("demo", demo.Snapshot())
-	p, _ := workload.Preset("tiny")
-	add("generated tiny", workload.Generate(p))
+	for _, preset := range []string{"tiny", "small"} { // small: users decoded by every worker, in several chunks
+		p, _ := workload.Preset(preset)
+		add("generated "+preset, workload.Generate(p))
+	}
 	for name, f := range conformance.Files(t, filepath.Join("..", "testdata", "conformance")) {
 		if f.Demo {
 			continue
