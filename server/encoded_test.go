@@ -84,3 +84,36 @@ func TestEncodedMessageThroughInProcessStream(t *testing.T) {
 		t.Fatal("decoding garbage: no error")
 	}
 }
+
+// recordingPool is a mem.BufferPool that records what is put back.
+type recordingPool struct{ put [][]byte }
+
+func (p *recordingPool) Get(length int) *[]byte { b := make([]byte, length); return &b }
+func (p *recordingPool) Put(b *[]byte)          { p.put = append(p.put, *b) }
+
+// TestPooledPageGoesBackWhenFreed: the codec hands a pooled page to gRPC as is, and gRPC's Free (once the
+// transport has written it) puts that same page back into its pool; an unpooled one is never put anywhere.
+func TestPooledPageGoesBackWhenFreed(t *testing.T) {
+	pool := &recordingPool{}
+	page := (*pool.Get(4096))[:0]
+	page = appendRevision(append(page, 0x0a, 0x00), 7)
+	data, err := newCodec().Marshal(&encodedMessage{data: page, pool: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := data.Materialize(); !bytes.Equal(got, page) {
+		t.Fatalf("marshalled %x, want the page's bytes %x", got, page)
+	}
+	if len(pool.put) != 0 {
+		t.Fatalf("put back before it was freed: %d buffers", len(pool.put))
+	}
+	data.Free()
+	if len(pool.put) != 1 || &pool.put[0][:1][0] != &page[:1][0] || cap(pool.put[0]) != 4096 {
+		t.Fatalf("after Free the pool got %d buffers, want the page itself with its capacity (4096)", len(pool.put))
+	}
+	unpooled, _ := newCodec().Marshal(&encodedMessage{data: bytes.Repeat([]byte{1}, 4096)})
+	unpooled.Free()
+	if len(pool.put) != 1 {
+		t.Fatalf("an unpooled page reached the pool")
+	}
+}
