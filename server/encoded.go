@@ -69,6 +69,21 @@ func appendEffectiveMember(b []byte, n *directory.Node, depth int) []byte {
 		kind = pb.ObjectKind_OBJECT_KIND_SERVICE_PRINCIPAL
 	}
 	id := n.ID()
+	if l := len(id); l > 0 && l < 100 && kind != 0 && uint32(userType) < 128 && uint(depth-1) < 127 {
+		// Every length and value fits one byte (a generated id, an Entra GUID, depths below 128): the bytes the
+		// general path below writes, without its varint loops and size sums.
+		size := 2 + l + 2 + 2
+		if userType != 0 {
+			size += 2
+		}
+		b = append(b, 1<<3|byte(protowire.BytesType), byte(size), 1<<3|byte(protowire.BytesType), byte(l))
+		b = append(b, id...)
+		b = append(b, 2<<3|byte(protowire.VarintType), byte(kind))
+		if userType != 0 {
+			b = append(b, 3<<3|byte(protowire.VarintType), byte(userType))
+		}
+		return append(b, 4<<3|byte(protowire.VarintType), byte(depth))
+	}
 	size := 0
 	if id != "" {
 		size += 1 + protowire.SizeBytes(len(id))

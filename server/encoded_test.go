@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/groupgate/groupgate/directory"
@@ -33,13 +35,26 @@ func TestEncodedMembersMatchMarshal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Ids on both sides of the one-byte lengths (an id under 100 bytes takes the short path), up to the longest.
+	long := &pb.Snapshot{TenantId: "long-ids"}
+	for _, n := range []int{1, 99, 100, 125, 126, 127, 128, 256} {
+		long.Users = append(long.Users, &pb.User{Id: "u" + strings.Repeat("x", n-1), UserType: pb.UserType_USER_TYPE_GUEST})
+		long.Groups = append(long.Groups, &pb.Group{Id: "g" + strings.Repeat("y", n-1), Kind: pb.GroupKind_GROUP_KIND_SECURITY, Membership: pb.Membership_MEMBERSHIP_ASSIGNED})
+		long.ServicePrincipals = append(long.ServicePrincipals, &pb.ServicePrincipal{Id: "s" + strings.Repeat("z", n-1)})
+	}
+	longIDs, err := directory.FromSnapshot(long, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := slices.Collect(d.Nodes())
+	nodes = append(nodes, slices.Collect(longIDs.Nodes())...)
 	kinds := map[directory.Kind]bool{}
 	guests := 0
 	for _, revision := range []int64{0, 1, 300, 1 << 40} {
 		var encoded []byte
 		want := &pb.EffectiveMembersResponse{Revision: revision}
-		for n := range d.Nodes() {
-			for _, depth := range []int{1, 2, 127, 128, 70_000} {
+		for _, n := range nodes {
+			for _, depth := range []int{0, 1, 2, 127, 128, 70_000} {
 				encoded = appendEffectiveMember(encoded, n, depth)
 				m := &pb.EffectiveMember{}
 				setEffectiveMember(m, n, depth)
