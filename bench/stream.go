@@ -23,6 +23,8 @@ type StreamConfig struct {
 	// Record keeps the untimed stream's messages in StreamReport.Messages, for a no-op handler to send the same
 	// answer (ServeNoOpStream).
 	Record bool
+	// ServerCPU, when set, reads the server process's CPU time so far (a server in a process of its own).
+	ServerCPU func() time.Duration
 }
 
 // StreamReport is the outcome of a stream run: per stream, the time to the first message and to the end.
@@ -38,6 +40,9 @@ type StreamReport struct {
 	First []time.Duration `json:"first_ns"`
 	// CPUPerStream is this process's CPU time per timed stream (with an in-process server: server and client).
 	CPUPerStream time.Duration `json:"cpu_per_stream_ns"`
+	// ServerCPUPerStream is the server process's CPU time per timed stream, with StreamConfig.ServerCPU: what the
+	// answer costs the server alone, less sensitive to other work on the machine than the streams' durations.
+	ServerCPUPerStream time.Duration `json:"server_cpu_per_stream_ns,omitempty"`
 	// Recorded is the untimed stream's answer, with StreamConfig.Record.
 	Recorded []*pb.EffectiveMembersResponse `json:"-"`
 }
@@ -87,11 +92,15 @@ func (r StreamReport) String() string {
 		}
 		return out
 	}
-	return fmt.Sprintf("%-10s %-4s %9d members in %5d messages (%5.1f MiB): median %8s = %10.0f members/s (fastest %8s), first message median %7s   streams %v, first %v, cpu/stream %s",
+	s := fmt.Sprintf("%-10s %-4s %9d members in %5d messages (%5.1f MiB): median %8s = %10.0f members/s (fastest %8s), first message median %7s   streams %v, first %v, cpu/stream %s",
 		r.Target, r.Transport, r.Members, r.Messages, float64(r.Bytes)/(1<<20), r.MedianWhole().Round(time.Millisecond), r.MembersPerSecond(),
 		r.FastestWhole().Round(time.Millisecond),
 		r.MedianFirst().Round(time.Microsecond), round(r.Whole, time.Millisecond), round(r.First, 10*time.Microsecond),
 		r.CPUPerStream.Round(time.Millisecond))
+	if r.ServerCPUPerStream > 0 {
+		s += fmt.Sprintf(", server cpu/stream %s", r.ServerCPUPerStream.Round(time.Millisecond))
+	}
+	return s
 }
 
 // Stream reads cfg.Request's answer from cfg.Addr, once untimed and then cfg.Repeat times timed.
@@ -116,6 +125,10 @@ func Stream(ctx context.Context, name string, cfg StreamConfig) (StreamReport, e
 		return r, fmt.Errorf("%s: %w", name, err)
 	}
 	cpuStart := ProcessCPU()
+	var serverStart time.Duration
+	if cfg.ServerCPU != nil {
+		serverStart = cfg.ServerCPU()
+	}
 	for i := 0; i < cfg.Repeat; i++ {
 		start, members, messages := time.Now(), 0, 0
 		var first time.Duration
@@ -137,6 +150,9 @@ func Stream(ctx context.Context, name string, cfg StreamConfig) (StreamReport, e
 	}
 	if len(r.Whole) > 0 {
 		r.CPUPerStream = (ProcessCPU() - cpuStart) / time.Duration(len(r.Whole))
+		if cfg.ServerCPU != nil {
+			r.ServerCPUPerStream = (cfg.ServerCPU() - serverStart) / time.Duration(len(r.Whole))
+		}
 	}
 	return r, nil
 }

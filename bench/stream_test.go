@@ -2,7 +2,9 @@ package bench_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/groupgate/groupgate/bench"
 	"github.com/groupgate/groupgate/directory"
@@ -52,5 +54,35 @@ func TestNoOpStreamsTheRecordedAnswer(t *testing.T) {
 	noop, err := bench.Stream(ctx, "no-op", bench.StreamConfig{Addr: addr, Request: req, Repeat: 1})
 	if err != nil || noop.Members != gg.Members || noop.MembersPerSecond() <= 0 {
 		t.Fatalf("no-op: %d members at %.0f/s (%v), want %d", noop.Members, noop.MembersPerSecond(), err, gg.Members)
+	}
+}
+
+// TestStreamReportsServerCPU: with a server of its own, a stream run reports the server's CPU time per timed
+// stream, read before the first timed stream and after the last (the untimed one not counted).
+func TestStreamReportsServerCPU(t *testing.T) {
+	p, _ := workload.Preset("tiny")
+	d, err := directory.FromSnapshot(workload.Generate(p), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, d)
+	req := &pb.EffectiveMembersRequest{TenantId: p.TenantID, GroupId: workload.TopGroupID}
+	var reads []time.Duration
+	serverCPU := func() time.Duration { // 40 ms more at every read
+		reads = append(reads, time.Duration(len(reads)+1)*40*time.Millisecond)
+		return reads[len(reads)-1]
+	}
+	r, err := bench.Stream(context.Background(), "groupgate", bench.StreamConfig{Addr: srv.Addr, Request: req, Repeat: 4, ServerCPU: serverCPU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reads) != 2 || r.ServerCPUPerStream != 10*time.Millisecond {
+		t.Fatalf("%d reads of the server's CPU, %s per stream: want 2 reads, 40 ms over 4 streams = 10ms", len(reads), r.ServerCPUPerStream)
+	}
+	if !strings.Contains(r.String(), "server cpu/stream 10ms") {
+		t.Errorf("the report %q does not show the server's CPU per stream", r)
+	}
+	if r, _ := bench.Stream(context.Background(), "in-process", bench.StreamConfig{Addr: srv.Addr, Request: req, Repeat: 1}); r.ServerCPUPerStream != 0 || strings.Contains(r.String(), "server cpu") {
+		t.Errorf("without ServerCPU: %s per stream in %q, want none", r.ServerCPUPerStream, r)
 	}
 }

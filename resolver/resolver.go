@@ -319,11 +319,11 @@ func (v View) Members(group directory.Ref) iter.Seq2[directory.Ref, int] {
 	}
 }
 
-// MemberBatches is Members a group's worth at a time: each batch holds the members first found among one
-// group's direct members, in Members' order, all at the same depth; the slice is only valid until the next.
-// The walk reads the nodes of a batch one after the other in a short loop, so that their loads, each likely a
-// cache miss on a large tenant, overlap instead of waiting for one another; a caller that reads the batch's
-// nodes again finds them in cache.
+// MemberBatches is Members a batch at a time: each batch holds the next members in Members' order, all at the
+// same depth; the slice is only valid until the next. A batch gathers the members first found among consecutive
+// groups of one level until it holds memberBatch of them (or the level ends). The walk reads a batch's nodes one
+// after the other in a short loop, so that their loads, each likely a cache miss on a large tenant, overlap
+// instead of waiting for one another; a caller that reads the batch's nodes again finds them in cache.
 func (v View) MemberBatches(group directory.Ref) iter.Seq2[[]directory.Ref, int] {
 	return func(yield func([]directory.Ref, int) bool) {
 		if v.dir.Node(group) == nil {
@@ -334,35 +334,44 @@ func (v View) MemberBatches(group directory.Ref) iter.Seq2[[]directory.Ref, int]
 		seen := s.bits(v.dir.RefLimit())
 		mark(seen, group)
 		frontier := []directory.Ref{group}
-		var batch []directory.Ref
+		batch := make([]directory.Ref, 0, memberBatch+64)
 		deepest := 0
 		defer func() { v.reached(deepest, false) }()
 		for depth := 1; len(frontier) > 0; depth++ {
 			var next []directory.Ref
-			for _, parent := range frontier {
-				batch = batch[:0]
-				for _, m := range v.dir.Node(parent).Members() {
-					if mark(seen, m) {
-						batch = append(batch, m)
-					}
-				}
-				if len(batch) == 0 {
-					continue
-				}
+			// flush hands the batch over after queueing its groups for the next level.
+			flush := func() bool {
 				for _, m := range batch {
 					if v.dir.Node(m).IsGroup() {
 						next = append(next, m)
 					}
 				}
 				deepest = depth
-				if !yield(batch, depth) {
+				ok := yield(batch, depth)
+				batch = batch[:0]
+				return ok
+			}
+			for _, parent := range frontier {
+				for _, m := range v.dir.Node(parent).Members() {
+					if mark(seen, m) {
+						batch = append(batch, m)
+					}
+				}
+				if len(batch) >= memberBatch && !flush() {
 					return
 				}
+			}
+			if len(batch) > 0 && !flush() {
+				return
 			}
 			frontier = next
 		}
 	}
 }
+
+// memberBatch is the size MemberBatches gathers a batch to: enough loads to keep a core's outstanding misses busy,
+// few enough that the batch's nodes stay in its cache until the caller reads them again.
+const memberBatch = 256
 
 // Ancestors yields every group that node is a member of at any depth, each once, breadth-first with its depth
 // (the length of the shortest nesting path). node itself is not yielded, even when a cycle leads back to it (as

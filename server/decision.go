@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"iter"
 	"sync/atomic"
 	"time"
 
@@ -141,25 +142,31 @@ func (d *decisionService) EffectiveMembers(req *pb.EffectiveMembersRequest, stre
 	var deepest atomic.Int64 // written by the walk's goroutine, read once the stream has ended
 	defer func() { end(int(deepest.Load())) }()
 	return streamMembers(ctx, stream, pageSize(req.GetPageSize(), DefaultPageSize), dir.Revision(), func(p *memberPager) {
-		var nodes []*directory.Node
-		for batch, depth := range batches {
-			if int64(depth) > deepest.Load() {
-				deepest.Store(int64(depth))
-			}
-			nodes = nodes[:0]
-			for _, ref := range batch {
-				if n := dir.Node(ref); n != nil && want(n) {
-					nodes = append(nodes, n)
-				}
-			}
-			p.prefetchIDs(nodes)
-			for _, n := range nodes {
-				if !p.add(n, depth) {
-					return
-				}
+		produceMembers(dir, batches, want, p, &deepest)
+	})
+}
+
+// produceMembers is EffectiveMembers' walk: it encodes the members batches yields that pass want into p's pages
+// and records the deepest level reached in deepest.
+func produceMembers(dir *directory.Directory, batches iter.Seq2[[]directory.Ref, int], want func(*directory.Node) bool, p *memberPager, deepest *atomic.Int64) {
+	var nodes []*directory.Node
+	for batch, depth := range batches {
+		if int64(depth) > deepest.Load() {
+			deepest.Store(int64(depth))
+		}
+		nodes = nodes[:0]
+		for _, ref := range batch {
+			if n := dir.Node(ref); n != nil && want(n) {
+				nodes = append(nodes, n)
 			}
 		}
-	})
+		p.prefetchIDs(nodes)
+		for _, n := range nodes {
+			if !p.add(n, depth) {
+				return
+			}
+		}
+	}
 }
 
 func (d *decisionService) EffectiveGroups(req *pb.EffectiveGroupsRequest, stream grpc.ServerStreamingServer[pb.EffectiveGroupsResponse]) error {

@@ -751,7 +751,7 @@ func runStreams(ctx context.Context, cfg bench.Config, sf streamFlags, servers [
 	var recorded []*pb.EffectiveMembersResponse
 	for i, s := range servers {
 		r, err := bench.Stream(ctx, "groupgate", bench.StreamConfig{Addr: s.addr, Token: cfg.Token, Request: req, Repeat: sf.repeat,
-			Record: i == 0 && !noNoOp && !separate})
+			Record: i == 0 && !noNoOp && !separate, ServerCPU: s.cpu})
 		if err != nil {
 			return err
 		}
@@ -768,11 +768,11 @@ func runStreams(ctx context.Context, cfg bench.Config, sf streamFlags, servers [
 	}
 	if !noNoOp {
 		for _, t := range transports {
-			addr, stop, err := noOpStreamServer(ctx, t, separate, gcHeadroom, servers[0].addr, req, recorded)
+			addr, serverCPU, stop, err := noOpStreamServer(ctx, t, separate, gcHeadroom, servers[0].addr, req, recorded)
 			if err != nil {
 				return err
 			}
-			r, err := bench.Stream(ctx, "no-op", bench.StreamConfig{Addr: addr, Request: req, Repeat: sf.repeat})
+			r, err := bench.Stream(ctx, "no-op", bench.StreamConfig{Addr: addr, Request: req, Repeat: sf.repeat, ServerCPU: serverCPU})
 			stop()
 			if err != nil {
 				return err
@@ -800,9 +800,13 @@ func runStreams(ctx context.Context, cfg bench.Config, sf streamFlags, servers [
 				if gg.Members != noop.Members || gg.Messages != noop.Messages {
 					return fmt.Errorf("the no-op streamed %d members in %d messages, groupgate %d in %d", noop.Members, noop.Messages, gg.Members, gg.Messages)
 				}
-				fmt.Fprintf(stdout(), "EffectiveMembers / no-op stream (%s): %.0f%% of the members/s (medians; fastest streams %.0f%%), first message %s vs %s (medians)\n",
+				serverCPU := ""
+				if gg.ServerCPUPerStream > 0 && noop.ServerCPUPerStream > 0 {
+					serverCPU = fmt.Sprintf(", server CPU per stream %s vs %s", gg.ServerCPUPerStream.Round(time.Millisecond), noop.ServerCPUPerStream.Round(time.Millisecond))
+				}
+				fmt.Fprintf(stdout(), "EffectiveMembers / no-op stream (%s): %.0f%% of the members/s (medians; fastest streams %.0f%%), first message %s vs %s (medians)%s\n",
 					gg.Transport, 100*gg.MembersPerSecond()/noop.MembersPerSecond(), 100*gg.FastestMembersPerSecond()/noop.FastestMembersPerSecond(),
-					gg.MedianFirst().Round(time.Microsecond), noop.MedianFirst().Round(time.Microsecond))
+					gg.MedianFirst().Round(time.Microsecond), noop.MedianFirst().Round(time.Microsecond), serverCPU)
 			}
 		}
 	}
@@ -810,29 +814,30 @@ func runStreams(ctx context.Context, cfg bench.Config, sf streamFlags, servers [
 }
 
 // noOpStreamServer starts a no-op handler whose EffectiveMembers streams recorded, in this process; or, in a
-// process of its own, one that records req's answer from the groupgate server at from before it serves.
+// process of its own, one that records req's answer from the groupgate server at from before it serves, and
+// whose CPU time serverCPU reads (nil in this process).
 func noOpStreamServer(ctx context.Context, transport string, separate bool, gcHeadroom uint64, from string, req *pb.EffectiveMembersRequest,
-	recorded []*pb.EffectiveMembersResponse) (addr string, stop func(), err error) {
+	recorded []*pb.EffectiveMembersResponse) (addr string, serverCPU func() time.Duration, stop func(), err error) {
 	if separate {
 		reqJSON, err := protojson.Marshal(req)
 		if err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		child, err := spawnServer(ctx, transport, "noop-serve", "--gc-headroom-bytes", strconv.FormatUint(gcHeadroom, 10),
 			"--members-from", from, "--members-request", string(reqJSON))
 		if err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
-		return child.addr, child.stop, nil
+		return child.addr, child.cpu, child.stop, nil
 	}
 	listenAddr, cleanup, err := benchListenAddress(transport)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	addr, stopServer, err := bench.ServeNoOpStream(listenAddr, recorded)
 	if err != nil {
 		cleanup()
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	return addr, func() { stopServer(); cleanup() }, nil
+	return addr, nil, func() { stopServer(); cleanup() }, nil
 }
