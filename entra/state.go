@@ -1,6 +1,7 @@
 package entra
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -10,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -78,21 +80,217 @@ type Lease interface {
 // StateStores too.
 func MarshalState(s *State, zip bool) ([]byte, error) {
 	var buf bytes.Buffer
-	var w io.Writer = &buf
-	var zw *gzip.Writer
-	if zip {
-		zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-		w = zw
-	}
-	if err := json.NewEncoder(w).Encode(s); err != nil {
+	if err := EncodeState(&buf, s, zip); err != nil {
 		return nil, err
 	}
+	return buf.Bytes(), nil
+}
+
+// EncodeState writes MarshalState's encoding of s to w (json.Encoder's: the JSON and a newline) one mirrored
+// object at a time. json.Encoder builds the whole JSON in memory before it writes a byte: on the large preset
+// that buffer, grown by doubling, was the top of a full sync's peak RSS.
+func EncodeState(w io.Writer, s *State, zip bool) error {
+	var zw *gzip.Writer
+	if zip {
+		zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		w = zw
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	if err := writeState(bw, s); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
 	if zw != nil {
-		if err := zw.Close(); err != nil {
-			return nil, err
+		return zw.Close()
+	}
+	return nil
+}
+
+// stateHead and stateTail are State's fields before and after the mirror, with State's names and options, so
+// that writeState writes what encoding/json would (TestEncodeStateIsJSONMarshal keeps them in step).
+type stateHead struct {
+	Version    int    `json:"version"`
+	Tenant     string `json:"tenant"`
+	Endpoint   string `json:"endpoint"`
+	UsersLink  string `json:"usersDeltaLink"`
+	GroupsLink string `json:"groupsDeltaLink"`
+	UnitsLink  string `json:"unitsDeltaLink,omitempty"`
+}
+
+type stateTail struct {
+	Overlay *Overlay          `json:"overlay"`
+	Labels  []json.RawMessage `json:"labels,omitempty"`
+	LogID   string            `json:"logId,omitempty"`
+}
+
+func writeState(w *bufio.Writer, s *State) error {
+	head, err := json.Marshal(stateHead{Version: s.Version, Tenant: s.Tenant, Endpoint: s.Endpoint, UsersLink: s.UsersLink,
+		GroupsLink: s.GroupsLink, UnitsLink: s.UnitsLink})
+	if err != nil {
+		return err
+	}
+	tail, err := json.Marshal(stateTail{Overlay: s.Overlay, Labels: s.Labels, LogID: s.LogID})
+	if err != nil {
+		return err
+	}
+	// Both are objects with at least one field (version, overlay): the mirror goes between them.
+	w.Write(head[:len(head)-1])
+	w.WriteString(`,"mirror":`)
+	if m := s.Mirror; m == nil {
+		w.WriteString("null")
+	} else {
+		w.WriteString(`{"users":`)
+		writeObject(w, m.Users, func(b []byte, u User) ([]byte, error) { return u.appendJSON(b), nil })
+		w.WriteString(`,"groups":`)
+		var scratch refLists
+		writeObject(w, m.Groups, func(b []byte, g *Group) ([]byte, error) { return g.appendJSON(b, &scratch), nil })
+		if len(m.Units) > 0 {
+			w.WriteString(`,"units":`)
+			if err := writeObject(w, m.Units, func(b []byte, u *Unit) ([]byte, error) {
+				j, err := json.Marshal(u)
+				return append(b, j...), err
+			}); err != nil {
+				return err
+			}
+		}
+		w.WriteByte('}')
+	}
+	w.WriteByte(',')
+	w.Write(tail[1:])
+	_, err = w.WriteString("\n")
+	return err
+}
+
+// writeObject writes m as encoding/json does (keys sorted), one entry at a time, each value appended by value
+// to a buffer the entries share.
+func writeObject[V any](w *bufio.Writer, m map[string]V, value func([]byte, V) ([]byte, error)) error {
+	if m == nil {
+		_, err := w.WriteString("null")
+		return err
+	}
+	w.WriteByte('{')
+	var b []byte
+	var err error
+	for i, k := range sortedKeys(m) {
+		b = b[:0]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		if b, err = value(b, m[k]); err != nil {
+			return err
+		}
+		w.Write(b)
+	}
+	_, err = w.WriteString("}")
+	return err
+}
+
+// appendJSONString appends s as encoding/json writes a string (HTML-safe). Ids and names are plain ASCII but
+// for a few: those take encoding/json's own path.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
 		}
 	}
-	return buf.Bytes(), nil
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSON appends the user as encoding/json writes User.
+func (u User) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	if u.Name != "" {
+		b = append(b, `"n":`...)
+		b = appendJSONString(b, u.Name)
+	}
+	if u.Guest {
+		if u.Name != "" {
+			b = append(b, ',')
+		}
+		b = append(b, `"g":true`...)
+	}
+	return append(b, '}')
+}
+
+// refLists are a group's member or owner ids by kind ('u', 'g', 's'), reused from group to group.
+type refLists [3][]string
+
+// appendJSON appends the group as its MarshalJSON writes it (groupJSON), without building groupJSON's lists
+// and its encoding for every group: on the large preset those were ~0.9 GB of garbage per state written.
+func (g *Group) appendJSON(b []byte, scratch *refLists) []byte {
+	if g == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '{')
+	if g.Name != "" {
+		b = append(b, `"n":`...)
+		b = appendJSONString(b, g.Name)
+		b = append(b, ',')
+	}
+	b = append(b, `"k":`...)
+	b = strconv.AppendInt(b, int64(g.Kind), 10)
+	if g.Dynamic {
+		b = append(b, `,"dyn":true`...)
+	}
+	if g.OnPremises {
+		b = append(b, `,"onp":true`...)
+	}
+	if g.RoleAssignable {
+		b = append(b, `,"rag":true`...)
+	}
+	if g.Label != "" {
+		b = append(b, `,"l":`...)
+		b = appendJSONString(b, g.Label)
+	}
+	b = append(b, `,"m":`...)
+	b = appendRefsJSON(b, g.Members, scratch)
+	b = append(b, `,"o":`...)
+	b = appendRefsJSON(b, g.Owners, scratch)
+	return append(b, '}')
+}
+
+// appendRefsJSON appends refs as encoding/json writes toRefsJSON(refs).
+func appendRefsJSON(b []byte, refs map[string]byte, scratch *refLists) []byte {
+	for i := range scratch {
+		scratch[i] = scratch[i][:0]
+	}
+	for id, k := range refs {
+		switch k {
+		case 'u':
+			scratch[0] = append(scratch[0], id)
+		case 'g':
+			scratch[1] = append(scratch[1], id)
+		case 's':
+			scratch[2] = append(scratch[2], id)
+		}
+	}
+	b = append(b, '{')
+	first := true
+	for i, name := range [3]string{`"u":[`, `"g":[`, `"s":[`} {
+		if len(scratch[i]) == 0 {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, name...)
+		for j, id := range scratch[i] {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, id)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 // UnmarshalState decodes MarshalState's encoding. A state of another version is nil: a full sync follows.

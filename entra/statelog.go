@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -142,19 +143,41 @@ func (f *FileState) compact(_ context.Context, s *State) error {
 	_, _ = rand.Read(id[:])
 	old := s.LogID
 	s.LogID = hex.EncodeToString(id[:])
-	data, err := MarshalState(s, f.zip())
-	if err == nil {
-		err = replaceFile(f.Path, func(tmp string) error { return os.WriteFile(tmp, data, 0o600) })
-	}
+	var size int64
+	err := replaceFile(f.Path, func(tmp string) error {
+		// Streamed to the file: the encoding of a large tenant is never in memory whole.
+		out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		cw := &countingWriter{w: out}
+		err = EncodeState(cw, s, f.zip())
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		size = cw.n
+		return err
+	})
 	if err != nil {
 		s.LogID = old
 		return err
 	}
-	f.last, f.baseSize, f.logSize, f.records = s, int64(len(data)), 0, 0
+	f.last, f.baseSize, f.logSize, f.records = s, size, 0, 0
 	// Best effort: should it fail, the records name the old LogID, so Load ignores them and the next append
 	// overwrites them.
 	_ = os.Truncate(f.LogPath(), 0)
 	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // logRecord is one round in the log: its links, the users and units it changed (null: removed), the groups it

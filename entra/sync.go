@@ -189,6 +189,7 @@ func (s *Syncer) readDeltas(ctx context.Context, base *State, r *Round) (*workin
 	if links.UsersLink == "" || links.GroupsLink == "" || links.UnitsLink == "" {
 		return nil, nil, errors.New("graph: a delta query ended without an @odata.deltaLink")
 	}
+	w.ids = nil // the mirror holds the ids now; the table would only keep them longer
 	return w, links, nil
 }
 
