@@ -290,17 +290,7 @@ func TestDeltaAnswersInAnyOrder(t *testing.T) {
 	for _, g := range []*graphtest.Server{pg, sg} {
 		g.MembersPerEntry = 2 // g-confidential's 6 members in 3 entries
 	}
-	round := func(s *entra.Syncer) *entra.Round {
-		t.Helper()
-		r, err := s.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Commit(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	round := func(s *entra.Syncer) *entra.Round { return commitRound(t, ctx, s) }
 	a, b := round(plain), round(shuffled)
 	if b.ObjectsRead <= a.ObjectsRead {
 		t.Errorf("the shuffled stand-in sent %d entries, the plain one %d: no replay", b.ObjectsRead, a.ObjectsRead)
@@ -339,17 +329,7 @@ func TestSoftDeletedUserKeepsItsMemberships(t *testing.T) {
 	s, g := committedSyncer(t)
 	var saved *graphtest.User
 	g.Update(func(t *graphtest.Tenant) { saved = t.Users["u-m1"]; delete(t.Users, "u-m1") })
-	next := func() *entra.Round {
-		t.Helper()
-		r, err := s.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Commit(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	next := func() *entra.Round { return commitRound(t, ctx, s) }
 	r := next()
 	want := []string{`{"deleteObject":{"id":"u-m1"}}`, `{"removeMember":{"groupId":"g-confidential","memberId":"u-m1"}}`}
 	if got := changeStrings(r.Changes); !slices.Equal(got, want) {
@@ -708,4 +688,17 @@ func sorted(s *pb.Snapshot) *pb.Snapshot {
 			strings.Compare(a.GetDirectoryScopeId(), b.GetDirectoryScopeId()))
 	})
 	return s
+}
+
+// commitRound reads the next round and commits it.
+func commitRound(t *testing.T, ctx context.Context, s *entra.Syncer) *entra.Round {
+	t.Helper()
+	r, err := s.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
