@@ -52,9 +52,11 @@ func TestImageHonoursMemoryLimit(t *testing.T) {
 	if err := os.Chmod(filepath.Join(dir, "medium.pb.gz"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// limitedRounds: enough lists that their garbage (a few MiB each) outgrows the limit when nothing bounds the
-	// heap; 3 rounds of 4 did until the loader stopped making garbage of its own.
-	const streams, rounds, limitedRounds = 4, 3, 15
+	// limitedRounds: enough lists that their garbage outgrows the limit when nothing bounds the heap; 3 rounds
+	// of 4 did until the loader stopped making garbage of its own, 15 until EffectiveMembers took its pages from
+	// gRPC's buffer pool (then the kill came after 168–313 lists at 99–101m, ~150–270 KiB of garbage a list;
+	// 800 leave a margin, ~20 s).
+	const streams, rounds, limitedRounds = 4, 3, 200
 	container := func(memory string, env ...string) (id, addr string) {
 		port := freePort(t)
 		args := []string{"--network", "host", "--read-only", "-v", dir + ":/data:ro",
