@@ -14,6 +14,7 @@ import (
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/entra"
 	"github.com/groupgate/groupgate/entra/pgstate"
+	"github.com/groupgate/groupgate/internal/memlimit"
 	"github.com/groupgate/groupgate/store/postgres"
 	"github.com/spf13/cobra"
 )
@@ -61,6 +62,9 @@ See docs/sync.md for the Graph permissions it needs.`,
 			if err != nil {
 				return err
 			}
+			// A full sync of a large tenant holds gigabytes at its peak: in a container, the collector must know
+			// the limit (as serve's does) rather than let the heap double past it into the OOM killer.
+			memlimit.Apply(logger, 0)
 			var tokens entra.TokenSource
 			if f.tokenEnv != "" {
 				t := os.Getenv(f.tokenEnv)

@@ -83,6 +83,19 @@ func TestSyncToSnapshotFile(t *testing.T) {
 	if !strings.Contains(out.String(), "sync round") || !strings.Contains(out.String(), "objects_read=") {
 		t.Errorf("no progress line in the output:\n%s", out)
 	}
+	if !strings.Contains(out.String(), `msg="memory limit"`) {
+		t.Errorf("sync did not say which memory limit it runs under:\n%s", out)
+	}
+
+	// A Go memory limit from the environment is the one sync runs under, and says so.
+	cmd, out = syncCmd(t, g, g.Token, "-o", filepath.Join(t.TempDir(), "limited.pb.gz"))
+	cmd.Env = append(cmd.Env, "GOMEMLIMIT=3GiB")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sync with GOMEMLIMIT: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), `msg="memory limit" source=GOMEMLIMIT`) || !strings.Contains(out.String(), "go_limit_bytes=3221225472") {
+		t.Errorf("sync under GOMEMLIMIT=3GiB did not log that limit:\n%s", out)
+	}
 
 	// A wrong token: the run fails naming the URL and the status, never the token.
 	cmd, out = syncCmd(t, g, "tok-9f2e-secret", "-o", filepath.Join(t.TempDir(), "x.json"))

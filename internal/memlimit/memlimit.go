@@ -53,7 +53,9 @@ func Apply(logger *slog.Logger, gcHeadroom uint64) Choice {
 	if c.GoLimit != math.MaxInt64 {
 		attrs = append(attrs, "go_limit_bytes", c.GoLimit)
 	}
-	attrs = append(attrs, "gc_headroom_max_bytes", FitHeadroom(gcHeadroom, c.GoLimit))
+	if gcHeadroom > 0 { // a process that does not tune its collector (sync) has no headroom to report
+		attrs = append(attrs, "gc_headroom_max_bytes", FitHeadroom(gcHeadroom, c.GoLimit))
+	}
 	logger.Info("memory limit", attrs...)
 	return c
 }
