@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -150,12 +149,16 @@ func (f *FileState) compact(_ context.Context, s *State) error {
 		if err != nil {
 			return err
 		}
-		cw := &countingWriter{w: out}
-		err = EncodeState(cw, s, f.zip())
+		err = EncodeState(out, s, f.zip())
+		if err == nil {
+			var info os.FileInfo
+			if info, err = out.Stat(); err == nil {
+				size = info.Size()
+			}
+		}
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
-		size = cw.n
 		return err
 	})
 	if err != nil {
@@ -167,17 +170,6 @@ func (f *FileState) compact(_ context.Context, s *State) error {
 	// overwrites them.
 	_ = os.Truncate(f.LogPath(), 0)
 	return nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // logRecord is one round in the log: its links, the users and units it changed (null: removed), the groups it
