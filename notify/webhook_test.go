@@ -1,18 +1,17 @@
 package notify_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/syncbuf"
 	"github.com/groupgate/groupgate/notify"
 	"github.com/groupgate/groupgate/notify/notifytest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,23 +21,10 @@ import (
 
 var secret = []byte("s3cret-of-the-webhook")
 
-// syncBuffer is a log destination tests read while the deliverer writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 type run struct {
 	d      *notify.Deliverer
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -46,7 +32,7 @@ type run struct {
 // start runs a deliverer for tenant contoso against conn, posting to url, until the test ends.
 func start(t *testing.T, conn grpc.ClientConnInterface, url string, ledgers notify.Ledgers, edit func(*notify.Config)) *run {
 	t.Helper()
-	r := &run{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, done: make(chan struct{})}
+	r := &run{reg: prometheus.NewRegistry(), logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cfg := notify.Config{URL: url, Secret: secret, Conn: conn, Token: "internal-token-0123456789",
 		Tenants: func() []string { return []string{"contoso"} }, Ledgers: ledgers,
 		Logger:     slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

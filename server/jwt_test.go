@@ -15,6 +15,7 @@ import (
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
 	"github.com/groupgate/groupgate/internal/oidc"
 	"github.com/groupgate/groupgate/internal/oidc/oidctest"
+	"github.com/groupgate/groupgate/internal/syncbuf"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/servertest"
 	"google.golang.org/grpc/codes"
@@ -183,7 +184,7 @@ func TestIssuerOutage(t *testing.T) {
 // TestJWTCallerIsLogged: the log line of a JWT call names tid/oid and the app, never the token.
 func TestJWTCallerIsLogged(t *testing.T) {
 	issuer := oidctest.New(t, oidctest.Options{})
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	srv := jwtServer(t, issuer, &logs)
 	token := issuer.Token(oidctest.TokenOptions{ObjectID: "0c6f5a1e-0000-4000-8000-00000000beef", AppID: "a1b2c3d4-0000-4000-8000-000000000001",
 		Roles: []string{"GroupGate.Check"}})

@@ -1,15 +1,14 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/groupgate/groupgate/client"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/syncbuf"
 	"github.com/groupgate/groupgate/internal/testcerts"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/servertest"
@@ -216,7 +215,7 @@ func TestLogsNameTheCallerNeverTheToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	srv := servertest.StartWith(t, servertest.Options{Tokens: tok,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	checker, err := client.Dial(srv.Addr, client.Options{Token: approvals})
@@ -264,21 +263,4 @@ func TestLogsNameTheCallerNeverTheToken(t *testing.T) {
 	if strings.Contains(out, approvals) || strings.Contains(out, sync) {
 		t.Errorf("a token is in the logs:\n%s", out)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/groupgate/groupgate/directory/demo"
 	"github.com/groupgate/groupgate/entra/graphtest"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/syncbuf"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -26,7 +25,7 @@ const syncTenant = "contoso-sync"
 
 // syncCmd is `groupgate sync` as a process of its own (this test binary, see TestMain), reading the stand-in
 // with the token in GG_GRAPH_TOKEN.
-func syncCmd(t *testing.T, g *graphtest.Server, token string, args ...string) (*exec.Cmd, *lockedBuffer) {
+func syncCmd(t *testing.T, g *graphtest.Server, token string, args ...string) (*exec.Cmd, *syncbuf.Buffer) {
 	t.Helper()
 	labels := filepath.Join(t.TempDir(), "labels.json")
 	if err := os.WriteFile(labels, []byte(graphtest.LabelsJSON), 0o644); err != nil {
@@ -35,27 +34,9 @@ func syncCmd(t *testing.T, g *graphtest.Server, token string, args ...string) (*
 	args = append([]string{"sync", "--tenant", syncTenant, "--graph-endpoint", g.URL, "--token-env", "GG_GRAPH_TOKEN", "--labels", labels}, args...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "GROUPGATE_TEST_MAIN=1", "GG_GRAPH_TOKEN="+token)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	return cmd, out
-}
-
-// lockedBuffer is written by the process's output copier while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestSyncToSnapshotFile(t *testing.T) {

@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/groupgate/groupgate/directory"
 	"github.com/groupgate/groupgate/directory/demo"
+	"github.com/groupgate/groupgate/internal/syncbuf"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/authzen"
 	"github.com/groupgate/groupgate/server/servertest"
@@ -545,30 +545,13 @@ func TestDiscoveryBaseURL(t *testing.T) {
 // SPEC §17, §11: an AuthZEN call passes the same interceptor chain as /v1/…: the server's log names the RPC it
 // became and the HTTP client's address (the metadata grpc-gateway's routes send).
 func TestCallsGoThroughTheChain(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	base := servertest.StartWith(t, servertest.Options{HTTP: true, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}).HTTPURL
 	wantOK(t, post(t, base+"/tenants/contoso/access/v1/evaluation", `{"subject":{"type":"user","id":"u-erin"},"action":{"name":"member"},"resource":{"type":"group","id":"grp-finance"}}`))
 	out := logs.String()
 	if !strings.Contains(out, "grpc.method=CheckMembership") || !strings.Contains(out, "http.client=127.0.0.1:") {
 		t.Errorf("no log line of the call with its HTTP client:\n%s", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestValidateBaseURL(t *testing.T) {

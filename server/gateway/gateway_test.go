@@ -12,12 +12,12 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/groupgate/groupgate/directory/demo"
 	pb "github.com/groupgate/groupgate/gen/groupgate/v1"
+	"github.com/groupgate/groupgate/internal/syncbuf"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/server/gateway"
 	"github.com/groupgate/groupgate/server/servertest"
@@ -706,29 +706,11 @@ func TestHTTPWatchFindingsStreamsLiveEvents(t *testing.T) {
 
 const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
-// syncBuffer is a log sink the server writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestLogsNameTheConnectionNotAHeader: a failed HTTP call is logged with the HTTP client's address as the
 // connection has it; what the client puts in X-Forwarded-For or a Grpc-Metadata- header of the key the gateway
 // uses cannot stand in for it.
 func TestLogsNameTheConnectionNotAHeader(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	srv := servertest.StartWith(t, servertest.Options{HTTP: true,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	a := do(t, srv.HTTPURL, call{path: "/v1/checkMembership", body: `{"tenantId":"contoso","groupId":"grp-nope","principalId":"u-erin"}`,
