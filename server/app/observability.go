@@ -12,6 +12,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/groupgate/groupgate/decisionlog"
+	"github.com/groupgate/groupgate/internal/spanexport"
 	"github.com/groupgate/groupgate/server"
 	"github.com/groupgate/groupgate/store"
 	"github.com/groupgate/groupgate/store/postgres"
@@ -145,7 +146,11 @@ func SetupTracing(ctx context.Context) (trace.TracerProvider, func(), error) {
 			res = merged
 		}
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	var proc sdktrace.SpanProcessor = spanexport.NewBatcher(exp, spanexport.BatcherOptions{})
+	if os.Getenv("GG_EXP_BSP") != "" {
+		proc = sdktrace.NewBatchSpanProcessor(exp)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return tp, func() {
