@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"net"
 	"os"
 	"os/exec"
@@ -123,7 +124,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 					servers[i] = &benchServer{addr: cfg.Addr, httpURL: httpURL, rss: func() int64 { return -1 }}
 					continue
 				}
-				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && !stream.on && i == 0, gcHeadroom, decisionLog)
+				s, err := startBenchServer(ctx, t, snapshotPath, separate, !noHTTP && !stream.on && i == 0, gcHeadroom, decisionLog, nil)
 				if err != nil {
 					return err
 				}
@@ -475,8 +476,9 @@ type benchServer struct {
 
 // startBenchServer starts groupgate on the snapshot file, listening on loopback TCP or on a unix socket in a
 // temporary directory, in this process or (separate) in a process of its own; withHTTP also serves its HTTP/JSON
-// API on a free loopback port.
-func startBenchServer(ctx context.Context, transport, snapshot string, separate, withHTTP bool, gcHeadroom uint64, decisionLog string) (*benchServer, error) {
+// API on a free loopback port. A server in this process traces with tracerProvider when it is not nil (in place
+// of what OTEL_* would set up).
+func startBenchServer(ctx context.Context, transport, snapshot string, separate, withHTTP bool, gcHeadroom uint64, decisionLog string, tracerProvider trace.TracerProvider) (*benchServer, error) {
 	httpListen := ""
 	if separate {
 		if withHTTP {
@@ -507,7 +509,7 @@ func startBenchServer(ctx context.Context, transport, snapshot string, separate,
 	}
 	cfg := app.Config{Listen: listenAddr, SocketMode: 0o600, Snapshots: []string{snapshot}, Logger: logger,
 		ShutdownTimeout: time.Second, GCHeadroom: gcHeadroom,
-		DecisionLog: app.DecisionLogConfig{Sink: decisionLog, MaxBytes: 100 << 20, Keep: 10}}
+		DecisionLog: app.DecisionLogConfig{Sink: decisionLog, MaxBytes: 100 << 20, Keep: 10}, TracerProvider: tracerProvider}
 	if withHTTP {
 		cfg.HTTPListen = "127.0.0.1:0"
 	}

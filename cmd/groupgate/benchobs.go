@@ -6,11 +6,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/groupgate/groupgate/bench"
 	"github.com/groupgate/groupgate/internal/otlptest"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // observabilityRun is one of the three configurations --observability-rounds compares.
@@ -53,11 +59,18 @@ func runObservability(ctx context.Context, cfg bench.Config, transport, snapshot
 	if protocol == "" {
 		protocol = "http/protobuf"
 	}
-	names := []string{"plain", "decision-log", "tracing"}
+	names := []string{"plain", "decision-log", "tracing", "spans-only"}
 	results := make([][]observabilityRun, rounds)
 	for round := range rounds {
 		fmt.Fprintf(stdout(), "round %d (load %s)\n", round+1, loadAverage())
-		for _, name := range names {
+		results[round] = make([]observabilityRun, len(names))
+		// Each round starts with another run (plain first, then decision-log first, …): a run's place in the
+		// round changes what it measures (the heap the earlier servers left, the machine's drift over the minute).
+		for k := range names {
+			i := (k + round) % len(names)
+			name := names[i]
+			runtime.GC() // the last server's snapshot and index are garbage now, not during this run
+			debug.FreeOSMemory()
 			run, err := runObservabilityOnce(ctx, cfg, name, transport, snapshot, dir, protocol, gcHeadroom, profilePath(cpuProfile, name, round))
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", round+1, name, err)
@@ -68,25 +81,50 @@ func runObservability(ctx context.Context, cfg bench.Config, transport, snapshot
 				line += fmt.Sprintf("  records %d, dropped %d", run.records, run.dropped)
 			case "tracing":
 				line += fmt.Sprintf("  spans %d (%.2f a request, %s)", run.spans, float64(run.spans)/float64(max(run.report.Requests, 1)), protocol)
+			case "spans-only":
+				line += fmt.Sprintf("  spans %d (%.2f a request, not exported)", run.spans, float64(run.spans)/float64(max(run.report.Requests, 1)))
 			}
 			fmt.Fprintln(stdout(), line)
-			results[round] = append(results[round], run)
+			results[round][i] = run
 		}
 	}
 	fmt.Fprintf(stdout(), "tenant %s, concurrency %d, %s\n", cfg.Tenant, cfg.Concurrency, transport)
 	// Throughput, and this process's CPU time per request (server, load generator and receiver together): on a
 	// machine shared with other work the CPU cost moves far less than the throughput does.
-	fmt.Fprintf(stdout(), "%-6s %-24s %-38s %-38s\n", "round", "plain", "decision-log", "tracing")
+	fmt.Fprintf(stdout(), "%-6s %-24s %-38s %-38s %-38s\n", "round", "plain", "decision-log", "tracing", "spans-only")
+	ratios := make([][2][]float64, len(names)) // per run: throughput and CPU a request against the round's plain run
 	for round, runs := range results {
 		plain := runs[0].report
-		cell := func(r bench.Report) string {
-			return fmt.Sprintf("%.0f/s %+.1f%%, %s %+.1f%%", r.PerSecond, 100*(r.PerSecond-plain.PerSecond)/plain.PerSecond,
-				r.CPUPerRequest.Round(100*time.Nanosecond), 100*float64(r.CPUPerRequest-plain.CPUPerRequest)/float64(plain.CPUPerRequest))
+		cells := make([]any, 0, len(names)+1)
+		cells = append(cells, round+1, fmt.Sprintf("%.0f/s, %s cpu/req", plain.PerSecond, plain.CPUPerRequest.Round(100*time.Nanosecond)))
+		for i, run := range runs[1:] {
+			r := run.report
+			rate, cpu := 100*(r.PerSecond-plain.PerSecond)/plain.PerSecond, 100*float64(r.CPUPerRequest-plain.CPUPerRequest)/float64(plain.CPUPerRequest)
+			ratios[i+1][0], ratios[i+1][1] = append(ratios[i+1][0], rate), append(ratios[i+1][1], cpu)
+			cells = append(cells, fmt.Sprintf("%.0f/s %+.1f%%, %s %+.1f%%", r.PerSecond, rate, r.CPUPerRequest.Round(100*time.Nanosecond), cpu))
 		}
-		fmt.Fprintf(stdout(), "%-6d %-24s %-38s %-38s\n", round+1, fmt.Sprintf("%.0f/s, %s cpu/req", plain.PerSecond, plain.CPUPerRequest.Round(100*time.Nanosecond)),
-			cell(runs[1].report), cell(runs[2].report))
+		fmt.Fprintf(stdout(), "%-6d %-24s %-38s %-38s %-38s\n", cells...)
+	}
+	if rounds > 1 {
+		// Each round's runs follow each other within a minute; the machine's other work moves between rounds. The
+		// median of the rounds' differences is the figure least moved by one disturbed run.
+		cells := []any{"median", ""}
+		for _, r := range ratios[1:] {
+			cells = append(cells, fmt.Sprintf("%+.1f%%, cpu %+.1f%%", median(r[0]), median(r[1])))
+		}
+		fmt.Fprintf(stdout(), "%-6s %-24s %-38s %-38s %-38s\n", cells...)
 	}
 	return nil
+}
+
+// median of xs (sorted in place).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
 func runObservabilityOnce(ctx context.Context, cfg bench.Config, name, transport, snapshot, dir, protocol string, gcHeadroom uint64, cpuProfile string) (observabilityRun, error) {
@@ -121,7 +159,17 @@ func runObservabilityOnce(ctx context.Context, cfg bench.Config, name, transport
 		os.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
 		defer os.Unsetenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	}
-	s, err := startBenchServer(ctx, transport, snapshot, false, false, gcHeadroom, decisionLog)
+	var tracerProvider trace.TracerProvider
+	var spansOnly *countingProcessor
+	if name == "spans-only" {
+		// What tracing costs before any export: the SDK's spans, sampled as OTEL_TRACES_SAMPLER says (the default:
+		// every call), made by otelgrpc and the server as in the tracing run, counted and dropped when they end.
+		spansOnly = &countingProcessor{}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spansOnly))
+		defer tp.Shutdown(context.Background())
+		tracerProvider = tp
+	}
+	s, err := startBenchServer(ctx, transport, snapshot, false, false, gcHeadroom, decisionLog, tracerProvider)
 	if err != nil {
 		return run, err
 	}
@@ -152,6 +200,9 @@ func runObservabilityOnce(ctx context.Context, cfg bench.Config, name, transport
 	if receiver != nil {
 		run.spans, _ = receiver.Counts()
 	}
+	if spansOnly != nil {
+		run.spans = spansOnly.ended.Load()
+	}
 	return run, nil
 }
 
@@ -175,3 +226,15 @@ func loadAverage() string {
 	}
 	return strings.Join(fields[:3], " ")
 }
+
+// countingProcessor counts the sampled spans that end, and keeps none.
+type countingProcessor struct{ ended atomic.Int64 }
+
+func (p *countingProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (p *countingProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.SpanContext().IsSampled() {
+		p.ended.Add(1)
+	}
+}
+func (p *countingProcessor) Shutdown(context.Context) error   { return nil }
+func (p *countingProcessor) ForceFlush(context.Context) error { return nil }

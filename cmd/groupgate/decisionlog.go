@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -32,8 +33,8 @@ func (f *decisionLogFlags) register(fl *pflag.FlagSet, retention *postgres.Reten
 // tracedHTTPClient is groupgate sync's Graph client: with tracing on (app.SetupTracing), every Graph request is a
 // client span (otelhttp) and carries its traceparent, and tracer (nil with tracing off) makes the round spans
 // the requests are children of.
-func tracedHTTPClient(ctx context.Context, timeout time.Duration) (*http.Client, trace.Tracer, func(), error) {
-	tp, shutdown, err := app.SetupTracing(ctx)
+func tracedHTTPClient(ctx context.Context, logger *slog.Logger, timeout time.Duration) (*http.Client, trace.Tracer, func(), error) {
+	tp, shutdown, err := app.SetupTracing(ctx, logger)
 	if err != nil {
 		return nil, nil, nil, err
 	}

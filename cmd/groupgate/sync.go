@@ -75,7 +75,7 @@ See docs/sync.md for the Graph permissions it needs.`,
 			} else if tokens, err = entra.DefaultAzureTokens(f.endpoint); err != nil {
 				return fmt.Errorf("no Azure credential (use --token-env, or see docs/sync.md): %w", err)
 			}
-			graphHTTP, tracer, stopTracing, err := tracedHTTPClient(ctx, 2*time.Minute) // OTEL_* (decisionlog.go)
+			graphHTTP, tracer, stopTracing, err := tracedHTTPClient(ctx, logger, 2*time.Minute) // OTEL_* (decisionlog.go)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ package spanexport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -57,7 +58,7 @@ func envInt(name string, def int) int {
 }
 
 func envMillis(name string, def time.Duration) time.Duration {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 { // 0 would be a timer that never rests
 		return time.Duration(n) * time.Millisecond
 	}
 	return def
@@ -189,6 +190,8 @@ func (b *Batcher) run() {
 	defer close(b.done)
 	timer := time.NewTimer(b.opts.ScheduleDelay)
 	defer timer.Stop()
+	var reported uint64 // drops told so far: at most once a minute, through the SDK's error handler (serve's log)
+	var reportedAt time.Time
 	for {
 		var reply chan error
 		select {
@@ -201,6 +204,10 @@ func (b *Batcher) run() {
 			reply <- err
 		} else if err != nil {
 			otel.Handle(err)
+		}
+		if n := b.dropped.Load(); n > reported && time.Since(reportedAt) >= time.Minute {
+			otel.Handle(fmt.Errorf("%d spans dropped so far (%d since the last report): the queue of %d was full, the collector took spans slower than they came", n, n-reported, b.opts.MaxQueueSize))
+			reported, reportedAt = n, time.Now()
 		}
 		b.mu.Lock()
 		stopped := b.stopped && len(b.queue) == 0

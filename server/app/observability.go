@@ -49,7 +49,7 @@ func (a *App) openObservability(ctx context.Context) error {
 		a.decisionLog, a.decisionLogReader = dl, reader
 	}
 	if a.tracer == nil {
-		tp, shutdown, err := SetupTracing(ctx)
+		tp, shutdown, err := SetupTracing(ctx, a.logger)
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,10 @@ func openDecisionLog(f DecisionLogConfig, retainFor time.Duration, st store.Stor
 // Without an endpoint, or with OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none, it returns a nil provider:
 // no exporter, no spans, nothing on the hot path. It also becomes the global provider (groupgate sync's Graph
 // requests use it) with the W3C trace context propagator.
-func SetupTracing(ctx context.Context) (trace.TracerProvider, func(), error) {
+//
+// Spans go through a spanexport.Batcher (OTEL_BSP_* as the SDK's batch processor reads them) rather than the SDK's
+// BatchSpanProcessor, whose hand-over costs a goroutine wake-up per span.
+func SetupTracing(ctx context.Context, logger *slog.Logger) (trace.TracerProvider, func(), error) {
 	if os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" ||
 		strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") || os.Getenv("OTEL_TRACES_EXPORTER") == "none" {
 		return nil, func() {}, nil
@@ -146,17 +149,21 @@ func SetupTracing(ctx context.Context) (trace.TracerProvider, func(), error) {
 			res = merged
 		}
 	}
-	var proc sdktrace.SpanProcessor = spanexport.NewBatcher(exp, spanexport.BatcherOptions{})
-	if os.Getenv("GG_EXP_BSP") != "" {
-		proc = sdktrace.NewBatchSpanProcessor(exp)
-	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(proc), sdktrace.WithResource(res))
+	// The SDK's own errors (an export the collector refused or never answered) into this process's log.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("OpenTelemetry", "err", err) }))
+	batcher := spanexport.NewBatcher(exp, spanexport.BatcherOptions{})
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(batcher), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return tp, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = tp.Shutdown(sctx) // exports what is queued; an unreachable collector cannot hold up the exit
+		if err := tp.Shutdown(sctx); err != nil { // exports what is queued; an unreachable collector cannot hold up the exit
+			logger.Warn("tracing: the last spans were not all exported", "err", err)
+		}
+		if n := batcher.Dropped(); n > 0 {
+			logger.Warn("tracing: spans dropped, the collector took them slower than they came", "dropped", n)
+		}
 	}, nil
 }
 
