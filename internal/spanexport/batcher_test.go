@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,7 +242,7 @@ func TestBatcherOptionsFromEnv(t *testing.T) {
 		{nil, BatcherOptions{5 * time.Second, 30 * time.Second, 2048, 512}},
 		{map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "250", "OTEL_BSP_EXPORT_TIMEOUT": "1000", "OTEL_BSP_MAX_QUEUE_SIZE": "4096", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1024"},
 			BatcherOptions{250 * time.Millisecond, time.Second, 4096, 1024}},
-		{map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "100"}, BatcherOptions{5 * time.Second, 30 * time.Second, 100, 100}},                              // a batch no larger than the queue
+		{map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "100"}, BatcherOptions{5 * time.Second, 30 * time.Second, 100, 100}},                                    // a batch no larger than the queue
 		{map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "-3", "OTEL_BSP_SCHEDULE_DELAY": "soon"}, BatcherOptions{5 * time.Second, 30 * time.Second, 2048, 512}}, // ignored
 	} {
 		for _, k := range []string{"OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"} {
