@@ -2,7 +2,6 @@ package spanexport
 
 import (
 	"math"
-	"reflect"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -428,50 +427,26 @@ func (e *encoder) anyValue(num protowire.Number, v attribute.Value) {
 		e.buf = protowire.AppendBytes(e.buf, v.AsByteSlice())
 	case attribute.BOOLSLICE:
 		arr := e.open(anyValueArray, reserveSmall)
-		if a, ok := sliceElems(&v, reflect.Bool); ok {
-			for i := range a.Len() {
-				e.boolElem(a.Index(i).Bool())
-			}
-		} else {
-			for _, b := range v.AsBoolSlice() {
-				e.boolElem(b)
-			}
+		for _, b := range v.AsBoolSlice() {
+			e.boolElem(b)
 		}
 		e.close(arr, reserveSmall)
 	case attribute.INT64SLICE:
 		arr := e.open(anyValueArray, reserveSmall)
-		if a, ok := sliceElems(&v, reflect.Int64); ok {
-			for i := range a.Len() {
-				e.int64Elem(a.Index(i).Int())
-			}
-		} else {
-			for _, n := range v.AsInt64Slice() {
-				e.int64Elem(n)
-			}
+		for _, n := range v.AsInt64Slice() {
+			e.int64Elem(n)
 		}
 		e.close(arr, reserveSmall)
 	case attribute.FLOAT64SLICE:
 		arr := e.open(anyValueArray, reserveSmall)
-		if a, ok := sliceElems(&v, reflect.Float64); ok {
-			for i := range a.Len() {
-				e.float64Elem(a.Index(i).Float())
-			}
-		} else {
-			for _, f := range v.AsFloat64Slice() {
-				e.float64Elem(f)
-			}
+		for _, f := range v.AsFloat64Slice() {
+			e.float64Elem(f)
 		}
 		e.close(arr, reserveSmall)
 	case attribute.STRINGSLICE:
 		arr := e.open(anyValueArray, reserveSmall)
-		if a, ok := sliceElems(&v, reflect.String); ok {
-			for i := range a.Len() {
-				e.stringElem(a.Index(i).String())
-			}
-		} else {
-			for _, s := range v.AsStringSlice() {
-				e.stringElem(s)
-			}
+		for _, s := range v.AsStringSlice() {
+			e.stringElem(s)
 		}
 		e.close(arr, reserveSmall)
 	case attribute.SLICE:
@@ -524,32 +499,6 @@ func (e *encoder) stringElem(s string) {
 	e.buf = appendTag(e.buf, anyValueString, protowire.BytesType)
 	e.buf = appendVarint(e.buf, uint64(len(s)))
 	e.buf = append(e.buf, s...)
-}
-
-// valueSliceField is the index of attribute.Value's unexported field that holds a slice value's elements (in
-// otel v1.47, an array of them in an interface), or -1 if there is no such field.
-var valueSliceField = func() int {
-	f, ok := reflect.TypeFor[attribute.Value]().FieldByName("slice")
-	if !ok || len(f.Index) != 1 || f.Type.Kind() != reflect.Interface {
-		return -1
-	}
-	return f.Index[0]
-}()
-
-// sliceElems is the array of a slice value's elements, read in place, if v holds them as otel v1.47 does (an
-// array of elem in its slice field). AsStringSlice and the like copy the elements to a new slice: an allocation
-// for every slice attribute of every span (groupgate.rules on every decision's span), which reading them through
-// reflect avoids. When the representation is not the expected one (another version of otel), ok is false and the
-// caller uses the copying accessor: slower, never wrong.
-func sliceElems(v *attribute.Value, elem reflect.Kind) (a reflect.Value, ok bool) {
-	if valueSliceField < 0 {
-		return reflect.Value{}, false
-	}
-	a = reflect.ValueOf(v).Elem().Field(valueSliceField).Elem()
-	if a.Kind() != reflect.Array || a.Type().Elem().Kind() != elem {
-		return reflect.Value{}, false
-	}
-	return a, true
 }
 
 // traceState encodes ts as its String would, without building the string: the members' key=value, joined by

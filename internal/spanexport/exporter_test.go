@@ -389,21 +389,6 @@ func TestExportSpansEncodesWhatOTLPTraceSends(t *testing.T) {
 			requireEquivalent(t, want[0], got[0])
 		})
 	}
-	t.Run("slices through their copying accessors", func(t *testing.T) {
-		// What another version of attribute.Value, whose elements sliceElems cannot read in place, gets.
-		defer func(f int) { valueSliceField = f }(valueSliceField)
-		valueSliceField = -1
-		for _, tc := range cases {
-			if err := officialExp.ExportSpans(ctx, tc.spans); err != nil {
-				t.Fatal(err)
-			}
-			if err := exp.ExportSpans(ctx, tc.spans); err != nil {
-				t.Fatal(err)
-			}
-			want, got := official.take(), mine.take()
-			requireEquivalent(t, want[0], got[0])
-		}
-	})
 	t.Run("all batches, in turn, twice", func(t *testing.T) {
 		// The requests of a run of exports, compared at the end: a later batch must not have written over an
 		// earlier one's bytes (the capture client copies, as a real client's marshalling does).
@@ -849,7 +834,8 @@ func (nopClient) Stop(context.Context) error                                   {
 func (nopClient) UploadTraces(context.Context, []*tracepb.ResourceSpans) error { return nil }
 
 // TestExportSpansAllocatesNothing: once its buffers have grown to the batch, the exporter allocates nothing to
-// encode one, whatever the number of spans (the client's marshalling aside).
+// encode one, whatever the number of spans (the client's marshalling aside), but the copy that attribute.Value's
+// accessors make of a slice attribute's elements (AsStringSlice…: groupgate.rules on a decision's span).
 func TestExportSpansAllocatesNothing(t *testing.T) {
 	ctx := context.Background()
 	exp := NewExporter(nopClient{})
@@ -877,9 +863,32 @@ func TestExportSpansAllocatesNothing(t *testing.T) {
 				if err := exp.ExportSpans(ctx, tc.spans); err != nil {
 					t.Fatal(err)
 				}
-			}); n != 0 {
-				t.Errorf("%v allocations per export of %d spans, want 0", n, len(tc.spans))
+			}); n > float64(sliceAttributes(tc.spans)) {
+				t.Errorf("%v allocations per export of %d spans, want at most %d (their slice attributes)", n, len(tc.spans), sliceAttributes(tc.spans))
 			}
 		})
 	}
+}
+
+// sliceAttributes counts the slice-valued attributes of spans, their events and links.
+func sliceAttributes(spans []sdktrace.ReadOnlySpan) int {
+	n := 0
+	count := func(attrs []attribute.KeyValue) {
+		for _, kv := range attrs {
+			switch kv.Value.Type() {
+			case attribute.BOOLSLICE, attribute.INT64SLICE, attribute.FLOAT64SLICE, attribute.STRINGSLICE:
+				n++
+			}
+		}
+	}
+	for _, s := range spans {
+		count(s.Attributes())
+		for _, e := range s.Events() {
+			count(e.Attributes)
+		}
+		for _, l := range s.Links() {
+			count(l.Attributes)
+		}
+	}
+	return n
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/groupgate/groupgate/store/postgres"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -120,7 +121,8 @@ func openDecisionLog(f DecisionLogConfig, retainFor time.Duration, st store.Stor
 // requests use it) with the W3C trace context propagator.
 //
 // Spans go through a spanexport.Batcher (OTEL_BSP_* as the SDK's batch processor reads them) rather than the SDK's
-// BatchSpanProcessor, whose hand-over costs a goroutine wake-up per span.
+// BatchSpanProcessor, whose hand-over costs a goroutine wake-up per span, to a spanexport.Exporter, which encodes
+// them for the OTLP client itself.
 func SetupTracing(ctx context.Context, logger *slog.Logger) (trace.TracerProvider, func(), error) {
 	if os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" ||
 		strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") || os.Getenv("OTEL_TRACES_EXPORTER") == "none" {
@@ -130,16 +132,18 @@ func SetupTracing(ctx context.Context, logger *slog.Logger) (trace.TracerProvide
 	if protocol == "" {
 		protocol = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
 	}
-	var exp sdktrace.SpanExporter
-	var err error
+	// The OTLP clients read every OTEL_EXPORTER_OTLP_* variable (endpoint, headers, TLS, compression, timeout,
+	// retries); spanexport writes the spans' encoding for them (the SDK's own transform cost several times more).
+	var client otlptrace.Client
 	switch protocol {
 	case "grpc":
-		exp, err = otlptracegrpc.New(ctx)
+		client = otlptracegrpc.NewClient()
 	case "", "http/protobuf":
-		exp, err = otlptracehttp.New(ctx)
-	default:
+		client = otlptracehttp.NewClient()
+	default: // http/json among them: spanexport's messages marshal only as protobuf
 		return nil, nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", protocol)
 	}
+	exp, err := spanexport.New(ctx, client)
 	if err != nil {
 		return nil, nil, fmt.Errorf("OpenTelemetry exporter: %w", err)
 	}
