@@ -123,16 +123,16 @@ func fromWire(data []byte, revision int64) (*Directory, error) {
 	// Users are created in declaration order: refs 0… FromSnapshot reserves every user, then every service
 	// principal, then every group before creating any, which numbers them the same. They are decoded on every
 	// core first; only the index and the node vector are written one user at a time.
-	decodedUsers, ok := decodeUsers(users)
+	userNodes, ok := decodeUsers(users)
 	if !ok {
 		return nil, errNotFast
 	}
-	for i := range decodedUsers {
-		if !b.loadUser(&decodedUsers[i]) {
+	for _, n := range userNodes {
+		if !b.loadUser(n) {
 			return nil, errNotFast
 		}
 	}
-	decodedUsers, users = nil, nil
+	userNodes, users = nil, nil
 	spMsgs := make([]*pb.ServicePrincipal, len(sps))
 	for i, raw := range sps {
 		spMsgs[i] = &pb.ServicePrincipal{}
@@ -267,17 +267,16 @@ func startWire(tenantID string, settings *pb.TenantSettings, labels [][]byte, pr
 // index write instead of three lookups and a write. It reports false for anything FromSnapshot would refuse
 // here: a duplicate id or one a label holds (labels are known by now; units come later in both); decodeUsers
 // checked the rest.
-func (b *builder) loadUser(u *wireUser) bool {
-	if _, isLabel := b.labels[u.node.id]; isLabel {
+func (b *builder) loadUser(n *Node) bool {
+	if _, isLabel := b.labels[n.id]; isLabel {
 		return false
 	}
 	index := b.index.x.overlay
 	before := len(index)
 	r := b.nodes.allocate()
-	if index[u.node.id] = r; len(index) == before {
+	if index[n.id] = r; len(index) == before {
 		return false // a duplicate: the snapshot is refused, so the overwritten entry does not matter
 	}
-	n := u.node
 	n.ref = r
 	b.nodes.v.chunks[r>>chunkBits][r&(chunkSize-1)] = n // allocate made the chunk this builder's
 	b.countNode(n, +1)
@@ -286,8 +285,8 @@ func (b *builder) loadUser(u *wireUser) bool {
 
 // decodeUsers decodes User messages on every core into their nodes (refs not yet given), reporting false for
 // one FromSnapshot would refuse by itself (a bad id or user type) or one the wire decoder does not read.
-func decodeUsers(users [][]byte) ([]wireUser, bool) {
-	out := make([]wireUser, len(users))
+func decodeUsers(users [][]byte) ([]*Node, bool) {
+	out := make([]*Node, len(users))
 	workers := runtime.GOMAXPROCS(0)
 	const chunk = 4096 // users a worker takes at a time
 	var next atomic.Int64
@@ -304,7 +303,7 @@ func decodeUsers(users [][]byte) ([]wireUser, bool) {
 					return
 				}
 				for i := from; i < min(from+chunk, len(users)); i++ {
-					if !out[i].decode(users[i], &strs) {
+					if out[i] = decodeUser(users[i], &strs); out[i] == nil {
 						failed.Store(true)
 						return
 					}
@@ -331,15 +330,10 @@ func (b *builder) hasDuplicate(refs []Ref) bool {
 	return false
 }
 
-// wireUser is one user read from the wire: its node, and the fields decode read it from.
-type wireUser struct {
-	node *Node
-}
-
-// decode reads a User message as proto.Unmarshal would (a scalar field seen twice: the last wins), with its
-// strings copied into strs, into a new node. It reports false for anything it does not read itself, and for a
-// bad id or user type.
-func (u *wireUser) decode(b []byte, strs *arena) bool {
+// decodeUser reads a User message as proto.Unmarshal would (a scalar field seen twice: the last wins), with its
+// strings copied into strs, into a new node (its ref not yet given). It returns nil for anything it does not read
+// itself, and for a bad id or user type.
+func decodeUser(b []byte, strs *arena) *Node {
 	var (
 		id, displayName string
 		kind            pb.UserType
@@ -348,14 +342,14 @@ func (u *wireUser) decode(b []byte, strs *arena) bool {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return false
+			return nil
 		}
 		b = b[n:]
 		switch {
 		case typ == protowire.BytesType && (num == userID || num == userDisplayName || num == userDirectoryRoles):
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 || !utf8.Valid(v) {
-				return false
+				return nil
 			}
 			b = b[n:]
 			switch num {
@@ -369,24 +363,23 @@ func (u *wireUser) decode(b []byte, strs *arena) bool {
 		case typ == protowire.VarintType && num == userType:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
-				return false
+				return nil
 			}
 			b = b[n:]
 			kind = pb.UserType(int32(v))
 		default:
-			return false
+			return nil
 		}
 	}
 	switch kind {
 	case pb.UserType_USER_TYPE_MEMBER, pb.UserType_USER_TYPE_GUEST:
 	default:
-		return false
+		return nil
 	}
 	if !ValidID(id) {
-		return false
+		return nil
 	}
-	u.node = &Node{id: id, kind: KindUser, userType: kind, userDisplayName: displayName, userRoles: roles}
-	return true
+	return &Node{id: id, kind: KindUser, userType: kind, userDisplayName: displayName, userRoles: roles}
 }
 
 // groupIDOf is the id a Group message carries (the last one, should it carry several).
