@@ -183,7 +183,12 @@ func (c *Client) checkLink(link string) error {
 func hostPort(u *url.URL) string {
 	port := u.Port()
 	if port == "" {
-		port = map[string]string{"https": "443", "http": "80"}[strings.ToLower(u.Scheme)]
+		switch strings.ToLower(u.Scheme) {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
 	}
 	return strings.ToLower(u.Hostname()) + ":" + port
 }
