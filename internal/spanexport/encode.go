@@ -92,11 +92,6 @@ const (
 // attribute) should not pin its memory for the life of the process.
 const maxKeptBuffer = 16 << 20
 
-// linearScopes is how many scope groups are searched linearly before a map is built: a server has a few
-// instrumentation scopes (groupgate: otelgrpc's and the policy engine's), and comparing a few keys is cheaper
-// than hashing one.
-const linearScopes = 8
-
 // scopeKey groups spans as tracetransform.Spans does: by the resource's attribute.Distinct (equal attribute
 // sets, whatever the *resource.Resource) and the instrumentation scope.
 type scopeKey struct {
@@ -125,9 +120,8 @@ type encoder struct {
 	buf       []byte
 	resources []resourceGroup
 	scopes    []scopeGroup
-	next      []int32            // next[i]: the next span of span i's scope group, or -1
-	index     map[scopeKey]int32 // scope groups by key, once there are more than linearScopes
-	lastScope int32              // the last scope group found: consecutive spans mostly share theirs
+	next      []int32 // next[i]: the next span of span i's scope group, or -1
+	lastScope int32   // the last scope group found: consecutive spans mostly share theirs
 	msgs      []*tracepb.ResourceSpans
 }
 
@@ -168,9 +162,6 @@ func (e *encoder) release() {
 	e.resources = e.resources[:0]
 	clear(e.scopes)
 	e.scopes = e.scopes[:0]
-	if e.index != nil {
-		clear(e.index)
-	}
 	if cap(e.buf) > maxKeptBuffer {
 		e.buf = nil
 	}
@@ -206,29 +197,16 @@ func (e *encoder) group(spans []sdktrace.ReadOnlySpan) {
 			rg.last = g
 		}
 		e.scopes = append(e.scopes, scopeGroup{key: k, next: -1, first: int32(i), last: int32(i)})
-		if e.index != nil {
-			e.index[k] = g
-		} else if len(e.scopes) > linearScopes {
-			e.index = make(map[scopeKey]int32, 2*linearScopes)
-			for j := range e.scopes {
-				e.index[e.scopes[j].key] = int32(j)
-			}
-		}
 		e.lastScope = g
 	}
 }
 
-// findScope is the index of k's scope group, or -1.
+// findScope is the index of k's scope group, or -1. The groups are searched in turn: a process has a few
+// instrumentation scopes (groupgate: otelgrpc's, the server's, sync's and otelhttp's), and comparing a few keys is
+// cheaper than hashing one.
 func (e *encoder) findScope(k *scopeKey) int32 {
 	if e.lastScope >= 0 && e.scopes[e.lastScope].key == *k {
 		return e.lastScope
-	}
-	if len(e.scopes) > linearScopes {
-		if g, ok := e.index[*k]; ok {
-			e.lastScope = g
-			return g
-		}
-		return -1
 	}
 	for g := range e.scopes {
 		if e.scopes[g].key == *k {
