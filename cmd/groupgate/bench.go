@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/trace"
 	"net"
 	"os"
 	"os/exec"
@@ -29,6 +28,7 @@ import (
 	"github.com/groupgate/groupgate/internal/workload"
 	"github.com/groupgate/groupgate/server/app"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -248,7 +248,7 @@ Request ids come from the generated tenant: --preset and --seed must match the t
 	fl.IntVar(&stream.repeat, "stream-repeat", 3, "with --stream: timed streams from each server (after one untimed); the median is reported")
 	fl.Int32Var(&stream.pageSize, "stream-page-size", 0, "with --stream: the request's page_size (0: the server's default)")
 	fl.StringVar(&decisionLog, "decision-log", "", "without --addr: the servers' --decision-log (stdout, file:PATH); tracing follows the OTEL_* variables as serve's does")
-	fl.IntVar(&obsRounds, "observability-rounds", 0, "instead of the comparisons above: this many rounds of three runs, each on a fresh server in this process: plain, --decision-log file:… and tracing (OTEL_*) to an OTLP receiver in this process; --cpuprofile PATH writes PATH.RUN.ROUND")
+	fl.IntVar(&obsRounds, "observability-rounds", 0, "instead of the comparisons above: this many rounds of four runs, each on a fresh server in this process: plain, --decision-log file:…, tracing (OTEL_*) to an OTLP receiver in this process, and the same spans made but not exported; --cpuprofile PATH writes PATH.RUN.ROUND")
 	fl.DurationVar(&sampleEvery, "sample", 0, "during the groupgate run, print this process's goroutines, live Go heap (after a GC) and RSS at this interval (with an in-process server they include the server's)")
 	annotateEnv(cmd)
 	return cmd

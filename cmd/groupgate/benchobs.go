@@ -19,17 +19,18 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// observabilityRun is one of the three configurations --observability-rounds compares.
+// observabilityRun is one of the four configurations --observability-rounds compares.
 type observabilityRun struct {
 	report           bench.Report
 	records, dropped uint64 // the decision-log run's records written and dropped
 	spans            int64  // the tracing run's spans received
 }
 
-// runObservability measures what the decision log and tracing cost (issue 21): rounds of three runs back to back,
+// runObservability measures what the decision log and tracing cost (issue 21): rounds of four runs back to back,
 // each against a server of its own in this process, started fresh on the same snapshot: plain, --decision-log
 // file:… (a temporary file), and tracing to an OTLP receiver in this process (OTLP over gRPC, where it decodes
-// every export, and HTTP, where it counts the spans in the wire format without decoding them). The tracing run sets only OTEL_EXPORTER_OTLP_ENDPOINT: the protocol, the
+// every export, and HTTP, where it counts the spans in the wire format without decoding them), and spans-only (the same spans,
+// counted and dropped: tracing's cost before any export). The tracing run sets only OTEL_EXPORTER_OTLP_ENDPOINT: the protocol, the
 // sampler and the batch processor are the defaults or what OTEL_* in the environment say, as for serve. The
 // receiver's CPU is charged to the figure (it runs on the same cores as the server and the load, as a local
 // collector would). The records and spans are counted after each server has stopped (and flushed).

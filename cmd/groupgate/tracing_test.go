@@ -93,16 +93,17 @@ func TestSyncTracesGraphRequests(t *testing.T) {
 	}
 }
 
-// TestBenchObservabilityRounds: bench --observability-rounds runs plain, --decision-log file: and tracing to its
-// own receiver, each against a fresh server: the decision-log run writes records and drops none, the tracing run's
-// spans reach the receiver over either OTLP protocol (at least the server span of every request), and the
-// summary compares the three. It starts its own servers: --separate and --addr are refused.
+// TestBenchObservabilityRounds: bench --observability-rounds runs plain, --decision-log file:, tracing to its own
+// receiver and spans-only, each against a fresh server: the decision-log run writes records and drops none, the
+// tracing run's spans reach the receiver over either OTLP protocol (at least the server span of every request),
+// the spans-only run makes as many, and the summary compares the four. It starts its own servers: --separate and
+// --addr are refused.
 func TestBenchObservabilityRounds(t *testing.T) {
 	for _, protocol := range []string{"", "grpc"} {
 		t.Run("protocol "+protocol, func(t *testing.T) {
 			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
 			out := runCLI(t, "bench", "--preset", "tiny", "-c", "4", "-n", "1000", "--observability-rounds", "1")
-			var records, dropped, spans, requests int
+			var records, dropped, spans, spansOnly, requests int
 			for _, line := range strings.Split(out, "\n") {
 				fields := strings.Fields(line)
 				if len(fields) < 3 || fields[3] != "requests" {
@@ -121,13 +122,17 @@ func TestBenchObservabilityRounds(t *testing.T) {
 					if _, err := fmt.Sscanf(line[strings.Index(line, "spans "):], "spans %d", &spans); err != nil {
 						t.Fatalf("%q: %v", line, err)
 					}
+				case "spans-only":
+					if _, err := fmt.Sscanf(line[strings.Index(line, "spans "):], "spans %d", &spansOnly); err != nil {
+						t.Fatalf("%q: %v", line, err)
+					}
 				}
 			}
-			if records < requests || dropped != 0 || spans < requests {
-				t.Errorf("records %d (dropped %d), spans %d for %d requests a run; want a record a decision, none dropped, a span or more a request:\n%s",
-					records, dropped, spans, requests, out)
+			if records < requests || dropped != 0 || spans < requests || spansOnly < requests {
+				t.Errorf("records %d (dropped %d), spans %d, spans-only %d for %d requests a run; want a record a decision, none dropped, a span or more a request:\n%s",
+					records, dropped, spans, spansOnly, requests, out)
 			}
-			if !strings.Contains(out, "round  plain") || !strings.Contains(out, "\n1      ") {
+			if !strings.Contains(out, "round  plain") || !strings.Contains(out, "spans-only") || !strings.Contains(out, "\n1      ") {
 				t.Errorf("no summary:\n%s", out)
 			}
 		})
